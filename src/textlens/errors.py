@@ -1,0 +1,16 @@
+"""User-facing errors: each carries one line that says what went wrong and what to do."""
+
+from __future__ import annotations
+
+
+class TextlensError(ValueError):
+    """A mistake in how textlens was called; the message is one line meant for the user."""
+
+
+class MissingAssetError(TextlensError, FileNotFoundError):
+    """A demo model or data file is not installed."""
+
+
+def one_line(message: str) -> str:
+    """Collapse whitespace so that an error prints as exactly one line."""
+    return " ".join(str(message).split())

@@ -1,0 +1,89 @@
+"""Shared fixtures: tiny models built from configs (no weights downloaded), the real tokenizer."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+import torch
+import transformers
+
+from textlens import zoo
+from textlens.adapters import HFAdapter
+
+SENTENCES = [
+    "A gripping, beautifully acted film.",
+    "Dull.",
+    "The plot makes no sense and the jokes fall flat, but the score is lovely.",
+]
+TINY = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "max_position_embeddings": 128,
+}
+ARCHITECTURES = {
+    "bert": dict(TINY),
+    "roberta": dict(TINY, max_position_embeddings=130, pad_token_id=0),
+    "distilbert": {
+        "dim": 32,
+        "n_layers": 2,
+        "n_heads": 2,
+        "hidden_dim": 64,
+        "max_position_embeddings": 128,
+    },
+    "albert": dict(TINY, embedding_size=16),
+    "electra": dict(TINY, embedding_size=16),
+    "deberta-v2": dict(
+        TINY,
+        type_vocab_size=2,
+        position_biased_input=True,
+        relative_attention=True,
+        max_relative_positions=64,
+    ),
+    "gpt2": {"n_embd": 32, "n_layer": 2, "n_head": 2, "n_positions": 128, "pad_token_id": 0},
+    "llama": dict(TINY, num_key_value_heads=1, pad_token_id=0, bos_token_id=101, eos_token_id=102),
+}
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """The packaged MiniLM's WordPiece tokenizer, shared by every tiny model."""
+    return transformers.AutoTokenizer.from_pretrained(zoo.encoder_path(), local_files_only=True)
+
+
+def tiny_model(model_type: str, head: str = "sequence-classification", seed: int = 0, **extra):
+    """A randomly initialised tiny model of ``model_type`` with the given head (seeded)."""
+    cfg = transformers.AutoConfig.for_model(
+        model_type, vocab_size=30522, **ARCHITECTURES[model_type], **extra
+    )
+    if head == "sequence-classification":
+        cfg.num_labels = 2
+        cfg.id2label = {0: "negative", 1: "positive"}
+        cfg.label2id = {"negative": 0, "positive": 1}
+    auto = {
+        "sequence-classification": transformers.AutoModelForSequenceClassification,
+        "question-answering": transformers.AutoModelForQuestionAnswering,
+        "token-classification": transformers.AutoModelForTokenClassification,
+        "causal-lm": transformers.AutoModelForCausalLM,
+        "base": transformers.AutoModel,
+    }[head]
+    torch.manual_seed(seed)
+    return auto.from_config(cfg, attn_implementation="eager").eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tokenizer) -> HFAdapter:
+    """A tiny 2-layer BERT sentiment classifier with random weights."""
+    return HFAdapter(tiny_model("bert"), tokenizer, name="tiny-bert")
+
+
+@pytest.fixture(scope="session")
+def demo() -> HFAdapter:
+    """The real demo classifier (built on first use, then cached)."""
+    return HFAdapter(*zoo.load_sentiment_classifier()[:2], name="demo")
