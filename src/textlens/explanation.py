@@ -1,0 +1,367 @@
+"""Explanation: attribution scores for one text, frozen, ready to render, export or evaluate."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from textlens.targets import TargetInfo
+
+SCHEMA = "textlens.explanation/1"
+Reduce = Literal["sum", "mean", "max", "l2"]
+_REDUCERS = ("sum", "mean", "max", "l2")
+
+
+def _frozen(values: Any, dtype: Any = np.float64) -> np.ndarray:
+    if hasattr(values, "detach"):  # a torch tensor: bring it to the CPU without importing torch
+        values = values.detach().cpu().numpy()
+    array = np.array(values, dtype=dtype, copy=True)
+    array.flags.writeable = False
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class Explanation:
+    """Attribution scores for one text.
+
+    Attributes:
+        text: The explained text.
+        tokens: Token strings (sub-words, or words after ``to_words``).
+        offsets: ``(start, end)`` character span of each token in ``text``; ``(0, 0)`` for
+            special tokens.
+        scores: Read-only, ``(n_tokens,)`` or ``(n_layers, n_tokens)``. For signed methods
+            positive means evidence for the target; for unsigned ones larger means more important.
+        axes: ``("token",)`` or ``("layer", "token")``.
+        method: Registry name of the method.
+        signed: Whether scores carry a sign (diverging colours) or not (sequential colours).
+        params: The method's settings.
+        target: What was explained (label, class index, the model's score and probability).
+        model: The model's name.
+        special: True for special tokens ([CLS], [SEP], ...).
+        layers: Layer numbers of the rows of a layered ``scores`` (hidden-state indices).
+        level: ``"subword"`` or ``"word"``.
+        extras: Method outputs besides the scores (e.g. ``convergence_delta``, ``sigma``);
+            arrays whose last axis is the token axis follow the tokens.
+        elapsed: Seconds spent on this text (its share of a batch).
+    """
+
+    text: str
+    tokens: tuple[str, ...]
+    offsets: tuple[tuple[int, int], ...]
+    scores: np.ndarray
+    method: str
+    target: TargetInfo
+    signed: bool = True
+    axes: tuple[str, ...] = ("token",)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    model: str = ""
+    special: tuple[bool, ...] = ()
+    layers: tuple[int, ...] | None = None
+    level: Literal["subword", "word"] = "subword"
+    extras: Mapping[str, np.ndarray] = field(default_factory=dict)
+    elapsed: float = 0.0
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "tokens", tuple(str(t) for t in self.tokens))
+        set_(self, "offsets", tuple((int(a), int(b)) for a, b in self.offsets))
+        set_(self, "scores", _frozen(self.scores))
+        set_(self, "axes", tuple(self.axes))
+        set_(self, "special", tuple(bool(s) for s in self.special) or (False,) * len(self.tokens))
+        set_(self, "params", dict(self.params))
+        set_(self, "extras", {k: _frozen(v) for k, v in dict(self.extras).items()})
+        if self.layers is not None:
+            set_(self, "layers", tuple(int(v) for v in self.layers))
+        n = len(self.tokens)
+        if len(self.offsets) != n or len(self.special) != n:
+            raise ValueError(
+                f"{n} tokens but {len(self.offsets)} offsets and {len(self.special)} special flags"
+            )
+        expected = {("token",): 1, ("layer", "token"): 2}.get(self.axes)
+        if expected is None:
+            raise ValueError(f"axes must be ('token',) or ('layer', 'token'), got {self.axes}")
+        if self.scores.ndim != expected or self.scores.shape[-1] != n:
+            raise ValueError(
+                f"scores of shape {self.scores.shape} do not fit {n} tokens {self.axes}"
+            )
+        if self.layers is not None and expected == 2 and len(self.layers) != self.scores.shape[0]:
+            raise ValueError(f"{len(self.layers)} layer numbers for {self.scores.shape[0]} rows")
+
+    # -- views -------------------------------------------------------------------------------
+    @property
+    def layered(self) -> bool:
+        return self.axes == ("layer", "token")
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def top(self, k: int = 5, layer: int | None = None) -> list[tuple[str, float]]:
+        """The ``k`` highest-scoring non-special tokens as ``(token, score)``.
+
+        For a layered explanation, ``layer`` picks the row (default: the last one).
+        """
+        row = self._row(layer)
+        order = [i for i in np.argsort(-row, kind="stable") if not self.special[i]]
+        return [(self.tokens[i], float(row[i])) for i in order[:k]]
+
+    def _row(self, layer: int | None) -> np.ndarray:
+        if not self.layered:
+            return self.scores
+        if layer is None:
+            return self.scores[-1]
+        if self.layers is None or layer not in self.layers:
+            raise ValueError(f"layer {layer} is not in this explanation; it has {self.layers}")
+        return self.scores[self.layers.index(layer)]
+
+    def select(self, layers: Sequence[int]) -> Explanation:
+        """Keep the given layers (by layer number) of a layered explanation."""
+        if not self.layered or self.layers is None:
+            raise ValueError("select(layers=...) needs a layered explanation")
+        missing = [v for v in layers if v not in self.layers]
+        if missing:
+            raise ValueError(f"layers {missing} are not in this explanation; it has {self.layers}")
+        rows = [self.layers.index(v) for v in layers]
+        extras = {
+            k: (v[rows] if v.ndim == 2 and v.shape[0] == len(self.layers) else v)
+            for k, v in self.extras.items()
+        }
+        return dataclasses.replace(
+            self, scores=self.scores[rows], layers=tuple(layers), extras=extras
+        )
+
+    def normalized(self, kind: Literal["l1", "max"] = "max") -> Explanation:
+        """Scores divided by their L1 norm or largest magnitude (per layer row)."""
+        scale = (
+            np.abs(self.scores).sum(axis=-1, keepdims=True)
+            if kind == "l1"
+            else np.abs(self.scores).max(axis=-1, keepdims=True)
+        )
+        scale = np.where(scale > 0, scale, 1.0)
+        return dataclasses.replace(self, scores=self.scores / scale)
+
+    # -- words -------------------------------------------------------------------------------
+    def word_groups(self) -> list[list[int]]:
+        """Token indices of each word: touching pieces join when both sides are letters/digits."""
+        groups: list[list[int]] = []
+        prev_end = -1
+        for i, ((start, end), sp) in enumerate(zip(self.offsets, self.special, strict=True)):
+            if sp or end <= start:
+                prev_end = -1
+                continue
+            joins = (
+                groups
+                and start == prev_end
+                and self.text[start - 1 : start].isalnum()
+                and self.text[start : start + 1].isalnum()
+            )
+            if joins:
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+            prev_end = end
+        return groups
+
+    def to_words(self, reduce: Reduce = "sum") -> Explanation:
+        """Merge sub-word scores into word scores using the tokens' character offsets.
+
+        Special tokens are dropped; the original scores stay in ``extras["subword_scores"]``
+        and each sub-word's word number in ``extras["subword_word_index"]`` (-1 for specials).
+
+        Args:
+            reduce: How the pieces of one word combine: ``sum``, ``mean``, ``max`` or ``l2``
+                (the root of the sum of squares; the result is unsigned).
+
+        Returns:
+            A new Explanation whose tokens are words. ``self`` is unchanged.
+        """
+        if reduce not in _REDUCERS:
+            raise ValueError(f"unknown reduce {reduce!r}; use one of {', '.join(_REDUCERS)}")
+        if self.level == "word":
+            return self
+        if all(a == b == 0 for a, b in self.offsets):
+            raise ValueError("this explanation has no character offsets (a slow tokenizer?)")
+        groups = self.word_groups()
+        n = len(self.tokens)
+
+        def merge(values: np.ndarray) -> np.ndarray:
+            parts = [values[..., g] for g in groups]
+            if reduce == "sum":
+                out = [p.sum(axis=-1) for p in parts]
+            elif reduce == "mean":
+                out = [p.mean(axis=-1) for p in parts]
+            elif reduce == "max":
+                out = [p.max(axis=-1) for p in parts]
+            else:
+                out = [np.sqrt((p**2).sum(axis=-1)) for p in parts]
+            return np.stack(out, axis=-1)
+
+        word_index = np.full(n, -1)
+        for w, g in enumerate(groups):
+            word_index[g] = w
+        extras = {
+            (f"subword_{k}" if v.shape and v.shape[-1] == n else k): v
+            for k, v in self.extras.items()
+        }
+        extras["subword_scores"] = self.scores
+        extras["subword_word_index"] = word_index
+        spans = [(self.offsets[g[0]][0], self.offsets[g[-1]][1]) for g in groups]
+        return dataclasses.replace(
+            self,
+            tokens=tuple(self.text[a:b] for a, b in spans),
+            offsets=tuple(spans),
+            special=(False,) * len(groups),
+            scores=merge(self.scores),
+            signed=self.signed and reduce != "l2",
+            level="word",
+            extras=extras,
+            params={**self.params, "word_reduce": reduce},
+        )
+
+    # -- serialisation -----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict with ``"schema": "textlens.explanation/1"``."""
+        return {
+            "schema": SCHEMA,
+            "text": self.text,
+            "tokens": list(self.tokens),
+            "offsets": [list(o) for o in self.offsets],
+            "special": list(self.special),
+            "scores": _to_list(self.scores),
+            "axes": list(self.axes),
+            "layers": None if self.layers is None else list(self.layers),
+            "level": self.level,
+            "method": self.method,
+            "signed": self.signed,
+            "params": _jsonable(self.params),
+            "target": self.target.to_dict(),
+            "model": self.model,
+            "extras": {
+                k: {"dtype": v.dtype.name, "values": _to_list(v)} for k, v in self.extras.items()
+            },
+            "elapsed": self.elapsed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Explanation:
+        """Rebuild an Explanation from ``to_dict`` output; refuses other schemas."""
+        if data.get("schema") != SCHEMA:
+            raise ValueError(f"not a {SCHEMA} document (schema={data.get('schema')!r})")
+        extras = {
+            k: np.array(_from_list(v["values"]), dtype=v["dtype"])
+            for k, v in data.get("extras", {}).items()
+        }
+        return cls(
+            text=data["text"],
+            tokens=tuple(data["tokens"]),
+            offsets=tuple(tuple(o) for o in data["offsets"]),
+            special=tuple(data["special"]),
+            scores=np.array(_from_list(data["scores"]), dtype=np.float64),
+            axes=tuple(data["axes"]),
+            layers=None if data.get("layers") is None else tuple(data["layers"]),
+            level=data.get("level", "subword"),
+            method=data["method"],
+            signed=bool(data["signed"]),
+            params=data.get("params", {}),
+            target=TargetInfo(**data["target"]),
+            model=data.get("model", ""),
+            extras=extras,
+            elapsed=float(data.get("elapsed", 0.0)),
+        )
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Explanation:
+        return cls.from_dict(json.loads(text))
+
+    def __repr__(self) -> str:
+        shape = "x".join(str(s) for s in self.scores.shape)
+        label = self.target.label if self.target.label is not None else self.target.kind
+        return (
+            f"Explanation(method={self.method!r}, target={label!r}, tokens={len(self.tokens)}, "
+            f"scores={shape}, level={self.level!r})"
+        )
+
+
+def _to_list(array: np.ndarray) -> Any:
+    """Nested lists with non-finite floats written as null (strict JSON)."""
+    if array.dtype.kind == "f":
+        obj = array.astype(object)
+        obj[~np.isfinite(array)] = None
+        return obj.tolist()
+    return array.tolist()
+
+
+def _from_list(values: Any) -> Any:
+    if isinstance(values, list):
+        return [_from_list(v) for v in values]
+    return math.nan if values is None else values
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return repr(value)
+
+
+def from_scores(
+    batch: Any,
+    scores: Any,
+    infos: Sequence[TargetInfo],
+    method: Any,
+    model: str,
+    elapsed: float = 0.0,
+) -> list[Explanation]:
+    """One Explanation per text of a batch: where tokens, offsets and provenance are joined.
+
+    Args:
+        batch: The TokenBatch the method saw.
+        scores: The method's Scores for it.
+        infos: The bound target's per-text info.
+        method: The method instance (its name, sign and settings are recorded).
+        model: The model's name.
+        elapsed: Seconds for the whole batch, shared evenly among its texts.
+    """
+    from textlens.methods.base import params_of
+
+    values = _frozen(scores.values, np.float64)
+    special = _frozen(batch.special_mask, bool)
+    extras = {k: _frozen(v) for k, v in scores.extras.items()}
+    width = values.shape[-1]
+    out = []
+    for b, tokens in enumerate(batch.tokens):
+        n = len(tokens)
+        own = {
+            k: (v[b, ..., :n] if v.ndim >= 2 and v.shape[-1] == width else v[b])
+            for k, v in extras.items()
+        }
+        out.append(
+            Explanation(
+                text=batch.texts[b],
+                tokens=tokens,
+                offsets=batch.offsets[b],
+                special=tuple(special[b, :n].tolist()),
+                scores=values[b, ..., :n],
+                axes=("layer", "token") if values.ndim == 3 else ("token",),
+                layers=scores.layers,
+                method=method.name,
+                signed=bool(method.signed),
+                params=params_of(method),
+                target=infos[b],
+                model=model,
+                extras=own,
+                elapsed=elapsed / max(1, len(batch.tokens)),
+            )
+        )
+    return out

@@ -1,0 +1,60 @@
+"""Attention weights per layer, averaged over heads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import torch
+
+from textlens.adapters.base import ModelAdapter
+from textlens.batch import TokenBatch
+from textlens.errors import TextlensError
+from textlens.methods import register
+from textlens.methods.base import Scores, mask_pads
+from textlens.methods.layer_conductance import resolve_layers
+from textlens.targets import BoundTarget
+
+
+@register
+@dataclass(frozen=True)
+class Attention:
+    """Attention paid to each token, per layer, averaged over heads.
+
+    Args:
+        query: Whose attention is read: ``auto`` (the first token, e.g. [CLS], for encoders;
+            the last real token for decoders), ``first``, ``last``, or ``mean`` over all real
+            tokens.
+        layers: Layer numbers 1..n_layers; None = every layer.
+    """
+
+    name: ClassVar[str] = "attention"
+    signed: ClassVar[bool] = False
+    layered: ClassVar[bool] = True
+    query: Literal["auto", "first", "last", "mean"] = "auto"
+    layers: tuple[int, ...] | None = None
+
+    def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
+        layers = resolve_layers(self.layers, model.n_layers)
+        if 0 in layers:
+            raise TextlensError("attention starts at layer 1 (layer 0 is the embedding output)")
+        with torch.no_grad(), model.eager_attention():  # type: ignore[attr-defined]
+            out = model.forward(model.embed(batch), batch, attentions=True)
+        maps = getattr(out, "attentions", None)
+        if not maps:
+            raise TextlensError("this model returns no attention weights")
+        stacked = torch.stack([maps[v - 1].mean(dim=1) for v in layers], dim=1)  # (B, L, T, T)
+        query = self.query
+        if query == "auto":
+            query = "last" if getattr(model.wiring, "causal", False) else "first"  # type: ignore[attr-defined]
+        if query == "first":
+            values = stacked[:, :, 0, :]
+        elif query == "last":
+            last = (
+                (batch.lengths - 1).view(-1, 1, 1, 1).expand(-1, len(layers), 1, stacked.shape[-1])
+            )
+            values = stacked.gather(2, last).squeeze(2)
+        else:
+            weights = batch.real_mask.to(stacked.dtype).view(len(batch), 1, -1, 1)
+            values = (stacked * weights).sum(dim=2) / weights.sum(dim=2)
+        return Scores(mask_pads(values, batch), axes=("batch", "layer", "token"), layers=layers)

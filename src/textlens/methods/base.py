@@ -1,0 +1,129 @@
+"""The one interface every attribution method implements, and helpers they share."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from textlens.adapters.base import ModelAdapter
+from textlens.batch import TokenBatch
+from textlens.targets import BoundTarget
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What a method returns for a batch.
+
+    Attributes:
+        values: ``(B, T)`` or ``(B, L, T)``; padding positions are 0.
+        axes: ``("batch", "token")`` or ``("batch", "layer", "token")``.
+        layers: Layer numbers of the ``L`` axis (hidden-state indices), if layered.
+        extras: Other per-text outputs, each with the batch as its first axis.
+    """
+
+    values: torch.Tensor
+    axes: tuple[str, ...] = ("batch", "token")
+    layers: tuple[int, ...] | None = None
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Method(Protocol):
+    """An attribution method: a frozen dataclass of settings with ``attribute``."""
+
+    name: ClassVar[str]
+    signed: ClassVar[bool]
+    layered: ClassVar[bool]
+
+    def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
+        """Scores for every token of every text in ``batch``."""
+        ...
+
+
+class EmbeddingMethod(Protocol):
+    """A method that can start from given word embeddings (so SmoothGrad can wrap it)."""
+
+    def attribute_at(
+        self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget, embeds: torch.Tensor
+    ) -> Scores: ...
+
+
+def params_of(method: Any) -> dict[str, Any]:
+    """The method's settings as plain values (nested methods by name and settings)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(method):
+        value = getattr(method, f.name)
+        if dataclasses.is_dataclass(value) and hasattr(value, "name"):
+            value = {"name": value.name, **params_of(value)}
+        out[f.name] = value
+    return out
+
+
+def row_index(n_texts: int, repeats: int, device: torch.device) -> torch.Tensor:
+    """Text index of each row when every text is repeated ``repeats`` times in a row."""
+    return torch.arange(n_texts, device=device).repeat_interleave(repeats)
+
+
+def chunks(n_rows: int, size: int | None) -> Iterator[slice]:
+    """Slices covering ``range(n_rows)`` in pieces of at most ``size`` rows."""
+    step = n_rows if not size or size <= 0 else size
+    for start in range(0, n_rows, step):
+        yield slice(start, min(n_rows, start + step))
+
+
+def target_and_grad(
+    model: ModelAdapter,
+    batch: TokenBatch,
+    target: BoundTarget,
+    embeds: torch.Tensor,
+    rows: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Target values ``(N,)`` and their gradients with respect to ``embeds`` ``(N, T, K)``."""
+    with torch.enable_grad():
+        leaf = embeds.detach().requires_grad_(True)
+        out = model.forward(leaf, batch, rows, hidden_states=target.needs_hidden_states)
+        values = target.select(out, rows)
+        (grad,) = torch.autograd.grad(values.sum(), leaf)
+    return values.detach(), grad
+
+
+def target_values(
+    model: ModelAdapter,
+    batch: TokenBatch,
+    target: BoundTarget,
+    embeds: torch.Tensor,
+    rows: torch.Tensor,
+    internal_batch_size: int | None = None,
+) -> torch.Tensor:
+    """Target values ``(N,)`` for rows of embeddings, without gradients, in chunks."""
+    parts = []
+    with torch.no_grad():
+        for piece in chunks(len(rows), internal_batch_size):
+            out = model.forward(
+                embeds[piece], batch, rows[piece], hidden_states=target.needs_hidden_states
+            )
+            parts.append(target.select(out, rows[piece]))
+    return torch.cat(parts)
+
+
+def gauss_legendre(n_steps: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gauss-Legendre points on [0, 1] and their weights (sum 1), as Captum's default uses."""
+    if n_steps < 1:
+        raise ValueError("n_steps must be at least 1")
+    nodes, weights = np.polynomial.legendre.leggauss(n_steps)
+    alphas = torch.tensor(0.5 * (nodes + 1), dtype=torch.float32, device=device)
+    steps = torch.tensor(0.5 * weights, dtype=torch.float32, device=device)
+    return alphas, steps
+
+
+def mask_pads(values: torch.Tensor, batch: TokenBatch) -> torch.Tensor:
+    """Zero the padding positions of ``(B, T)`` or ``(B, L, T)`` values."""
+    mask = batch.real_mask
+    if values.dim() == 3:
+        mask = mask.unsqueeze(1)
+    return values.masked_fill(~mask, 0.0)

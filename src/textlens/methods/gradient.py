@@ -1,0 +1,62 @@
+"""Plain gradients: saliency (the gradient's L2 norm per token) and gradient x input."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from textlens.adapters.base import ModelAdapter
+from textlens.batch import TokenBatch
+from textlens.methods import register
+from textlens.methods.base import Scores, mask_pads, target_and_grad
+from textlens.targets import BoundTarget
+
+
+@register
+@dataclass(frozen=True)
+class Gradient:
+    """Saliency: the L2 norm of the target's gradient with respect to each token's embedding.
+
+    References:
+        Simonyan et al., 2014, https://arxiv.org/abs/1312.6034
+    """
+
+    name: ClassVar[str] = "gradient"
+    signed: ClassVar[bool] = False
+    layered: ClassVar[bool] = False
+
+    def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
+        return self.attribute_at(model, batch, target, model.embed(batch))
+
+    def attribute_at(
+        self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget, embeds: torch.Tensor
+    ) -> Scores:
+        rows = torch.arange(len(batch), device=batch.device)
+        _, grad = target_and_grad(model, batch, target, embeds, rows)
+        return Scores(mask_pads(grad.norm(dim=-1), batch))
+
+
+@register
+@dataclass(frozen=True)
+class GradientXInput:
+    """Gradient x input: the dot product of each token's embedding with its gradient.
+
+    References:
+        Shrikumar et al., 2016, https://arxiv.org/abs/1605.01713
+    """
+
+    name: ClassVar[str] = "gradient-x-input"
+    signed: ClassVar[bool] = True
+    layered: ClassVar[bool] = False
+
+    def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
+        return self.attribute_at(model, batch, target, model.embed(batch))
+
+    def attribute_at(
+        self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget, embeds: torch.Tensor
+    ) -> Scores:
+        rows = torch.arange(len(batch), device=batch.device)
+        _, grad = target_and_grad(model, batch, target, embeds, rows)
+        return Scores(mask_pads((grad * embeds).sum(dim=-1), batch))

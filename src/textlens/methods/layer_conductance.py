@@ -1,0 +1,101 @@
+"""Layer conductance for every layer at once: a layer x token matrix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from textlens.adapters.base import ModelAdapter
+from textlens.batch import TokenBatch
+from textlens.errors import TextlensError
+from textlens.methods import register
+from textlens.methods.base import Scores, chunks, gauss_legendre, mask_pads, row_index
+from textlens.methods.integrated_gradients import BaselineToken, auto_rows
+from textlens.targets import BoundTarget
+
+
+def resolve_layers(layers: tuple[int, ...] | None, n_layers: int) -> tuple[int, ...]:
+    """Layer numbers 1..n_layers (0 = the embedding output); None means all of 1..n_layers."""
+    if n_layers < 1:
+        raise TextlensError("this model exposes no layers to explain")
+    if layers is None:
+        return tuple(range(1, n_layers + 1))
+    chosen = tuple(int(v) for v in layers)
+    bad = [v for v in chosen if not 0 <= v <= n_layers]
+    if bad or not chosen:
+        raise TextlensError(
+            f"layer {bad[0] if bad else '()'} is out of range; valid: 0..{n_layers}"
+        )
+    return chosen
+
+
+@register
+@dataclass(frozen=True)
+class LayerConductance:
+    """Conductance of each layer's hidden states, for all chosen layers in one pass per path point.
+
+    Along the Integrated Gradients path (Gauss-Legendre points, as Captum's LayerConductance),
+    a token's conductance at layer l sums, over its hidden units, the target's gradient with
+    respect to the layer output times the change of that output between consecutive points.
+    Returns ``(layer, token)`` scores; layer numbers are hidden-state indices (1 = first block).
+
+    Args:
+        n_steps: Path points (``n_steps + 1`` evaluations, as Captum).
+        baseline: Token that builds the reference input (special tokens kept).
+        layers: Layer numbers; None = every layer.
+        internal_batch_size: Path points per forward pass; None fits about 4096 tokens a pass.
+
+    References:
+        Dhamdhere et al., 2018, https://arxiv.org/abs/1805.12233
+    """
+
+    name: ClassVar[str] = "layer-conductance"
+    signed: ClassVar[bool] = True
+    layered: ClassVar[bool] = True
+    n_steps: int = 50
+    baseline: BaselineToken = "pad"
+    layers: tuple[int, ...] | None = None
+    internal_batch_size: int | None = None
+
+    def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
+        layers = resolve_layers(self.layers, model.n_layers)
+        x = model.embed(batch).detach()
+        x0 = model.embed(batch, model.baseline_ids(batch, self.baseline)).detach()
+        n, points = len(batch), self.n_steps + 1
+        alphas, _ = gauss_legendre(points, batch.device)
+        rows = row_index(n, points, batch.device)
+        alpha_rows = alphas.repeat(n)
+        step_of_row = torch.arange(points, device=batch.device).repeat(n)
+        result = torch.zeros((n, len(layers), x.shape[1]), dtype=x.dtype, device=x.device)
+        carry: tuple[torch.Tensor, ...] | None = None  # (h, g) per layer of the previous row
+        for piece in chunks(n * points, auto_rows(batch, self.internal_batch_size)):
+            r, a = rows[piece], alpha_rows[piece].view(-1, 1, 1)
+            with torch.enable_grad():
+                leaf = (x0[r] + a * (x[r] - x0[r])).requires_grad_(True)
+                out = model.forward(leaf, batch, r, hidden_states=True)
+                states = out.hidden_states
+                if len(states) <= max(layers):
+                    raise TextlensError(
+                        f"the model returned {len(states)} hidden states; layers must be < that"
+                    )
+                chosen = [states[v] for v in layers]
+                values = target.select(out, r)
+                grads = torch.autograd.grad(values.sum(), chosen)
+            h = torch.stack([s.detach() for s in chosen], dim=1)  # (N, L, T, H)
+            g = torch.stack(grads, dim=1)
+            if carry is not None:
+                h = torch.cat([carry[0], h])
+                g = torch.cat([carry[1], g])
+                r = torch.cat([carry[2], r])
+                s = torch.cat([carry[3], step_of_row[piece]])
+            else:
+                s = step_of_row[piece]
+            # pair each row with the next one of the same text: g_s * (h_{s+1} - h_s)
+            same = r[1:] == r[:-1]
+            contrib = (g[:-1] * (h[1:] - h[:-1])).sum(dim=-1)  # (N-1, L, T)
+            contrib = contrib[same]
+            result.index_add_(0, r[:-1][same], contrib)
+            carry = (h[-1:], g[-1:], r[-1:], s[-1:])
+        return Scores(mask_pads(result, batch), axes=("batch", "layer", "token"), layers=layers)

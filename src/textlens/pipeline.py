@@ -1,0 +1,123 @@
+"""explain / explain_many: texts in, Explanations out (encode, attribute, from_scores)."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from textlens.adapters.hf import HFAdapter, TruncationWarning, load_model
+from textlens.errors import TextlensError
+from textlens.explanation import Explanation, from_scores
+from textlens.methods import get_method
+from textlens.methods.base import Method
+from textlens.targets import as_target
+
+DEFAULT_METHOD = "integrated-gradients"
+
+
+def explain(
+    text: str | tuple[str, str],
+    model: Any = None,
+    method: str | Method = DEFAULT_METHOD,
+    target: Any = None,
+    *,
+    max_length: int | None = None,
+    device: str | None = None,
+    **params: Any,
+) -> Explanation:
+    """Explain one text: which tokens the model's prediction (or any target) depends on.
+
+    Args:
+        text: A string, or a ``(question, context)`` pair for question answering.
+        model: A folder, a HF model (then pass ``tokenizer=`` via ``load_model``), an adapter,
+            or None for the demo sentiment classifier.
+        method: A registry name (``textlens.list_methods()``) or a method instance.
+        target: None (the predicted class, or the task's natural target), a class name or index,
+            or a ``textlens.targets`` Target.
+        max_length: Keep at most this many tokens (never more than the model accepts).
+        device: ``"cpu"`` or ``"cuda"``; None keeps the adapter's device (CPU for new ones).
+        params: Settings of the method, e.g. ``n_steps=32``.
+
+    Example:
+        >>> exp = explain("a gripping, beautifully acted film", method="gradient")
+        >>> exp.target.label
+        'fresh'
+    """
+    return explain_many(
+        [text], model, method, target, max_length=max_length, device=device, **params
+    )[0]
+
+
+def explain_many(
+    texts: Sequence[str | tuple[str, str]],
+    model: Any = None,
+    method: str | Method = DEFAULT_METHOD,
+    target: Any = None,
+    *,
+    batch_size: int = 16,
+    max_length: int | None = None,
+    device: str | None = None,
+    **params: Any,
+) -> list[Explanation]:
+    """Explain many texts, in length-sorted batches; results come back in input order.
+
+    Takes the arguments of ``explain`` plus ``batch_size`` (texts per batch).
+    """
+    if isinstance(texts, str):
+        raise TextlensError("explain_many takes a list of texts; use explain() for one text")
+    texts = list(texts)
+    if not texts:
+        return []
+    adapter = _adapter(model, device)
+    chosen = get_method(method, **params)
+    goal = as_target(adapter, target)
+    order = sorted(range(len(texts)), key=lambda i: len("".join(texts[i])))
+    results: list[Explanation | None] = [None] * len(texts)
+    n_cut, kept = 0, None
+    for start in range(0, len(order), max(1, batch_size)):
+        index = order[start : start + batch_size]
+        began = time.perf_counter()
+        batch = adapter.encode([texts[i] for i in index], max_length=max_length, warn=False)
+        for b, cut in enumerate(batch.n_truncated):
+            if cut:
+                n_cut += 1
+                kept = min(kept or 10**9, len(batch.tokens[b]))
+        with torch.no_grad():
+            clean = adapter.forward(adapter.embed(batch), batch, hidden_states=_needs_states(goal))
+        bound = goal.bind(adapter, batch, clean)
+        scores = chosen.attribute(adapter, batch, bound)
+        elapsed = time.perf_counter() - began
+        for i, exp in zip(
+            index,
+            from_scores(batch, scores, bound.infos, chosen, adapter.name, elapsed),
+            strict=True,
+        ):
+            results[i] = exp
+    if n_cut:
+        warnings.warn(
+            f"{n_cut} text(s) were longer than the model accepts; kept the first {kept} tokens "
+            "(special tokens included)",
+            TruncationWarning,
+            stacklevel=2,
+        )
+    return [r for r in results if r is not None]
+
+
+def _needs_states(goal: Any) -> bool:
+    from textlens.targets import CallableTarget, HiddenStateTarget
+
+    if isinstance(goal, HiddenStateTarget):
+        return True
+    return isinstance(goal, CallableTarget) and goal.needs_hidden_states
+
+
+def _adapter(model: Any, device: str | None) -> HFAdapter:
+    adapter = load_model(model, device=device or "cpu")
+    if device is not None and torch.device(device) != adapter.device:
+        adapter.model.to(device)
+        adapter.device = torch.device(device)
+    return adapter

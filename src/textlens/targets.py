@@ -1,0 +1,380 @@
+"""Targets: which scalar of the model's output an explanation is about.
+
+A target is a frozen dataclass. ``bind`` looks at the clean outputs of a batch once (e.g. to take
+the predicted class) and returns a ``BoundTarget`` whose ``select(outputs, rows)`` gives one scalar
+per row, where ``rows[n]`` names the text that row ``n`` belongs to. Methods that expand a batch
+(integrated gradients, smoothgrad, occlusion) pass their own ``rows``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from textlens.batch import TokenBatch
+from textlens.errors import TextlensError
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """What was explained for one text: a description, class index and label, the model's score."""
+
+    kind: str
+    label: str | None = None
+    index: int | None = None
+    score: float | None = None
+    probability: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "label": self.label,
+            "index": self.index,
+            "score": self.score,
+            "probability": self.probability,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class BoundTarget:
+    """A target fixed for one batch: ``select(outputs, rows) -> (N,)`` and one info per text."""
+
+    select: Callable[[Any, torch.Tensor], torch.Tensor]
+    infos: tuple[TargetInfo, ...]
+    needs_hidden_states: bool = False
+
+
+def _classes(adapter: Any) -> tuple[str, ...]:
+    return adapter.labels or ()
+
+
+def _class_index(adapter: Any, label: int | str, n_classes: int) -> int:
+    names = _classes(adapter)
+    if isinstance(label, str):
+        if label in names:
+            return names.index(label)
+        if label.lstrip("-").isdigit():
+            label = int(label)
+        else:
+            raise TextlensError(
+                f"unknown label {label!r}; valid labels: {', '.join(names) or 'class indices'}"
+            )
+    if not -n_classes <= int(label) < n_classes:
+        raise TextlensError(
+            f"class index {label} is out of range; valid: 0..{n_classes - 1} ({', '.join(names)})"
+        )
+    return int(label) % n_classes
+
+
+@dataclass(frozen=True)
+class ClassTarget:
+    """A sequence classifier's class: the predicted one by default.
+
+    Args:
+        label: Class name or index; None = the predicted class of each text.
+        output: ``"logit"`` (default) or ``"probability"`` of that class.
+    """
+
+    label: int | str | None = None
+    output: Literal["logit", "probability"] = "logit"
+
+    def bind(self, adapter: Any, batch: TokenBatch, outputs: Any) -> BoundTarget:
+        logits = outputs.logits
+        if logits.dim() != 2:
+            raise TextlensError("a class target needs a sequence classifier (logits per text)")
+        probs = logits.float().softmax(-1)
+        if self.label is None:
+            index = logits.argmax(-1)
+        else:
+            i = _class_index(adapter, self.label, logits.shape[-1])
+            index = torch.full((len(batch),), i, dtype=torch.long, device=logits.device)
+        names = _classes(adapter)
+        infos = tuple(
+            TargetInfo(
+                kind=f"class-{self.output}",
+                label=names[int(k)] if int(k) < len(names) else str(int(k)),
+                index=int(k),
+                score=float(logits[b, k]),
+                probability=float(probs[b, k]),
+            )
+            for b, k in enumerate(index.tolist())
+        )
+        use_prob = self.output == "probability"
+
+        def select(out: Any, rows: torch.Tensor) -> torch.Tensor:
+            values = out.logits.softmax(-1) if use_prob else out.logits
+            return values.gather(1, index[rows].unsqueeze(1)).squeeze(1)
+
+        return BoundTarget(select, infos)
+
+
+@dataclass(frozen=True)
+class SpanTarget:
+    """Question answering: the start or end logit of the answer span.
+
+    Args:
+        which: ``"start"`` or ``"end"``.
+        position: Token position; None = the model's most likely position per text.
+    """
+
+    which: Literal["start", "end"] = "start"
+    position: int | None = None
+
+    def bind(self, adapter: Any, batch: TokenBatch, outputs: Any) -> BoundTarget:
+        logits = getattr(outputs, f"{self.which}_logits", None)
+        if logits is None:
+            raise TextlensError("a span target needs a question-answering model")
+        masked = logits.masked_fill(~batch.real_mask, float("-inf"))
+        if self.position is None:
+            index = masked.argmax(-1)
+        else:
+            _check_position(self.position, batch)
+            index = torch.full((len(batch),), self.position, device=logits.device)
+        probs = masked.float().softmax(-1)
+        infos = tuple(
+            TargetInfo(
+                kind=f"answer-{self.which}",
+                label=batch.tokens[b][k],
+                index=k,
+                score=float(logits[b, k]),
+                probability=float(probs[b, k]),
+            )
+            for b, k in enumerate(index.tolist())
+        )
+        attr = f"{self.which}_logits"
+
+        def select(out: Any, rows: torch.Tensor) -> torch.Tensor:
+            return getattr(out, attr).gather(1, index[rows].unsqueeze(1)).squeeze(1)
+
+        return BoundTarget(select, infos)
+
+
+def _check_position(position: int, batch: TokenBatch) -> None:
+    shortest = int(batch.lengths.min())
+    if not 0 <= position < shortest:
+        raise TextlensError(f"token position {position} is out of range; valid: 0..{shortest - 1}")
+
+
+@dataclass(frozen=True)
+class TokenTarget:
+    """Token classification: one token's label (the predicted one by default).
+
+    Args:
+        position: Index of the token (in model tokens, specials included).
+        label: Label name or index; None = the predicted label of that token.
+    """
+
+    position: int = 1
+    label: int | str | None = None
+
+    def bind(self, adapter: Any, batch: TokenBatch, outputs: Any) -> BoundTarget:
+        logits = outputs.logits
+        if logits.dim() != 3:
+            raise TextlensError("a token target needs a token-classification model")
+        _check_position(self.position, batch)
+        at = logits[:, self.position]
+        if self.label is None:
+            index = at.argmax(-1)
+        else:
+            i = _class_index(adapter, self.label, at.shape[-1])
+            index = torch.full((len(batch),), i, dtype=torch.long, device=at.device)
+        names = _classes(adapter)
+        probs = at.float().softmax(-1)
+        infos = tuple(
+            TargetInfo(
+                kind=f"token-{self.position}-label",
+                label=names[k] if k < len(names) else str(k),
+                index=k,
+                score=float(at[b, k]),
+                probability=float(probs[b, k]),
+            )
+            for b, k in enumerate(index.tolist())
+        )
+        position = self.position
+
+        def select(out: Any, rows: torch.Tensor) -> torch.Tensor:
+            return out.logits[:, position].gather(1, index[rows].unsqueeze(1)).squeeze(1)
+
+        return BoundTarget(select, infos)
+
+
+@dataclass(frozen=True)
+class NextTokenTarget:
+    """Causal LM: log-probability of the token that follows the text.
+
+    Args:
+        token: The next token (a string the tokenizer maps to one id, or an id); None = the most
+            likely next token.
+    """
+
+    token: int | str | None = None
+
+    def bind(self, adapter: Any, batch: TokenBatch, outputs: Any) -> BoundTarget:
+        logits = outputs.logits
+        if logits.dim() != 3:
+            raise TextlensError("a next-token target needs a causal language model")
+        last = batch.lengths - 1
+        arange = torch.arange(len(batch), device=logits.device)
+        logp = logits[arange, last].float().log_softmax(-1)
+        if self.token is None:
+            index = logp.argmax(-1)
+        else:
+            i = self._token_id(adapter)
+            index = torch.full((len(batch),), i, dtype=torch.long, device=logits.device)
+        infos = tuple(
+            TargetInfo(
+                kind="next-token-log-probability",
+                label=adapter.tokenizer.convert_ids_to_tokens(k),
+                index=k,
+                score=float(logp[b, k]),
+                probability=float(logp[b, k].exp()),
+            )
+            for b, k in enumerate(index.tolist())
+        )
+
+        def select(out: Any, rows: torch.Tensor) -> torch.Tensor:
+            n = torch.arange(len(rows), device=rows.device)
+            step = out.logits[n, last[rows]].log_softmax(-1)
+            return step.gather(1, index[rows].unsqueeze(1)).squeeze(1)
+
+        return BoundTarget(select, infos)
+
+    def _token_id(self, adapter: Any) -> int:
+        if isinstance(self.token, int):
+            return self.token
+        ids = adapter.tokenizer(self.token, add_special_tokens=False)["input_ids"]
+        if len(ids) != 1:
+            raise TextlensError(
+                f"the next token {self.token!r} is {len(ids)} tokens for this tokenizer; "
+                "give one token (or its id)"
+            )
+        return int(ids[0])
+
+
+@dataclass(frozen=True)
+class HiddenStateTarget:
+    """A hidden state: the norm of a token's vector at a layer, or one unit of it.
+
+    Args:
+        layer: Hidden-state index (0 = embedding output, ``n_layers`` = last; negative counts
+            from the end).
+        token: Token position; None = mean over the text's real tokens.
+        unit: Hidden unit; None = the L2 norm of the vector.
+    """
+
+    layer: int = -1
+    token: int | None = 0
+    unit: int | None = None
+
+    def bind(self, adapter: Any, batch: TokenBatch, outputs: Any) -> BoundTarget:
+        states = getattr(outputs, "hidden_states", None)
+        if not states:
+            raise TextlensError("this model returns no hidden states to explain")
+        n = len(states)
+        if not -n <= self.layer < n:
+            raise TextlensError(f"layer {self.layer} is out of range; valid: 0..{n - 1}")
+        if self.token is not None:
+            _check_position(self.token, batch)
+        width = states[self.layer].shape[-1]
+        if self.unit is not None and not 0 <= self.unit < width:
+            raise TextlensError(f"unit {self.unit} is out of range; valid: 0..{width - 1}")
+        mask = batch.real_mask.to(states[0].dtype)
+        layer, token, unit = self.layer, self.token, self.unit
+
+        def select(out: Any, rows: torch.Tensor) -> torch.Tensor:
+            h = out.hidden_states[layer]
+            if token is None:
+                m = mask[rows].unsqueeze(-1)
+                vec = (h * m).sum(1) / m.sum(1)
+            else:
+                vec = h[:, token]
+            return vec.norm(dim=-1) if unit is None else vec[:, unit]
+
+        values = select(outputs, torch.arange(len(batch), device=batch.device))
+        where = "mean" if token is None else f"token {token}"
+        what = "norm" if unit is None else f"unit {unit}"
+        infos = tuple(
+            TargetInfo(kind=f"hidden-state layer {layer} {where} {what}", score=float(v))
+            for v in values.tolist()
+        )
+        return BoundTarget(select, infos, needs_hidden_states=True)
+
+
+@dataclass(frozen=True)
+class CallableTarget:
+    """A user function of the model outputs: ``fn(outputs) -> (N,)`` tensor, one value per row."""
+
+    fn: Callable[[Any], torch.Tensor] = field(repr=False)
+    needs_hidden_states: bool = False
+    description: str = "custom"
+
+    def bind(self, adapter: Any, batch: TokenBatch, outputs: Any) -> BoundTarget:
+        values = self.fn(outputs)
+        if not isinstance(values, torch.Tensor) or tuple(values.shape) != (len(batch),):
+            raise TextlensError(
+                "a target function must return a tensor with one value per text, shape (batch,)"
+            )
+        fn = self.fn
+
+        def select(out: Any, rows: torch.Tensor) -> torch.Tensor:
+            return fn(out)
+
+        infos = tuple(TargetInfo(kind=self.description, score=float(v)) for v in values.tolist())
+        return BoundTarget(select, infos, needs_hidden_states=self.needs_hidden_states)
+
+
+Target = (
+    ClassTarget | SpanTarget | TokenTarget | NextTokenTarget | HiddenStateTarget | CallableTarget
+)
+
+
+def default_target(adapter: Any) -> Target:
+    """The natural target of a model's task (the predicted class for classifiers)."""
+    task = adapter.task
+    if task == "sequence-classification":
+        return ClassTarget()
+    if task == "question-answering":
+        return SpanTarget("start")
+    if task == "token-classification":
+        return TokenTarget()
+    if task == "causal-lm":
+        return NextTokenTarget()
+    return HiddenStateTarget()
+
+
+def as_target(adapter: Any, target: Any) -> Target:
+    """Turn what a user passed as ``target`` into a Target.
+
+    Accepts a Target, None (the task's default), a class name or index (classifiers), ``"start"``
+    / ``"end"`` (question answering), a next-token string (causal LMs), or a callable of the
+    model outputs.
+    """
+    if target is None:
+        return default_target(adapter)
+    if isinstance(
+        target,
+        ClassTarget
+        | SpanTarget
+        | TokenTarget
+        | NextTokenTarget
+        | HiddenStateTarget
+        | CallableTarget,
+    ):
+        return target
+    if callable(target):
+        return CallableTarget(target)
+    task = adapter.task
+    if task == "sequence-classification" and isinstance(target, int | str):
+        return ClassTarget(label=target)
+    if task == "question-answering" and target in ("start", "end"):
+        return SpanTarget(target)
+    if task == "token-classification" and isinstance(target, int):
+        return TokenTarget(position=target)
+    if task == "causal-lm" and isinstance(target, int | str):
+        return NextTokenTarget(token=target)
+    raise TextlensError(
+        f"cannot use {target!r} as a target for a {task} model; pass a textlens.targets Target"
+    )
