@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from _common import write_result  # noqa: E402
+from _common import write_result
 
 
 def accuracy(model, tokenizer, texts, labels, batch_size: int = 128) -> float:

@@ -1,0 +1,100 @@
+import numpy as np
+import pytest
+import torch
+
+from conftest import SENTENCES, tiny_model
+from textlens import explain, explain_many
+from textlens.adapters import HFAdapter
+from textlens.errors import TextlensError
+from textlens.targets import (
+    CallableTarget,
+    ClassTarget,
+    HiddenStateTarget,
+    NextTokenTarget,
+    SpanTarget,
+    TokenTarget,
+)
+
+
+def test_default_target_is_the_predicted_class(tiny_bert):
+    exp = explain(SENTENCES[0], tiny_bert, "gradient")
+    probs = tiny_bert.class_probabilities(SENTENCES[0])
+    assert exp.target.label == max(probs, key=probs.get)
+    assert exp.target.probability == pytest.approx(max(probs.values()), abs=1e-6)
+
+
+def test_class_by_name_index_and_probability(tiny_bert):
+    by_name = explain(SENTENCES[0], tiny_bert, "gradient-x-input", target="negative")
+    by_index = explain(SENTENCES[0], tiny_bert, "gradient-x-input", target=0)
+    np.testing.assert_array_equal(by_name.scores, by_index.scores)
+    assert by_name.target.index == 0
+    prob = explain(SENTENCES[0], tiny_bert, "integrated-gradients", ClassTarget(0, "probability"))
+    assert prob.target.kind == "class-probability"
+    total = prob.scores.sum() + float(prob.extras["convergence_delta"])
+    assert total == pytest.approx(prob.target.probability - _baseline_prob(tiny_bert, 0), abs=1e-4)
+
+
+def _baseline_prob(adapter, k):
+    batch = adapter.encode([SENTENCES[0]])
+    with torch.no_grad():
+        out = adapter.forward(adapter.embed(batch, adapter.baseline_ids(batch)), batch)
+    return float(out.logits.softmax(-1)[0, k])
+
+
+def test_unknown_label_lists_the_valid_ones(tiny_bert):
+    with pytest.raises(TextlensError, match="valid labels: negative, positive"):
+        explain(SENTENCES[0], tiny_bert, "gradient", target="great")
+    with pytest.raises(TextlensError, match="out of range"):
+        explain(SENTENCES[0], tiny_bert, "gradient", target=5)
+
+
+def test_question_answering_start_and_end(tokenizer):
+    qa = HFAdapter(tiny_model("bert", "question-answering"), tokenizer)
+    pair = ("who directed it?", "The film was directed by Jane Campion in 1993.")
+    start = explain(pair, qa, "integrated-gradients", "start", n_steps=16)
+    end = explain(pair, qa, "integrated-gradients", SpanTarget("end", position=12), n_steps=16)
+    assert start.target.kind == "answer-start" and end.target.index == 12
+    assert start.text == "who directed it?\nThe film was directed by Jane Campion in 1993."
+    words = {start.text[a:b] for a, b in start.offsets if b > a}
+    assert {"who", "film", "directed", "1993"} <= words  # offsets point into the joined text
+    assert abs(float(start.extras["convergence_delta"])) < 1e-3
+
+
+def test_token_classification_target(tokenizer):
+    tagger = HFAdapter(tiny_model("bert", "token-classification"), tokenizer)
+    exp = explain(SENTENCES[0], tagger, "gradient", TokenTarget(position=2))
+    assert exp.target.kind == "token-2-label"
+    with pytest.raises(TextlensError, match="out of range"):
+        explain("Dull.", tagger, "gradient", TokenTarget(position=40))
+
+
+def test_causal_lm_next_token(tokenizer):
+    lm = HFAdapter(tiny_model("gpt2", "causal-lm"), tokenizer)
+    exp = explain("the film was", lm, "integrated-gradients", NextTokenTarget("good"), n_steps=16)
+    assert exp.target.label == "good" and exp.target.score < 0
+    assert abs(float(exp.extras["convergence_delta"])) < 1e-3
+    with pytest.raises(TextlensError, match="one token"):
+        explain("the film was", lm, "gradient", NextTokenTarget("unbelievably"))
+
+
+def test_hidden_state_target(tiny_bert):
+    exp = explain(SENTENCES[0], tiny_bert, "gradient", HiddenStateTarget(layer=1, token=0, unit=3))
+    assert exp.target.kind.startswith("hidden-state layer 1")
+    with pytest.raises(TextlensError, match="out of range"):
+        explain(SENTENCES[0], tiny_bert, "gradient", HiddenStateTarget(layer=9))
+
+
+def test_callable_target(tiny_bert):
+    margin = CallableTarget(lambda out: out.logits[:, 1] - out.logits[:, 0], description="margin")
+    a = explain(SENTENCES[0], tiny_bert, "gradient-x-input", margin)
+    pos = explain(SENTENCES[0], tiny_bert, "gradient-x-input", "positive")
+    neg = explain(SENTENCES[0], tiny_bert, "gradient-x-input", "negative")
+    np.testing.assert_allclose(a.scores, pos.scores - neg.scores, atol=1e-5)
+    assert a.target.kind == "margin"
+
+
+def test_targets_bind_per_text_in_a_batch(tiny_bert):
+    exps = explain_many(SENTENCES, tiny_bert, "gradient")
+    for text, exp in zip(SENTENCES, exps, strict=True):
+        probs = tiny_bert.class_probabilities(text)
+        assert exp.target.label == max(probs, key=probs.get)
