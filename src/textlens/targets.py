@@ -287,7 +287,7 @@ class HiddenStateTarget:
         def select(out: Any, rows: torch.Tensor) -> torch.Tensor:
             h = out.hidden_states[layer]
             if token is None:
-                m = mask[rows].unsqueeze(-1)
+                m = mask[rows, : h.shape[1]].unsqueeze(-1)
                 vec = (h * m).sum(1) / m.sum(1)
             else:
                 vec = h[:, token]

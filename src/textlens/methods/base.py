@@ -76,6 +76,11 @@ def chunks(n_rows: int, size: int | None) -> Iterator[slice]:
         yield slice(start, min(n_rows, start + step))
 
 
+def width_of(batch: TokenBatch, rows: torch.Tensor) -> int:
+    """Longest real length among ``rows``: positions past it are padding for all of them."""
+    return int(batch.lengths[rows].max())
+
+
 def target_and_grad(
     model: ModelAdapter,
     batch: TokenBatch,
@@ -83,13 +88,36 @@ def target_and_grad(
     embeds: torch.Tensor,
     rows: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Target values ``(N,)`` and their gradients with respect to ``embeds`` ``(N, T, K)``."""
+    """Target values ``(N,)`` and their gradients with respect to ``embeds`` ``(N, T, K)``.
+
+    The forward pass runs on the rows' own longest length (``trim``), so rows of short texts in
+    a batch with long ones cost no padding; gradients at trimmed positions are 0.
+    """
+    width = width_of(batch, rows)
     with torch.enable_grad():
-        leaf = embeds.detach().requires_grad_(True)
-        out = model.forward(leaf, batch, rows, hidden_states=target.needs_hidden_states)
+        leaf = embeds[:, :width].detach().requires_grad_(True)
+        out = model.forward(
+            leaf, trim(batch, width), rows, hidden_states=target.needs_hidden_states
+        )
         values = target.select(out, rows)
         (grad,) = torch.autograd.grad(values.sum(), leaf)
+    if width < embeds.shape[1]:
+        grad = torch.nn.functional.pad(grad, (0, 0, 0, embeds.shape[1] - width))
     return values.detach(), grad
+
+
+def trim(batch: TokenBatch, width: int) -> TokenBatch:
+    """The batch cut to its first ``width`` positions (cheap views; texts and tokens kept)."""
+    if width >= batch.input_ids.shape[1]:
+        return batch
+    tt = batch.token_type_ids
+    return dataclasses.replace(
+        batch,
+        input_ids=batch.input_ids[:, :width],
+        attention_mask=batch.attention_mask[:, :width],
+        special_mask=batch.special_mask[:, :width],
+        token_type_ids=None if tt is None else tt[:, :width],
+    )
 
 
 def target_values(
@@ -104,8 +132,12 @@ def target_values(
     parts = []
     with torch.no_grad():
         for piece in chunks(len(rows), internal_batch_size):
+            width = width_of(batch, rows[piece])
             out = model.forward(
-                embeds[piece], batch, rows[piece], hidden_states=target.needs_hidden_states
+                embeds[piece, :width],
+                trim(batch, width),
+                rows[piece],
+                hidden_states=target.needs_hidden_states,
             )
             parts.append(target.select(out, rows[piece]))
     return torch.cat(parts)

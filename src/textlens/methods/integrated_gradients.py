@@ -19,6 +19,8 @@ from textlens.methods.base import (
     row_index,
     target_and_grad,
     target_values,
+    trim,
+    width_of,
 )
 from textlens.targets import BoundTarget
 
@@ -147,8 +149,9 @@ class EmbeddingIntegratedGradients:
         grad_sums = {k: torch.zeros_like(v) for k, v in inputs.items()}
         for piece in chunks(n * steps, auto_rows(batch, self.internal_batch_size)):
             r, a = rows[piece], alpha_rows[piece].view(-1, 1, 1)
+            w = width_of(batch, r)
             leaves = {
-                k: (refs[k][r] + a * (inputs[k][r] - refs[k][r])).requires_grad_(True)
+                k: (refs[k][r, :w] + a * (inputs[k][r, :w] - refs[k][r, :w])).requires_grad_(True)
                 for k in inputs
             }
             with (
@@ -158,12 +161,12 @@ class EmbeddingIntegratedGradients:
                 ),
             ):
                 out = model.forward(
-                    leaves["word"], batch, r, hidden_states=target.needs_hidden_states
+                    leaves["word"], trim(batch, w), r, hidden_states=target.needs_hidden_states
                 )
                 values = target.select(out, r)
                 grads = torch.autograd.grad(values.sum(), list(leaves.values()))
             for k, g in zip(leaves, grads, strict=True):
-                grad_sums[k].index_add_(0, r, g * weight_rows[piece].view(-1, 1, 1))
+                grad_sums[k][:, :w].index_add_(0, r, g * weight_rows[piece].view(-1, 1, 1))
         mask = batch.real_mask
         parts = {
             k: ((grad_sums[k] * (inputs[k] - refs[k])).sum(dim=-1)).masked_fill(~mask, 0.0)

@@ -6,12 +6,21 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
+from torch.nn.functional import pad as nn_pad
 
 from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
 from textlens.errors import TextlensError
 from textlens.methods import register
-from textlens.methods.base import Scores, chunks, gauss_legendre, mask_pads, row_index
+from textlens.methods.base import (
+    Scores,
+    chunks,
+    gauss_legendre,
+    mask_pads,
+    row_index,
+    trim,
+    width_of,
+)
 from textlens.methods.integrated_gradients import BaselineToken, auto_rows
 from textlens.targets import BoundTarget
 
@@ -72,9 +81,10 @@ class LayerConductance:
         carry: tuple[torch.Tensor, ...] | None = None  # (h, g) per layer of the previous row
         for piece in chunks(n * points, auto_rows(batch, self.internal_batch_size)):
             r, a = rows[piece], alpha_rows[piece].view(-1, 1, 1)
+            width = width_of(batch, r)
             with torch.enable_grad():
-                leaf = (x0[r] + a * (x[r] - x0[r])).requires_grad_(True)
-                out = model.forward(leaf, batch, r, hidden_states=True)
+                leaf = (x0[r, :width] + a * (x[r, :width] - x0[r, :width])).requires_grad_(True)
+                out = model.forward(leaf, trim(batch, width), r, hidden_states=True)
                 states = out.hidden_states
                 if len(states) <= max(layers):
                     raise TextlensError(
@@ -83,8 +93,9 @@ class LayerConductance:
                 chosen = [states[v] for v in layers]
                 values = target.select(out, r)
                 grads = torch.autograd.grad(values.sum(), chosen)
-            h = torch.stack([s.detach() for s in chosen], dim=1)  # (N, L, T, H)
-            g = torch.stack(grads, dim=1)
+            pad = (0, 0, 0, x.shape[1] - width)
+            h = nn_pad(torch.stack([s.detach() for s in chosen], dim=1), pad)  # (N, L, T, H)
+            g = nn_pad(torch.stack(grads, dim=1), pad)
             if carry is not None:
                 h = torch.cat([carry[0], h])
                 g = torch.cat([carry[1], g])
