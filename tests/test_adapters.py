@@ -125,3 +125,15 @@ def textlens_function_adapter(forward, tokenizer, table):
     from textlens import FunctionAdapter
 
     return FunctionAdapter(forward, tokenizer, table, labels=("neg", "pos"))
+
+
+def test_early_exit_hidden_states_equal_the_full_pass(adapter):
+    from textlens.methods.information_loss import hidden_state_at
+
+    batch = adapter.encode(SENTENCES)
+    rows = torch.arange(len(batch))
+    with torch.no_grad():
+        full = adapter.forward(adapter.embed(batch), batch, hidden_states=True).hidden_states
+        for layer in range(adapter.n_layers + 1):
+            early = hidden_state_at(adapter, adapter.embed(batch), batch, rows, layer)
+            torch.testing.assert_close(early[batch.real_mask], full[layer][batch.real_mask])

@@ -338,14 +338,10 @@ def from_scores(
     values = _frozen(scores.values, np.float64)
     special = _frozen(batch.special_mask, bool)
     extras = {k: _frozen(v) for k, v in scores.extras.items()}
-    width = values.shape[-1]
     out = []
     for b, tokens in enumerate(batch.tokens):
         n = len(tokens)
-        own = {
-            k: (v[b, ..., :n] if v.ndim >= 2 and v.shape[-1] == width else v[b])
-            for k, v in extras.items()
-        }
+        own = {k: (v[b, ..., :n] if k in scores.token_extras else v[b]) for k, v in extras.items()}
         out.append(
             Explanation(
                 text=batch.texts[b],

@@ -91,6 +91,7 @@ def _type_name(hint: Any) -> str:
 from textlens.methods import (  # noqa: E402  (modules register themselves)
     attention,
     gradient,
+    information_loss,
     integrated_gradients,
     layer_conductance,
     occlusion,
@@ -98,4 +99,12 @@ from textlens.methods import (  # noqa: E402  (modules register themselves)
 )
 
 __all__ = ["METHODS", "Method", "Scores", "describe_methods", "get_method", "register"]
-del attention, gradient, integrated_gradients, layer_conductance, occlusion, smoothgrad
+del (
+    attention,
+    gradient,
+    information_loss,
+    integrated_gradients,
+    layer_conductance,
+    occlusion,
+    smoothgrad,
+)

@@ -30,6 +30,8 @@ class Scores:
     axes: tuple[str, ...] = ("batch", "token")
     layers: tuple[int, ...] | None = None
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
+    token_extras: tuple[str, ...] = ()
+    """Names of extras whose last axis is the token axis (cut to each text's length)."""
 
 
 @runtime_checkable

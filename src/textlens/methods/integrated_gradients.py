@@ -173,4 +173,4 @@ class EmbeddingIntegratedGradients:
             for k in inputs
         }
         total = torch.stack(list(parts.values())).sum(dim=0)
-        return Scores(total, extras=parts)
+        return Scores(total, extras=parts, token_extras=tuple(parts))

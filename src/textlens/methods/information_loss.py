@@ -1,0 +1,278 @@
+"""InformationLoss: Guan et al.'s information-based explanation of any layer, for HF models."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import torch
+
+from textlens.adapters.base import ModelAdapter
+from textlens.batch import TokenBatch
+from textlens.errors import TextlensError
+from textlens.information import (
+    FLOOR_ABSOLUTE,
+    Group,
+    Settings,
+    optimize,
+    regularization_scale,
+)
+from textlens.methods import register
+from textlens.methods.base import Scores
+from textlens.methods.layer_conductance import resolve_layers
+from textlens.targets import BoundTarget
+
+MIN_CORPUS = 10
+"""Fewest corpus sentences accepted for a regularisation."""
+
+
+@register
+@dataclass(frozen=True)
+class InformationLoss:
+    """Information-based importance (Guan et al., 2019): how much noise each word tolerates.
+
+    For every chosen layer at once, learns sigma_i per token such that Phi (the layer's hidden
+    states of all tokens, the first-token vector, or the logits) stays close to its clean value
+    relative to each unit's spread over a corpus. Scores are ``-log sigma`` (larger = the word's
+    information reaches Phi more); ``extras`` hold ``sigma``, ``information_nats``
+    (H = K log sigma + K/2 log 2 pi e), the final ``loss``, ``steps`` and ``loss_curve``.
+
+    Args:
+        phi: ``hidden`` (a layer's hidden states, all tokens), ``cls`` (the first token's
+            vector at a layer) or ``logits``.
+        layers: Layer numbers 0..n_layers for ``hidden`` / ``cls``; None = every layer.
+        rate: Weight of the entropy term (the reference's default, 0.1).
+        n_samples: Noise samples per step.
+        lr: Adam learning rate on log sigma.
+        max_steps: Step cap; optimisation stops earlier when sigma has converged.
+        tol: Convergence: RMS change of log sigma between two consecutive 10-step windows.
+        init: ``closed-form`` (first-order start from random vector-Jacobian products) or
+            ``constant``.
+        corpus_size: Training sentences of the demo corpus used for the regularisation.
+        compat: Follow the reference implementation: sigma = scale * sigmoid(ratio) with scale
+            10 x std of the word embedding table, ratio ~ N(0, 1), one sample per step, lr 0.01,
+            5000 fixed steps, the lowest single-sample loss kept.
+        seed: Seeds the noise and the probes.
+
+    References:
+        Guan et al., 2019, https://proceedings.mlr.press/v97/guan19a.html
+    """
+
+    name: ClassVar[str] = "information-loss"
+    signed: ClassVar[bool] = False
+    layered: ClassVar[bool] = True
+    phi: Literal["hidden", "cls", "logits"] = "hidden"
+    layers: tuple[int, ...] | None = None
+    rate: float = 0.1
+    n_samples: int = 4
+    lr: float = 0.03
+    max_steps: int = 300
+    tol: float = 0.02
+    init: Literal["closed-form", "constant"] = "closed-form"
+    corpus_size: int = 500
+    compat: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.corpus_size < MIN_CORPUS:
+            raise TextlensError(
+                f"corpus_size={self.corpus_size} is too small for a regularisation: it needs at "
+                f"least {MIN_CORPUS} sentences"
+            )
+        if self.n_samples < 1 or self.max_steps < 1:
+            raise TextlensError("n_samples and max_steps must be at least 1")
+
+    def settings(self, model: ModelAdapter) -> Settings:
+        if not self.compat:
+            return Settings(
+                rate=self.rate,
+                n_samples=self.n_samples,
+                lr=self.lr,
+                max_steps=self.max_steps,
+                tol=self.tol,
+                init=self.init,
+                seed=self.seed,
+            )
+        weight = model.word_embeddings.weight  # type: ignore[attr-defined]
+        return Settings(
+            rate=self.rate,
+            n_samples=1,
+            lr=0.01,
+            max_steps=self.max_steps if self.max_steps != 300 else 5000,
+            tol=0.0,
+            init="constant",
+            parameterization="bounded",
+            scale=10 * float(weight.detach().std()),
+            keep_best=True,
+            average_last=False,
+            betas=(0.9, 0.999),
+            seed=self.seed,
+        )
+
+    def chosen_layers(self, model: ModelAdapter) -> tuple[int, ...]:
+        if self.phi == "logits":
+            return (model.n_layers,)
+        if self.layers is not None and any(v < 0 for v in self.layers):
+            raise TextlensError(f"layer numbers run from 0 to {model.n_layers}")
+        return resolve_layers(self.layers, model.n_layers)
+
+    def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
+        layers = self.chosen_layers(model)
+        scales = regularization(model, self.phi, self.corpus_size)
+        groups = [self._group(model, batch, layer, scales) for layer in layers]
+        x = model.embed(batch).detach()
+        result = optimize(groups, x, batch.real_mask, self.settings(model), keys=layers)
+        log_sigma = torch.log(result.sigma).nan_to_num(0.0)
+        scores = (-log_sigma).masked_fill(~batch.real_mask.unsqueeze(1), 0.0)
+        return Scores(
+            scores,
+            axes=("batch", "layer", "token"),
+            layers=layers if self.phi != "logits" else (model.n_layers,),
+            extras={
+                "sigma": result.sigma,
+                "information_nats": result.information,
+                "loss": result.loss,
+                "start_loss": result.start_loss,
+                "steps": result.steps,
+                "loss_curve": result.curve.permute(1, 2, 0),
+            },
+            token_extras=("sigma", "information_nats"),
+        )
+
+    def _group(
+        self, model: ModelAdapter, batch: TokenBatch, layer: int, scales: dict[int, torch.Tensor]
+    ) -> Group:
+        scale = scales[layer if self.phi != "logits" else -1].to(batch.device)
+        if float(scale.max()) <= FLOOR_ABSOLUTE * (1 + 1e-6):
+            where = "the logits" if self.phi == "logits" else f"{self.phi} at layer {layer}"
+            raise TextlensError(
+                f"Phi ({where}) is constant over the regularisation corpus: there is nothing to "
+                "explain; choose another layer or phi"
+            )
+        real = batch.real_mask
+        if self.phi == "logits":
+
+            def phi(xs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+                out = model.forward(xs, batch, rows)
+                if getattr(out, "logits", None) is None or out.logits.dim() != 2:
+                    raise TextlensError("phi='logits' needs a sequence classifier")
+                return out.logits
+
+            return Group(phi, scale)
+
+        def states(xs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+            return hidden_state_at(model, xs, batch, rows, layer)
+
+        if self.phi == "cls":
+            return Group(lambda xs, rows: states(xs, rows)[:, 0], scale)
+        return Group(states, scale, out_mask=lambda rows: real[rows])
+
+
+class _Stop(Exception):
+    """Raised by a hook to end a forward pass once the needed layer has run."""
+
+
+def hidden_state_at(
+    model: Any, xs: torch.Tensor, batch: TokenBatch, rows: torch.Tensor, layer: int
+) -> torch.Tensor:
+    """Hidden states ``(N, T, H)`` after block ``layer`` (0 = the embedding output).
+
+    When the blocks are known, the forward pass stops right after the needed one, so explaining
+    layer 1 costs one block, not all of them. Otherwise (ALBERT, unknown models, a decoder's
+    last layer, which HF returns after the final norm) the whole model runs.
+    """
+    blocks = getattr(model, "layers", None)
+    wiring = getattr(model, "wiring", None)
+    last = layer == getattr(model, "n_layers", -1)
+    if not isinstance(blocks, torch.nn.ModuleList) or (
+        wiring is not None and wiring.causal and last
+    ):
+        out = model.forward(xs, batch, rows, hidden_states=True)
+        return out.hidden_states[layer]
+    seen: dict[str, torch.Tensor] = {}
+
+    def after(module: Any, args: Any, output: Any) -> None:
+        seen["h"] = output[0] if isinstance(output, tuple) else output
+        raise _Stop
+
+    def before(module: Any, args: Any, kwargs: Any) -> None:
+        seen["h"] = args[0] if args else kwargs["hidden_states"]
+        raise _Stop
+
+    if layer == 0:
+        handle = blocks[0].register_forward_pre_hook(before, with_kwargs=True)
+    else:
+        handle = blocks[layer - 1].register_forward_hook(after)
+    try:
+        model.forward(xs, batch, rows)
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    return seen["h"]
+
+
+def _fingerprint(model: Any) -> str:
+    config = getattr(model, "config", None)
+    text = config.to_json_string() if hasattr(config, "to_json_string") else repr(config)
+    digest = hashlib.sha256(text.encode())
+    with torch.no_grad():
+        for p in list(model.model.parameters())[
+            :: max(1, len(list(model.model.parameters())) // 16)
+        ]:
+            digest.update(f"{float(p.double().sum()):.10e}".encode())
+    return digest.hexdigest()[:16]
+
+
+def regularization(model: Any, phi: str, corpus_size: int) -> dict[int, torch.Tensor]:
+    """Per-unit std of Phi over ``corpus_size`` demo training sentences, cached on disk.
+
+    Returns ``{layer: r}`` for every hidden-state index (``hidden`` / ``cls``), or ``{-1: r}``
+    for the logits. Cached under ``$TEXTLENS_HOME/regularization`` per (model, Phi, corpus).
+    """
+    from textlens.data import rotten_tomatoes
+    from textlens.zoo import textlens_home
+
+    texts = list(rotten_tomatoes("train").texts[:corpus_size])
+    return regularization_from_texts(model, phi, texts, cache=textlens_home() / "regularization")
+
+
+def regularization_from_texts(
+    model: Any, phi: str, texts: Sequence[str], cache: Path | None = None, batch_size: int = 32
+) -> dict[int, torch.Tensor]:
+    """The regularisation of ``phi`` over the given texts (see ``regularization``)."""
+    if len(texts) < MIN_CORPUS:
+        raise TextlensError(
+            f"a regularisation needs at least {MIN_CORPUS} corpus sentences; got {len(texts)}"
+        )
+    corpus_key = hashlib.sha256(json.dumps(list(texts)).encode()).hexdigest()[:12]
+    path = None
+    if cache is not None:
+        path = cache / f"{_fingerprint(model)}-{phi}-{len(texts)}-{corpus_key}.pt"
+        if path.exists():
+            return torch.load(path, map_location="cpu", weights_only=True)
+    per_layer: dict[int, list[torch.Tensor]] = {}
+    with torch.no_grad():
+        for start in range(0, len(texts), batch_size):
+            batch = model.encode(list(texts[start : start + batch_size]), warn=False)
+            out = model.forward(model.embed(batch), batch, hidden_states=phi != "logits")
+            if phi == "logits":
+                per_layer.setdefault(-1, []).append(out.logits.float().cpu())
+                continue
+            for layer, h in enumerate(out.hidden_states):
+                picked = h[batch.real_mask] if phi == "hidden" else h[:, 0]
+                per_layer.setdefault(layer, []).append(picked.float().cpu())
+    scales = {k: regularization_scale(torch.cat(v), check=False) for k, v in per_layer.items()}
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        os.close(fd)
+        torch.save(scales, tmp)
+        os.replace(tmp, path)
+    return scales
