@@ -6,6 +6,8 @@ import json
 import os
 import platform
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -49,3 +51,30 @@ def write_result(
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {path.relative_to(RESULTS.parent.parent)}")
     return path
+
+
+class PeakRSS:
+    """Samples this process's resident memory every 5 ms while the block runs."""
+
+    def __enter__(self) -> PeakRSS:
+        self.peak = self.start = self._rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss())
+            time.sleep(0.005)
+
+    @staticmethod
+    def _rss() -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0

@@ -66,7 +66,7 @@ class Settings:
     max_steps: int = 300
     min_steps: int = 20
     window: int = 10
-    tol: float = 0.02
+    tol: float = 0.05
     init: Literal["closed-form", "constant"] = "closed-form"
     n_probes: int = 16
     parameterization: Literal["log", "bounded"] = "log"
@@ -74,6 +74,7 @@ class Settings:
     keep_best: bool = False
     average_last: bool = True
     betas: tuple[float, float] = (0.9, 0.95)
+    polish: float = 1 / 3
     seed: int = 0
 
 
@@ -142,14 +143,19 @@ class _Noise:
         self.device = device
         self.gens = [[_stream(seed, key, device) for key in keys] for _ in lengths]
 
-    def draw(self, n_samples: int, width: int, dtype: torch.dtype) -> torch.Tensor:
-        """``(B, G, n_samples, T, K)`` standard normal on real tokens, zero on padding."""
+    def draw(
+        self, n_samples: int, width: int, dtype: torch.dtype, active: torch.Tensor
+    ) -> torch.Tensor:
+        """``(B, G, n_samples, T, K)`` standard normal on real tokens of active (text, group)
+        pairs; zero elsewhere. Inactive pairs draw nothing, so their streams do not move."""
         shape = (len(self.lengths), len(self.gens[0]), n_samples, width, self.dim)
         out = torch.zeros(shape, device=self.device, dtype=dtype)
-        for b, (n, gens) in enumerate(zip(self.lengths, self.gens, strict=True)):
-            for g, gen in enumerate(gens):
-                draw = torch.randn((n_samples, n, self.dim), generator=gen, device=self.device)
-                out[b, g, :, :n] = draw.to(dtype)
+        for b, g in active.nonzero().tolist():
+            n = self.lengths[b]
+            draw = torch.randn(
+                (n_samples, n, self.dim), generator=self.gens[b][g], device=self.device
+            )
+            out[b, g, :, :n] = draw.to(dtype)
         return out
 
 
@@ -161,10 +167,11 @@ def _group_loss(
     noise: torch.Tensor,
     real: torch.Tensor,
     rate: float,
+    texts: torch.Tensor,
 ) -> torch.Tensor:
-    """Loss per text ``(B,)`` for one group; ``sigma (B, T)``, ``noise (B, S, T, K)``."""
+    """Loss of one group for the given texts ``(n,)``; ``sigma (n, T)``, ``noise (n, S, T, K)``."""
     n, samples, width, _ = noise.shape
-    rows = torch.arange(n, device=x.device).repeat_interleave(samples)
+    rows = texts.repeat_interleave(samples)
     noisy = x[rows] + (sigma.unsqueeze(1).unsqueeze(-1) * noise).reshape(n * samples, width, -1)
     out = group.phi(noisy, rows)
     diff = ((out - clean[rows]) / group.scale) ** 2
@@ -172,13 +179,13 @@ def _group_loss(
         mask = group.out_mask(rows).to(diff.dtype)
         while mask.dim() < diff.dim():
             mask = mask.unsqueeze(-1)
-        mask = mask.expand_as(diff)
-        data = (diff * mask).reshape(n * samples, -1).sum(1) / mask.reshape(n * samples, -1).sum(1)
+        mask = mask.expand_as(diff).reshape(n * samples, -1)
+        data = (diff.reshape(n * samples, -1) * mask).sum(1) / mask.sum(1)
     else:
         data = diff.reshape(n * samples, -1).mean(1)
     data = data.view(n, samples).mean(1)
-    log_sigma = torch.log(sigma).masked_fill(~real, 0.0)
-    reg = log_sigma.sum(1) / real.sum(1)
+    own = real[texts]
+    reg = torch.log(sigma).masked_fill(~own, 0.0).sum(1) / own.sum(1)
     return data - rate * reg
 
 
@@ -258,15 +265,18 @@ def optimize(
     noise = _Noise(lengths, keys, dim, settings.seed, x.device)
     real_g = real.unsqueeze(1).expand(n, n_groups, width)
 
-    def losses(param: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
+    def losses(param: torch.Tensor, samples: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+        """Loss ``(B, G)`` of the active (text, group) pairs; 0 for the others."""
         sigma = to_sigma(param)
-        return torch.stack(
-            [
-                _group_loss(gr, x, cl, sigma[:, g], samples[:, g], real, settings.rate)
-                for g, (gr, cl) in enumerate(zip(groups, cleans, strict=True))
-            ],
-            dim=1,
-        )
+        out = torch.zeros((n, n_groups), device=x.device, dtype=x.dtype)
+        for g, (group, clean) in enumerate(zip(groups, cleans, strict=True)):
+            texts = active[:, g].nonzero().squeeze(1)
+            if len(texts):
+                value = _group_loss(
+                    group, x, clean, sigma[texts, g], samples[texts, g], real, settings.rate, texts
+                )
+                out = out.index_put((texts, torch.full_like(texts, g)), value)
+        return out
 
     bounded = settings.parameterization == "bounded"
 
@@ -287,11 +297,10 @@ def optimize(
         cf = _closed_form(groups, x, real, settings, keys)
         candidates = [cf, cf - math.log(3.0), cf - math.log(10.0)]
         starts = ["closed-form", "closed-form/3", "closed-form/10"]
+        everyone = torch.ones((n, n_groups), dtype=torch.bool, device=x.device)
         with torch.no_grad():
-            probe = noise.draw(settings.n_samples, width, x.dtype)
-            scores = torch.stack(
-                [losses(from_log_sigma(c), probe) for c in candidates]
-            )  # (C, B, G)
+            probe = noise.draw(settings.n_samples, width, x.dtype, everyone)
+            scores = torch.stack([losses(from_log_sigma(c), probe, everyone) for c in candidates])
         best = scores.argmin(0)  # (B, G)
         stacked = torch.stack(candidates)  # (C, B, G, T)
         log_sigma0 = stacked.gather(0, best[None, :, :, None].expand(1, n, n_groups, width))[0]
@@ -315,42 +324,56 @@ def optimize(
         chosen = ["constant"] * (n * n_groups)
 
     # -- optimise ------------------------------------------------------------------------------
-    param = param0.clone().requires_grad_(True)
-    optimiser = torch.optim.Adam([param], lr=settings.lr, betas=settings.betas)
+    # Adam with a learning rate per (text, group). Each pair runs at ``lr`` until the RMS change
+    # of log sigma between two windows falls below ``tol``; it then polishes at ``lr * polish``
+    # for ``2 * window`` steps, whose mean log sigma is the answer, and stops.
+    param = param0.clone()
+    beta1, beta2 = settings.betas
+    moment1 = torch.zeros_like(param)
+    moment2 = torch.zeros_like(param)
     active = torch.ones((n, n_groups), dtype=torch.bool, device=x.device)
     steps = torch.zeros((n, n_groups), dtype=torch.long, device=x.device)
+    polish_from = torch.full((n, n_groups), -1, dtype=torch.long, device=x.device)
+    rate = torch.full((n, n_groups), settings.lr, device=x.device, dtype=x.dtype)
     history: list[torch.Tensor] = []
     curve: list[torch.Tensor] = []
     best_loss = torch.full((n, n_groups), math.inf, device=x.device, dtype=x.dtype)
     best_param = param0.detach().clone()
     start_loss = None
+    w = settings.window
     for step in range(settings.max_steps):
-        samples = noise.draw(settings.n_samples, width, x.dtype)
+        samples = noise.draw(settings.n_samples, width, x.dtype, active)
         with torch.enable_grad():
-            loss = losses(param, samples)  # (B, G)
-            optimiser.zero_grad(set_to_none=True)
-            (loss * active).sum().backward()
+            leaf = param.detach().requires_grad_(True)
+            loss = losses(leaf, samples, active)  # (B, G); 0 where stopped
+            # gradients for sigma only: the model's weights get none (and keep no .grad)
+            (grad,) = torch.autograd.grad((loss * active).sum(), leaf)
         if start_loss is None:
             start_loss = loss.detach().clone()
         if settings.keep_best:
             better = (loss.detach() < best_loss) & active
             best_loss = torch.where(better, loss.detach(), best_loss)
-            best_param = torch.where(better.unsqueeze(-1), param.detach(), best_param)
+            best_param = torch.where(better.unsqueeze(-1), param, best_param)
         with torch.no_grad():
-            param.grad.mul_(active.unsqueeze(-1))
-            frozen = param.detach().clone()
-            optimiser.step()
-            param.copy_(torch.where(active.unsqueeze(-1), param, frozen))
-        steps += active
-        curve.append(loss.detach())
-        history.append(to_sigma(param.detach()).log())
-        if step + 1 >= max(settings.min_steps, 2 * settings.window):
-            w = settings.window
+            on = active.unsqueeze(-1)
+            steps += active
+            t = steps.clamp_min(1).unsqueeze(-1).to(x.dtype)
+            moment1 = torch.where(on, beta1 * moment1 + (1 - beta1) * grad, moment1)
+            moment2 = torch.where(on, beta2 * moment2 + (1 - beta2) * grad * grad, moment2)
+            update = (moment1 / (1 - beta1**t)) / ((moment2 / (1 - beta2**t)).sqrt() + 1e-8)
+            param = torch.where(on, param - rate.unsqueeze(-1) * update, param)
+        curve.append(loss.detach().masked_fill(~active, math.nan))
+        history.append(to_sigma(param).log())
+        if settings.tol > 0 and step + 1 >= max(settings.min_steps, 2 * w):
             recent = torch.stack(history[-w:]).mean(0)
             before = torch.stack(history[-2 * w : -w]).mean(0)
             sq = (recent - before).pow(2).masked_fill(~real_g, 0.0).sum(-1)
             change = (sq / real_g.sum(-1)).sqrt()  # RMS change of log sigma, (B, G)
-            active &= change >= settings.tol
+            settle = active & (polish_from < 0) & (change < settings.tol)
+            polish_from = torch.where(settle, steps, polish_from)
+            rate = torch.where(settle, rate * settings.polish, rate)
+            done = (polish_from >= 0) & (steps - polish_from >= 2 * w)
+            active &= ~done
             if not active.any():
                 break
 
@@ -363,14 +386,15 @@ def optimize(
             for b in range(n):
                 for g in range(n_groups):
                     k = int(steps[b, g])
-                    w = min(settings.window, k)
-                    final[b, g] = torch.stack([h[b, g] for h in history[k - w : k]]).mean(0)
+                    # polished pairs: the polish steps; others (step cap): the last half
+                    start = int(polish_from[b, g]) if polish_from[b, g] >= 0 else k - k // 2
+                    final[b, g] = torch.stack([h[b, g] for h in history[start:k]]).mean(0)
             log_sigma = final
         else:
             log_sigma = history[-1]
-        final_loss = losses(
-            from_log_sigma(log_sigma), noise.draw(settings.n_samples, width, x.dtype)
-        )
+        everyone = torch.ones((n, n_groups), dtype=torch.bool, device=x.device)
+        last = noise.draw(settings.n_samples, width, x.dtype, everyone)
+        final_loss = losses(from_log_sigma(log_sigma), last, everyone)
     sigma = log_sigma.exp().masked_fill(~real_g, math.nan)
     information = dim * log_sigma + 0.5 * dim * LOG_2PIE
     return Result(

@@ -38,7 +38,9 @@ def closed_form(c, rate=0.1):
 @pytest.mark.parametrize("init", ["closed-form", "constant"])
 def test_linear_toy_matches_the_closed_form(toy, init):
     x, corpus, c = toy
-    res = information_loss(x, linear_phi, corpus=corpus, init=init, max_steps=1500)
+    # from a constant start the optimiser must travel far: a stricter tolerance lets it arrive
+    tol = 0.05 if init == "closed-form" else 0.01
+    res = information_loss(x, linear_phi, corpus=corpus, init=init, max_steps=1500, tol=tol)
     sigma = res.sigma[0, 0]
     expected = closed_form(c)
     assert torch.allclose(sigma, expected, rtol=0.05)

@@ -73,7 +73,7 @@ class InformationLoss:
     n_samples: int = 4
     lr: float = 0.03
     max_steps: int = 300
-    tol: float = 0.02
+    tol: float = 0.05
     init: Literal["closed-form", "constant"] = "closed-form"
     corpus_size: int = 500
     compat: bool = False
