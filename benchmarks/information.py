@@ -67,12 +67,13 @@ def reference_baseline(adapter, text: str, layer: int, steps: int, scale: float)
         loss = (((phi(noisy) - clean) / r) ** 2).mean() - 0.1 * torch.log(sigma).mean()
         loss.backward()
         optimiser.step()
-        best = min(best, float(loss))
+        best = min(best, loss.item())
     return (time.perf_counter() - started) / steps
 
 
 def precise_losses(adapter, text: str, layers, sigma, n: int = 256, seed: int = 123):
     """Loss per layer at the given sigma ``(L, T)``, with ``n`` fixed noise samples."""
+    import numpy as np
     import torch
 
     from textlens.methods.information_loss import hidden_state_at, regularization
@@ -84,7 +85,7 @@ def precise_losses(adapter, text: str, layers, sigma, n: int = 256, seed: int = 
     out = []
     with torch.no_grad():
         for i, layer in enumerate(layers):
-            s = torch.as_tensor(sigma[i], dtype=x.dtype)
+            s = torch.tensor(np.array(sigma[i]), dtype=x.dtype)
             clean = hidden_state_at(adapter, x, batch, torch.zeros(1, dtype=torch.long), layer)
             total = 0.0
             for start in range(0, n, 64):
@@ -158,7 +159,9 @@ def main() -> None:
             f"{q['long_loss']:.4f} (x{q['loss_ratio']:.4f})  steps {q['steps']} "
             f"(constant start: {q['steps_constant_start']})"
         )
-    print(f"ours, one sentence, 6 layers: {ours_s:.1f} s -> {baseline_s / ours_s:.0f}x the baseline")
+    print(
+        f"ours, one sentence, 6 layers: {ours_s:.1f} s -> {baseline_s / ours_s:.0f}x the baseline"
+    )
 
     sentences = test[: args.n]
     with PeakRSS() as mem:
