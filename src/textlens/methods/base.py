@@ -71,6 +71,19 @@ def row_index(n_texts: int, repeats: int, device: torch.device) -> torch.Tensor:
     return torch.arange(n_texts, device=device).repeat_interleave(repeats)
 
 
+def path_points(
+    n_texts: int, n_steps: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rows of a batched path: each text repeated over ``n_steps`` Gauss-Legendre points.
+
+    Returns:
+        ``(rows, alphas, weights)``, each ``(n_texts * n_steps,)``: the text of every row, its
+        point on [0, 1] and its quadrature weight.
+    """
+    alphas, weights = gauss_legendre(n_steps, device)
+    return row_index(n_texts, n_steps, device), alphas.repeat(n_texts), weights.repeat(n_texts)
+
+
 def chunks(n_rows: int, size: int | None) -> Iterator[slice]:
     """Slices covering ``range(n_rows)`` in pieces of at most ``size`` rows."""
     step = n_rows if not size or size <= 0 else size

@@ -14,6 +14,14 @@ from textlens.methods.base import Scores, mask_pads, target_and_grad
 from textlens.targets import BoundTarget
 
 
+def embedding_gradient(
+    model: ModelAdapter, batch: TokenBatch, target: BoundTarget, embeds: torch.Tensor
+) -> torch.Tensor:
+    """The target's gradient with respect to every token's embedding, ``(B, T, K)``."""
+    rows = torch.arange(len(batch), device=batch.device)
+    return target_and_grad(model, batch, target, embeds, rows)[1]
+
+
 @register
 @dataclass(frozen=True)
 class Gradient:
@@ -33,8 +41,7 @@ class Gradient:
     def attribute_at(
         self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget, embeds: torch.Tensor
     ) -> Scores:
-        rows = torch.arange(len(batch), device=batch.device)
-        _, grad = target_and_grad(model, batch, target, embeds, rows)
+        grad = embedding_gradient(model, batch, target, embeds)
         return Scores(mask_pads(grad.norm(dim=-1), batch))
 
 
@@ -57,6 +64,5 @@ class GradientXInput:
     def attribute_at(
         self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget, embeds: torch.Tensor
     ) -> Scores:
-        rows = torch.arange(len(batch), device=batch.device)
-        _, grad = target_and_grad(model, batch, target, embeds, rows)
+        grad = embedding_gradient(model, batch, target, embeds)
         return Scores(mask_pads((grad * embeds).sum(dim=-1), batch))

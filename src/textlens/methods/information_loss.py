@@ -30,6 +30,8 @@ from textlens.targets import BoundTarget
 
 MIN_CORPUS = 10
 """Fewest corpus sentences accepted for a regularisation."""
+_LOADED: dict[Path, dict[int, torch.Tensor]] = {}
+"""Regularisations already read from the disk cache in this process."""
 
 
 @register
@@ -222,10 +224,9 @@ def _fingerprint(model: Any) -> str:
     config = getattr(model, "config", None)
     text = config.to_json_string() if hasattr(config, "to_json_string") else repr(config)
     digest = hashlib.sha256(text.encode())
+    params = list(model.model.parameters())
     with torch.no_grad():
-        for p in list(model.model.parameters())[
-            :: max(1, len(list(model.model.parameters())) // 16)
-        ]:
+        for p in params[:: max(1, len(params) // 16)]:
             digest.update(f"{float(p.double().sum()):.10e}".encode())
     return digest.hexdigest()[:16]
 
@@ -255,8 +256,11 @@ def regularization_from_texts(
     path = None
     if cache is not None:
         path = cache / f"{_fingerprint(model)}-{phi}-{len(texts)}-{corpus_key}.pt"
+        if path in _LOADED:
+            return _LOADED[path]
         if path.exists():
-            return torch.load(path, map_location="cpu", weights_only=True)
+            _LOADED[path] = torch.load(path, map_location="cpu", weights_only=True)
+            return _LOADED[path]
     per_layer: dict[int, list[torch.Tensor]] = {}
     with torch.no_grad():
         for start in range(0, len(texts), batch_size):
@@ -275,4 +279,5 @@ def regularization_from_texts(
         os.close(fd)
         torch.save(scales, tmp)
         os.replace(tmp, path)
+        _LOADED[path] = scales
     return scales

@@ -15,8 +15,7 @@ from textlens.methods import register
 from textlens.methods.base import (
     Scores,
     chunks,
-    gauss_legendre,
-    row_index,
+    path_points,
     target_and_grad,
     target_values,
     trim,
@@ -70,9 +69,7 @@ class IntegratedGradients:
         x = embeds.detach()
         x0 = model.embed(batch, model.baseline_ids(batch, self.baseline)).detach()
         n, steps = len(batch), self.n_steps
-        alphas, weights = gauss_legendre(steps, batch.device)
-        rows = row_index(n, steps, batch.device)
-        alpha_rows, weight_rows = alphas.repeat(n), weights.repeat(n)
+        rows, alpha_rows, weight_rows = path_points(n, steps, batch.device)
         grad_sum = torch.zeros_like(x)
         for piece in chunks(n * steps, auto_rows(batch, self.internal_batch_size)):
             r, a = rows[piece], alpha_rows[piece].view(-1, 1, 1)
@@ -143,9 +140,7 @@ class EmbeddingIntegratedGradients:
             inputs[kind] = out.detach().expand(len(batch), *out.shape[1:])
             refs[kind] = ref.detach().expand(len(batch), *ref.shape[1:])
         n, steps = len(batch), self.n_steps
-        alphas, weights = gauss_legendre(steps, batch.device)
-        rows = row_index(n, steps, batch.device)
-        alpha_rows, weight_rows = alphas.repeat(n), weights.repeat(n)
+        rows, alpha_rows, weight_rows = path_points(n, steps, batch.device)
         grad_sums = {k: torch.zeros_like(v) for k, v in inputs.items()}
         for piece in chunks(n * steps, auto_rows(batch, self.internal_batch_size)):
             r, a = rows[piece], alpha_rows[piece].view(-1, 1, 1)

@@ -15,9 +15,8 @@ from textlens.methods import register
 from textlens.methods.base import (
     Scores,
     chunks,
-    gauss_legendre,
     mask_pads,
-    row_index,
+    path_points,
     trim,
     width_of,
 )
@@ -73,9 +72,7 @@ class LayerConductance:
         x = model.embed(batch).detach()
         x0 = model.embed(batch, model.baseline_ids(batch, self.baseline)).detach()
         n, points = len(batch), self.n_steps + 1
-        alphas, _ = gauss_legendre(points, batch.device)
-        rows = row_index(n, points, batch.device)
-        alpha_rows = alphas.repeat(n)
+        rows, alpha_rows, _ = path_points(n, points, batch.device)
         step_of_row = torch.arange(points, device=batch.device).repeat(n)
         result = torch.zeros((n, len(layers), x.shape[1]), dtype=x.dtype, device=x.device)
         carry: tuple[torch.Tensor, ...] | None = None  # (h, g) per layer of the previous row
