@@ -152,6 +152,8 @@ def explain(
     params = _collect_params(method, settings)
     if not text.strip():
         raise TextlensError("the text is empty: give at least one word to explain")
+    if json_path:
+        _check_writable(Path(json_path))
     from textlens.adapters.hf import load_model
     from textlens.pipeline import explain as run
 
@@ -197,10 +199,15 @@ def _print_scores(exp: Any) -> None:
         click.echo(f"convergence delta: {float(delta):+.2e}")
 
 
+def _check_writable(path: Path) -> None:
+    """Refuse an output path in a missing folder before any work is done."""
+    if not path.parent.exists():
+        raise TextlensError(f"folder {path.parent} does not exist: create it first")
+
+
 def _write_atomic(path: Path, content: str) -> None:
     """Write a file through a temporary sibling and a rename: never a half-written file."""
-    if path.parent and not path.parent.exists():
-        raise TextlensError(f"folder {path.parent} does not exist: create it first")
+    _check_writable(path)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(content, encoding="utf-8")
     tmp.replace(path)
