@@ -11,11 +11,29 @@ from typing import Any, Literal
 
 import numpy as np
 
-from textlens.targets import TargetInfo
-
 SCHEMA = "textlens.explanation/1"
 Reduce = Literal["sum", "mean", "max", "l2"]
 _REDUCERS = ("sum", "mean", "max", "l2")
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """What was explained for one text: a description, class index and label, the model's score."""
+
+    kind: str
+    label: str | None = None
+    index: int | None = None
+    score: float | None = None
+    probability: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "label": self.label,
+            "index": self.index,
+            "score": self.score,
+            "probability": self.probability,
+        }
 
 
 def _frozen(values: Any, dtype: Any = np.float64) -> np.ndarray:
@@ -280,6 +298,12 @@ class Explanation:
     @classmethod
     def from_json(cls, text: str) -> Explanation:
         return cls.from_dict(json.loads(text))
+
+    def _repr_html_(self) -> str:
+        """Notebooks show the highlighted text (``textlens.render.render_html``)."""
+        from textlens.render.html import render_html
+
+        return render_html([self], standalone=False, show_special=False)
 
     def __repr__(self) -> str:
         shape = "x".join(str(s) for s in self.scores.shape)

@@ -16,26 +16,7 @@ import torch
 
 from textlens.batch import TokenBatch
 from textlens.errors import TextlensError
-
-
-@dataclass(frozen=True)
-class TargetInfo:
-    """What was explained for one text: a description, class index and label, the model's score."""
-
-    kind: str
-    label: str | None = None
-    index: int | None = None
-    score: float | None = None
-    probability: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "label": self.label,
-            "index": self.index,
-            "score": self.score,
-            "probability": self.probability,
-        }
+from textlens.explanation import TargetInfo
 
 
 @dataclass(frozen=True, eq=False)

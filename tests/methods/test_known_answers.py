@@ -69,3 +69,14 @@ def test_attention_rows_are_distributions(tiny_bert):
     np.testing.assert_allclose(exp.scores.sum(axis=-1), 1.0, atol=1e-5)
     with pytest.raises(TextlensError, match="out of range"):
         explain(SENTENCES[0], tiny_bert, "attention", layers=(3,))
+
+
+def test_conductance_units_add_up_to_the_token_scores(tiny_bert):
+    texts = [SENTENCES[0], SENTENCES[1]]
+    plain = explain_many(texts, tiny_bert, "layer-conductance", n_steps=8)
+    kept = explain_many(texts, tiny_bert, "layer-conductance", n_steps=8, keep_units=True)
+    for a, b in zip(plain, kept, strict=True):
+        units = b.extras["unit_scores"]
+        assert units.shape == (*b.scores.shape[:1], tiny_bert.model.config.hidden_size, len(b))
+        np.testing.assert_allclose(units.sum(axis=1), a.scores, atol=1e-5)
+        np.testing.assert_allclose(b.scores, a.scores, atol=1e-6)

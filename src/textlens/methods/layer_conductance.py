@@ -54,6 +54,8 @@ class LayerConductance:
         baseline: Token that builds the reference input (special tokens kept).
         layers: Layer numbers; None = every layer.
         internal_batch_size: Path points per forward pass; None fits about 4096 tokens a pass.
+        keep_units: Also return each hidden unit's conductance in ``extras["unit_scores"]``,
+            ``(layer, unit, token)`` per text (for ``textlens.render.layer_boxplot``).
 
     References:
         Dhamdhere et al., 2018, https://arxiv.org/abs/1805.12233
@@ -66,6 +68,7 @@ class LayerConductance:
     baseline: BaselineToken = "pad"
     layers: tuple[int, ...] | None = None
     internal_batch_size: int | None = None
+    keep_units: bool = False
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         layers = resolve_layers(self.layers, model.n_layers)
@@ -75,6 +78,7 @@ class LayerConductance:
         rows, alpha_rows, _ = path_points(n, points, batch.device)
         step_of_row = torch.arange(points, device=batch.device).repeat(n)
         result = torch.zeros((n, len(layers), x.shape[1]), dtype=x.dtype, device=x.device)
+        units = None
         carry: tuple[torch.Tensor, ...] | None = None  # (h, g) per layer of the previous row
         for piece in chunks(n * points, auto_rows(batch, self.internal_batch_size)):
             r, a = rows[piece], alpha_rows[piece].view(-1, 1, 1)
@@ -102,8 +106,22 @@ class LayerConductance:
                 s = step_of_row[piece]
             # pair each row with the next one of the same text: g_s * (h_{s+1} - h_s)
             same = r[1:] == r[:-1]
-            contrib = (g[:-1] * (h[1:] - h[:-1])).sum(dim=-1)  # (N-1, L, T)
-            contrib = contrib[same]
-            result.index_add_(0, r[:-1][same], contrib)
+            per_unit = (g[:-1] * (h[1:] - h[:-1]))[same]  # (pairs, L, T, H)
+            result.index_add_(0, r[:-1][same], per_unit.sum(dim=-1))
+            if self.keep_units:
+                if units is None:
+                    units = torch.zeros((n, *per_unit.shape[1:]), dtype=x.dtype, device=x.device)
+                units.index_add_(0, r[:-1][same], per_unit)
             carry = (h[-1:], g[-1:], r[-1:], s[-1:])
-        return Scores(mask_pads(result, batch), axes=("batch", "layer", "token"), layers=layers)
+        values = mask_pads(result, batch)
+        if units is None:
+            return Scores(values, axes=("batch", "layer", "token"), layers=layers)
+        # (batch, layer, unit, token): the token axis last, as token extras want
+        mask = batch.real_mask.to(units.dtype)[:, None, None, :]
+        return Scores(
+            values,
+            axes=("batch", "layer", "token"),
+            layers=layers,
+            extras={"unit_scores": units.transpose(2, 3) * mask},
+            token_extras=("unit_scores",),
+        )
