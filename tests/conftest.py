@@ -87,3 +87,12 @@ def tiny_bert(tokenizer) -> HFAdapter:
 def demo() -> HFAdapter:
     """The real demo classifier (built on first use, then cached)."""
     return HFAdapter(*zoo.load_sentiment_classifier()[:2], name="demo")
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory, tokenizer):
+    """The tiny BERT saved as a model folder, for the console script and the server."""
+    path = tmp_path_factory.mktemp("tiny")
+    tiny_model("bert").save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

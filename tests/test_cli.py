@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import tiny_model
-
 TEXTLENS = shutil.which("textlens") or str(Path(sys.executable).parent / "textlens")
 
 
@@ -20,14 +18,6 @@ def run(*args, check=False):
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory, tokenizer):
-    path = tmp_path_factory.mktemp("tiny")
-    tiny_model("bert").save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 def test_methods_lists_every_method_with_defaults():
@@ -53,10 +43,23 @@ def test_explain_with_a_model_folder_writes_json(tiny_dir, tmp_path):
         str(out_file),
         check=True,
     )
-    assert "prediction:" in proc.stdout and "gripping:" in proc.stdout
+    assert "prediction:" in proc.stdout and "gripping(" in proc.stdout
+    assert "\x1b[" not in proc.stdout  # a pipe gets no escape codes
     data = json.loads(out_file.read_text())
     assert data["schema"] == "textlens.explanation/1" and data["level"] == "word"
     assert data["params"]["n_steps"] == 8
+
+
+def test_explain_layers_html_and_png(tiny_dir, tmp_path):
+    html, png = tmp_path / "r.html", tmp_path / "r.png"
+    proc = run(
+        "explain", "not a good film", "--model", str(tiny_dir), "--method", "layer-conductance",
+        "--n-steps", "4", "--layers", "1,2", "--html", str(html), "--png", str(png), check=True,
+    )  # fmt: skip
+    assert "layer  1:" in proc.stdout and "layer  2:" in proc.stdout
+    page = html.read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.count('class="tl-layer"') == 2
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize(
@@ -70,6 +73,10 @@ def test_explain_with_a_model_folder_writes_json(tiny_dir, tmp_path):
             "--n-steps is not a setting",
         ),
         (["explain", "a film", "--target", "great"], "valid labels"),
+        (["explain", "a film", "--method", "gradient", "--layers", "2"], "has no layers"),
+        (["explain", "a film", "--method", "attention", "--layers", "x"], "numbers like 1,3,6"),
+        (["explain", "a film", "--method", "attention", "--layers", "7"], "valid: 0..2"),
+        (["explain", "a film", "--png", "/tmp/x.gif"], ".png or .svg"),
         (
             ["explain", "a film", "--json", "/no/such/dir/x.json", "--method", "gradient"],
             "does not exist",

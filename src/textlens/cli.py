@@ -54,29 +54,11 @@ def _method_fields() -> dict[str, tuple[Any, Any]]:
     return seen
 
 
-def _parse_value(hint: Any, raw: str) -> Any:
-    """Convert a command-line string to a method setting of type ``hint``."""
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) is typing.Literal:
-        if raw not in args:
-            raise TextlensError(f"{raw!r} is not one of: {', '.join(map(str, args))}")
-        return raw
-    non_none = [a for a in args if a is not type(None)] or [hint]
-    if raw.lower() in ("none", "all") and type(None) in args:
-        return None
-    kind = non_none[0]
-    if typing.get_origin(kind) is tuple:
-        return tuple(int(v) for v in raw.split(",") if v.strip())
-    if typing.get_origin(kind) is typing.Literal:
-        return _parse_value(kind, raw)
-    if kind is bool:
-        return raw.lower() in ("1", "true", "yes", "on")
-    return kind(raw)
-
-
 def _method_options(fn: Any) -> Any:
     """Add one ``--flag`` per method setting (read from the dataclasses) to a command."""
     for name, (hint, _default) in sorted(_method_fields().items(), reverse=True):
+        if name == "layers":  # its own option, --layers all|N,...
+            continue
         flag = "--" + name.replace("_", "-")
         fn = click.option(
             flag,
@@ -95,25 +77,9 @@ def _describe_hint(hint: Any) -> str:
 
 
 def _collect_params(method: str, raw: dict[str, str | None]) -> dict[str, Any]:
-    from textlens.methods import METHODS
+    from textlens.methods import parse_settings
 
-    given = {k: v for k, v in raw.items() if v is not None}
-    cls = METHODS.get(method)
-    if cls is None:
-        raise TextlensError(f"unknown method {method!r}; available: {', '.join(sorted(METHODS))}")
-    hints = typing.get_type_hints(cls)
-    params = {}
-    for name, value in given.items():
-        if name not in hints or name in ("name", "signed", "layered"):
-            flag = "--" + name.replace("_", "-")
-            raise TextlensError(f"{flag} is not a setting of {method!r} (see `textlens methods`)")
-        try:
-            params[name] = _parse_value(hints[name], value)
-        except ValueError as error:
-            raise TextlensError(
-                f"bad value {value!r} for --{name.replace('_', '-')}: {error}"
-            ) from error
-    return params
+    return parse_settings(method, {k: v for k, v in raw.items() if v is not None})
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -129,7 +95,12 @@ def main() -> None:
     "--method", default="integrated-gradients", show_default=True, help="see `textlens methods`"
 )
 @click.option("--target", default=None, help="class label or index (default: predicted class)")
+@click.option("--layers", default=None, help="all, or layer numbers like 1,3,6 (layered methods)")
 @click.option("--words", is_flag=True, help="merge sub-words into words")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="write an HTML page")
+@click.option(
+    "--png", "png_path", type=click.Path(dir_okay=False), help="write a heatmap (.png or .svg)"
+)
 @click.option(
     "--json", "json_path", type=click.Path(dir_okay=False), help="write the explanation as JSON"
 )
@@ -142,18 +113,27 @@ def explain(
     model_path: str | None,
     method: str,
     target: str | None,
+    layers: str | None,
     words: bool,
+    html_path: str | None,
+    png_path: str | None,
     json_path: str | None,
     max_length: int | None,
     device: str,
     **settings: str | None,
 ) -> None:
-    """Explain TEXT: print the prediction and each token's score."""
+    """Explain TEXT: print the prediction and each token's score (coloured on a terminal)."""
+    from textlens.methods import parse_layers
+
     params = _collect_params(method, settings)
+    params.update(parse_layers(method, layers))
     if not text.strip():
         raise TextlensError("the text is empty: give at least one word to explain")
-    if json_path:
-        _check_writable(Path(json_path))
+    for path in (html_path, png_path, json_path):
+        if path:
+            _check_writable(Path(path))
+    if png_path and Path(png_path).suffix.lower() not in (".png", ".svg"):
+        raise TextlensError(f"--png needs a .png or .svg file name, not {Path(png_path).name}")
     from textlens.adapters.hf import load_model
     from textlens.pipeline import explain as run
 
@@ -166,8 +146,23 @@ def explain(
     _print_prediction(adapter, exp)
     shown = exp.to_words() if words else exp
     _print_scores(shown)
+    _write_outputs([shown], html_path, png_path, json_path)
+
+
+def _write_outputs(
+    exps: list[Any], html_path: str | None, png_path: str | None, json_path: str | None
+) -> None:
+    from textlens import render
+
+    if html_path:
+        render.save_html(exps, html_path, title=f"textlens: {exps[0].text[:60]}")
+        click.echo(f"wrote {html_path}")
+    if png_path:
+        render.save(exps, png_path)
+        click.echo(f"wrote {png_path}")
     if json_path:
-        _write_atomic(Path(json_path), shown.to_json(indent=2) + "\n")
+        body = exps[0].to_json(indent=2) if len(exps) == 1 else render.to_json(exps)
+        _write_atomic(Path(json_path), body + "\n")
         click.echo(f"wrote {json_path}")
 
 
@@ -185,18 +180,18 @@ def _print_prediction(adapter: Any, exp: Any) -> None:
 
 
 def _print_scores(exp: Any) -> None:
+    from textlens.render import render_terminal
+
     params = ", ".join(f"{k}={v}" for k, v in exp.params.items() if k != "word_reduce")
     click.echo(f"method: {exp.method}" + (f" ({params})" if params else ""))
-    if exp.layered and exp.layers:
-        rows = [(f"layer {v}", exp.scores[i]) for i, v in enumerate(exp.layers)]
-    else:
-        rows = [("", exp.scores)]
-    for label, row in rows:
-        cells = "  ".join(f"{tok}:{val:+.3f}" for tok, val in zip(exp.tokens, row, strict=True))
-        click.echo(f"{label + ': ' if label else ''}{cells}")
+    sys.stdout.flush()
+    render_terminal(exp, file=sys.stdout)
     delta = exp.extras.get("convergence_delta")
     if delta is not None:
         click.echo(f"convergence delta: {float(delta):+.2e}")
+    steps = exp.extras.get("steps")
+    if steps is not None and exp.method == "information-loss":
+        click.echo("optimiser steps per layer: " + " ".join(str(int(v)) for v in steps.ravel()))
 
 
 def _check_writable(path: Path) -> None:
@@ -232,6 +227,116 @@ def methods(as_json: bool) -> None:
             click.echo(
                 f"    --{p['name'].replace('_', '-')}  {p['type']}  (default: {p['default']})"
             )
+
+
+@main.command("explain-file")
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
+@click.option("--out", "output", required=True, help="output file: .jsonl or .parquet")
+@click.option("--model", "model_path", default=None, help="model folder (default: demo classifier)")
+@click.option(
+    "--method", default="integrated-gradients", show_default=True, help="see `textlens methods`"
+)
+@click.option("--target", default=None, help="class label or index (default: predicted class)")
+@click.option("--layers", default=None, help="all, or layer numbers like 1,3,6 (layered methods)")
+@click.option("--words", is_flag=True, help="store word-level explanations")
+@click.option("--column", default="text", show_default=True, help="text field of .jsonl / .csv")
+@click.option("--id-column", default=None, help="field holding a row id (default: row number)")
+@click.option("--batch-size", type=int, default=16, show_default=True, help="texts per batch")
+@click.option("--max-length", type=int, default=None, help="keep at most this many tokens")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@_method_options
+@_guarded
+def explain_file(
+    input_path: str,
+    output: str,
+    model_path: str | None,
+    method: str,
+    target: str | None,
+    layers: str | None,
+    words: bool,
+    column: str,
+    id_column: str | None,
+    batch_size: int,
+    max_length: int | None,
+    quiet: bool,
+    **settings: str | None,
+) -> None:
+    """Explain every text of INPUT (.txt a line each, .jsonl, .csv) into --out, resumably.
+
+    Stopped by Ctrl-C or a kill, the same command carries on where it stopped.
+    """
+    from textlens.jobs import explain_file as run_job
+    from textlens.methods import parse_layers
+
+    params = _collect_params(method, settings)
+    params.update(parse_layers(method, layers))
+    if batch_size < 1:
+        raise TextlensError("--batch-size must be at least 1")
+    try:
+        summary = run_job(
+            input_path,
+            output,
+            model=model_path,
+            method=method,
+            target=target,
+            params=params,
+            words=words,
+            column=column,
+            id_column=id_column,
+            batch_size=batch_size,
+            max_length=max_length,
+            progress=not quiet,
+        )
+    except KeyboardInterrupt:
+        click.echo(
+            f"interrupted: the rows done so far are saved; run the same command again to carry on "
+            f"({output})",
+            err=True,
+        )
+        sys.exit(130)
+    resumed = f", {summary.done_before} done earlier" if summary.done_before else ""
+    click.echo(
+        f"wrote {summary.output}: {summary.total} rows, {summary.explained} explained, "
+        f"{summary.failed} failed{resumed}"
+    )
+
+
+@main.command()
+@click.option("--model", "model_path", default=None, help="model folder (default: demo classifier)")
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to bind")
+@click.option("--port", type=int, default=8000, show_default=True, help="port")
+@click.option("--max-chars", type=int, default=2000, show_default=True, help="longest text")
+@click.option(
+    "--queue", type=int, default=64, show_default=True, help="requests that may wait at once"
+)
+@click.option(
+    "--time-limit", type=float, default=60.0, show_default=True, help="seconds per request"
+)
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda")
+@_guarded
+def serve(
+    model_path: str | None,
+    host: str,
+    port: int,
+    max_chars: int,
+    queue: int,
+    time_limit: float,
+    device: str,
+) -> None:
+    """A local web page and JSON API over one model (fixed at start-up)."""
+    import uvicorn
+
+    from textlens.adapters.hf import load_model
+    from textlens.server.app import Limits, create_app
+
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(
+            f"warning: serving on {host}: anyone who can reach it can run the model", err=True
+        )
+    adapter = load_model(model_path, device=device)
+    app = create_app(adapter, Limits(max_chars=max_chars, queue=queue, time_limit=time_limit))
+    click.echo(f"textlens: {adapter.name} on http://{host}:{port}/  (Ctrl-C to stop)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,13 +11,14 @@ import bz2
 import csv
 import functools
 import importlib.util
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
-from textlens.errors import MissingAssetError
+from textlens.errors import MissingAssetError, TextlensError
 
 LABELS: tuple[str, ...] = ("rotten", "fresh")
 """Class names of the demo task; the index is the class id."""
@@ -115,3 +116,73 @@ def rotten_tomatoes(split: Literal["train", "test", "all"] = "train") -> Sentenc
         tuple(everything.texts[i] for i in chosen),
         tuple(everything.labels[i] for i in chosen),
     )
+
+
+INPUT_SUFFIXES = (".txt", ".jsonl", ".csv")
+
+
+@dataclass(frozen=True)
+class InputRow:
+    """One row of an input file: its 0-based position, an id, and the text (or why it has none)."""
+
+    row: int
+    id: str
+    text: str
+    error: str | None = None
+
+
+def read_texts(
+    path: str | Path, column: str = "text", id_column: str | None = None
+) -> list[InputRow]:
+    """Read texts to explain from ``.txt`` (a text a line), ``.jsonl`` or ``.csv`` (a column).
+
+    Rows that cannot give a text (a missing column, a line that is not JSON, an empty text) come
+    back with ``error`` set instead of being dropped, so that a batch job can report them.
+
+    Raises:
+        TextlensError: The file is missing, has another suffix, or (csv) lacks the column.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise TextlensError(f"input file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix not in INPUT_SUFFIXES:
+        raise TextlensError(f"cannot read {path.name}: use a .txt, .jsonl or .csv file")
+    rows: list[InputRow] = []
+
+    def add(text: Any, ident: Any, error: str | None = None) -> None:
+        n = len(rows)
+        ident = str(n) if ident is None or ident == "" else str(ident)
+        if error is None and not isinstance(text, str):
+            error = f"the {column!r} value is not a string"
+        if error is None and not text.strip():
+            error = "the text is empty"
+        rows.append(InputRow(n, ident, text if isinstance(text, str) else "", error))
+
+    with open(path, encoding="utf-8", newline="" if suffix == ".csv" else None) as handle:
+        if suffix == ".txt":
+            for line in handle:
+                add(line.rstrip("\r\n"), None)
+        elif suffix == ".jsonl":
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    item = json.loads(line)
+                except json.JSONDecodeError as error:
+                    add("", None, f"line {number} is not JSON: {error.msg}")
+                    continue
+                if not isinstance(item, dict) or column not in item:
+                    add("", None, f"line {number} has no {column!r} field")
+                    continue
+                add(item[column], item.get(id_column) if id_column else None)
+        else:
+            reader = csv.DictReader(handle)
+            if column not in (reader.fieldnames or []):
+                raise TextlensError(
+                    f"{path.name} has no column {column!r}; its columns are "
+                    f"{', '.join(reader.fieldnames or [])} (choose one with --column)"
+                )
+            for item in reader:
+                add(item[column], item.get(id_column) if id_column else None)
+    return rows

@@ -108,3 +108,73 @@ del (
     occlusion,
     smoothgrad,
 )
+
+
+def parse_setting(hint: Any, raw: str) -> Any:
+    """Convert a string (a command-line flag, a form field) to a setting of type ``hint``."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is typing.Literal:
+        if raw not in args:
+            raise TextlensError(f"{raw!r} is not one of: {', '.join(map(str, args))}")
+        return raw
+    non_none = [a for a in args if a is not type(None)] or [hint]
+    if raw.lower() in ("none", "all") and type(None) in args:
+        return None
+    kind = non_none[0]
+    if typing.get_origin(kind) is tuple:
+        return tuple(int(v) for v in raw.split(",") if v.strip())
+    if typing.get_origin(kind) is typing.Literal:
+        return parse_setting(kind, raw)
+    if kind is bool:
+        return raw.lower() in ("1", "true", "yes", "on")
+    return kind(raw)
+
+
+def parse_settings(method: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """Check and convert settings given as text for ``method``: one clear error per mistake.
+
+    Values that are not strings (JSON numbers, booleans, lists) are read as their text form.
+    """
+    cls = METHODS.get(method)
+    if cls is None:
+        raise TextlensError(f"unknown method {method!r}; available: {', '.join(sorted(METHODS))}")
+    hints = typing.get_type_hints(cls)
+    params = {}
+    for name, value in raw.items():
+        if name not in hints or name in ("name", "signed", "layered"):
+            flag = "--" + name.replace("_", "-")
+            raise TextlensError(f"{flag} is not a setting of {method!r} (see `textlens methods`)")
+        if isinstance(value, list | tuple):
+            value = ",".join(str(v) for v in value)
+        elif value is None:
+            value = "none"
+        elif not isinstance(value, str):
+            value = str(value)
+        try:
+            params[name] = parse_setting(hints[name], value)
+        except ValueError as error:
+            raise TextlensError(
+                f"bad value {value!r} for --{name.replace('_', '-')}: {error}"
+            ) from error
+    return params
+
+
+def parse_layers(method: str, layers: str | None) -> dict[str, Any]:
+    """``"all"`` or ``"1,3,6"`` as the ``layers`` setting of ``method`` ({} when not given)."""
+    if layers is None:
+        return {}
+    with_layers = sorted(
+        n for n, c in METHODS.items() if "layers" in {f.name for f in dataclasses.fields(c)}
+    )
+    if method not in with_layers:
+        raise TextlensError(
+            f"--layers applies to {', '.join(with_layers)}; {method!r} has no layers"
+        )
+    if layers.strip().lower() == "all":
+        return {"layers": None}
+    try:
+        return {"layers": tuple(int(v) for v in layers.split(",") if v.strip())}
+    except ValueError as error:
+        raise TextlensError(
+            f"--layers takes 'all' or numbers like 1,3,6, not {layers!r}"
+        ) from error

@@ -1,0 +1,286 @@
+"""Batch jobs over files: explain every row of a .txt / .jsonl / .csv into .jsonl or .parquet.
+
+A job is resumable. Finished rows are appended to a journal (the ``.jsonl`` output itself, or
+``OUT.partial.jsonl`` for parquet) and flushed to disk after every batch; a sidecar
+``OUT.job.json`` records the job's arguments. Started again with the same arguments after Ctrl-C
+or ``kill -9``, the job drops a half-written last line, skips the rows already done, and carries
+on. At the end the rows are written in input order through a temporary file and a rename, and the
+sidecar is removed: every input row is in the output exactly once, failed rows with their error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from textlens.data import InputRow, read_texts
+from textlens.errors import TextlensError
+
+OUTPUT_SUFFIXES = (".jsonl", ".parquet")
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    total: int
+    done_before: int
+    explained: int
+    failed: int
+    output: Path
+
+
+def _fingerprint(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _paths(output: Path) -> tuple[Path, Path]:
+    journal = (
+        output if output.suffix == ".jsonl" else output.with_name(output.name + ".partial.jsonl")
+    )
+    return journal, output.with_name(output.name + ".job.json")
+
+
+def _recover(journal: Path) -> dict[int, dict[str, Any]]:
+    """Rows already in the journal; a half-written last line (a killed writer) is cut off."""
+    done: dict[int, dict[str, Any]] = {}
+    if not journal.exists():
+        return done
+    good_bytes = 0
+    with open(journal, "rb") as handle:
+        for raw in handle:
+            if not raw.endswith(b"\n"):
+                break
+            try:
+                item = json.loads(raw)
+            except json.JSONDecodeError:
+                break
+            done.setdefault(int(item["row"]), item)
+            good_bytes += len(raw)
+    if good_bytes != journal.stat().st_size:
+        with open(journal, "r+b") as handle:
+            handle.truncate(good_bytes)
+    return done
+
+
+def _check_output(output: Path, sidecar: Path, journal: Path, job: dict[str, Any]) -> None:
+    if output.suffix not in OUTPUT_SUFFIXES:
+        raise TextlensError(f"cannot write {output.name}: use a .jsonl or .parquet output")
+    if not output.parent.exists():
+        raise TextlensError(f"folder {output.parent} does not exist: create it first")
+    if sidecar.exists():
+        before = json.loads(sidecar.read_text(encoding="utf-8"))
+        changed = sorted(k for k in set(job) | set(before) if job.get(k) != before.get(k))
+        if changed:
+            raise TextlensError(
+                f"{output.name} holds an unfinished job with other settings "
+                f"({', '.join(changed)}): run it with the same arguments to finish it, "
+                "or choose another --out"
+            )
+    elif output.exists() or journal.exists():
+        raise TextlensError(
+            f"{output} already exists and is not an unfinished job: "
+            "delete it or choose another --out"
+        )
+
+
+def _result_row(item: InputRow, exp: Any = None, error: str | None = None) -> dict[str, Any]:
+    row: dict[str, Any] = {"row": item.row, "id": item.id, "text": item.text, "ok": error is None}
+    row["error"] = error
+    row["label"] = None if exp is None else exp.target.label
+    row["probability"] = None if exp is None else exp.target.probability
+    row["explanation"] = None if exp is None else exp.to_dict()
+    return row
+
+
+def explain_file(
+    input_path: str | Path,
+    output: str | Path,
+    *,
+    model: Any = None,
+    method: str = "integrated-gradients",
+    target: Any = None,
+    params: dict[str, Any] | None = None,
+    words: bool = False,
+    column: str = "text",
+    id_column: str | None = None,
+    batch_size: int = 16,
+    max_length: int | None = None,
+    progress: bool = True,
+    on_batch: Callable[[int], None] | None = None,
+) -> JobSummary:
+    """Explain every row of ``input_path`` into ``output`` (.jsonl or .parquet), resumably.
+
+    Args:
+        input_path: ``.txt`` (a text a line), ``.jsonl`` or ``.csv`` (the ``column`` field).
+        output: ``.jsonl`` (one JSON object a row) or ``.parquet`` (the explanation as a JSON
+            string column). Each row holds ``row`` (0-based input position), ``id``, ``text``,
+            ``ok``, ``error``, ``label``, ``probability`` and ``explanation``.
+        model: As for ``explain``; a folder path is recorded so that a resumed job can check it.
+        method, target, params, words, max_length: As for ``explain``; ``words`` stores
+            word-level explanations.
+        column, id_column: Field names for .jsonl / .csv inputs.
+        batch_size: Texts per model batch (and per flush to disk).
+        progress: Show a progress bar with rate and ETA on standard error.
+        on_batch: Called with the number of rows written so far after each flush.
+    """
+    from tqdm.auto import tqdm
+
+    input_path, output = Path(input_path), Path(output)
+    rows = read_texts(input_path, column, id_column)
+    params = dict(params or {})
+    journal, sidecar = _paths(output)
+    model_name = str(Path(model).resolve()) if isinstance(model, str | Path) else str(model)
+    job = {
+        "input": str(input_path.resolve()),
+        "input_sha256": _fingerprint(input_path),
+        "model": "demo" if model is None else model_name,
+        "method": method,
+        "target": None if target is None else str(target),
+        "params": json.loads(json.dumps(params, default=str)),
+        "words": words,
+        "column": column,
+        "id_column": id_column,
+        "max_length": max_length,
+    }
+    _check_output(output, sidecar, journal, job)
+    if not sidecar.exists():
+        from textlens.render.export import write_atomic
+
+        write_atomic(sidecar, json.dumps(job, indent=2) + "\n")
+    done = _recover(journal)
+    todo = [r for r in rows if r.row not in done]
+    done_before = len(done)
+    bar = tqdm(
+        total=len(rows),
+        initial=done_before,
+        unit="text",
+        desc="explaining",
+        file=sys.stderr,
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    adapter = None
+    with open(journal, "a", encoding="utf-8") as sink:
+
+        def flush(results: Sequence[dict[str, Any]]) -> None:
+            for r in results:
+                sink.write(json.dumps(r, allow_nan=False) + "\n")
+                done[r["row"]] = r
+            sink.flush()
+            os.fsync(sink.fileno())
+            bar.update(len(results))
+            if on_batch is not None:
+                on_batch(len(done))
+
+        broken = [r for r in todo if r.error is not None]
+        if broken:
+            flush([_result_row(r, error=r.error) for r in broken])
+        good = [r for r in todo if r.error is None]
+        for start in range(0, len(good), max(1, batch_size)):
+            if adapter is None:
+                from textlens.adapters.hf import load_model
+
+                adapter = load_model(model)
+            chunk = good[start : start + batch_size]
+            flush(_explain_chunk(chunk, adapter, method, target, params, words, max_length))
+    bar.close()
+    _finish(output, journal, sidecar, len(rows))
+    failed = sum(1 for r in done.values() if not r["ok"])
+    return JobSummary(len(rows), done_before, len(rows) - failed, failed, output)
+
+
+def _explain_chunk(
+    chunk: Sequence[InputRow],
+    adapter: Any,
+    method: str,
+    target: Any,
+    params: dict[str, Any],
+    words: bool,
+    max_length: int | None,
+) -> list[dict[str, Any]]:
+    """Explain a batch; when it fails, one text at a time, so that only bad rows fail."""
+    import warnings
+
+    from textlens.pipeline import explain_many
+
+    def run(items: Sequence[InputRow]) -> list[Any]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            exps = explain_many(
+                [r.text for r in items],
+                adapter,
+                method,
+                target,
+                batch_size=len(items),
+                max_length=max_length,
+                **params,
+            )
+        return [e.to_words() if words else e for e in exps]
+
+    try:
+        return [_result_row(r, e) for r, e in zip(chunk, run(chunk), strict=True)]
+    except (TextlensError, ValueError, RuntimeError):
+        if len(chunk) == 1:
+            raise
+    out = []
+    for r in chunk:
+        try:
+            out.append(_result_row(r, run([r])[0]))
+        except (TextlensError, ValueError, RuntimeError) as error:
+            out.append(_result_row(r, error=str(error).splitlines()[0]))
+    return out
+
+
+def _finish(output: Path, journal: Path, sidecar: Path, total: int) -> None:
+    """Rewrite the rows in input order (atomically), then drop the journal and the sidecar."""
+    from textlens.render.export import write_atomic
+
+    done = _recover(journal)
+    if len(done) != total:  # pragma: no cover - guarded by the loop above
+        raise TextlensError(f"{len(done)} of {total} rows were written; run the job again")
+    ordered = [done[i] for i in sorted(done)]
+    if output.suffix == ".jsonl":
+        write_atomic(output, "".join(json.dumps(r, allow_nan=False) + "\n" for r in ordered))
+    else:
+        _write_parquet(output, ordered)
+        journal.unlink()
+    sidecar.unlink()
+
+
+def _write_parquet(output: Path, rows: Sequence[dict[str, Any]]) -> None:
+    import io
+
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as error:  # pragma: no cover - pyarrow is in the tables extra
+        raise TextlensError(
+            "parquet output needs pyarrow: pip install 'textlens[tables]'"
+        ) from error
+    from textlens.render.export import write_atomic
+
+    columns = {
+        "row": pa.array([r["row"] for r in rows], pa.int64()),
+        "id": pa.array([r["id"] for r in rows], pa.string()),
+        "text": pa.array([r["text"] for r in rows], pa.string()),
+        "ok": pa.array([r["ok"] for r in rows], pa.bool_()),
+        "error": pa.array([r["error"] for r in rows], pa.string()),
+        "label": pa.array([r["label"] for r in rows], pa.string()),
+        "probability": pa.array([r["probability"] for r in rows], pa.float64()),
+        "explanation": pa.array(
+            [None if r["explanation"] is None else json.dumps(r["explanation"]) for r in rows],
+            pa.string(),
+        ),
+    }
+    buffer = io.BytesIO()
+    pq.write_table(pa.table(columns), buffer)
+    write_atomic(output, buffer.getvalue())

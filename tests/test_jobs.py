@@ -1,0 +1,137 @@
+"""explain-file: readers, error rows, outputs, and resuming after SIGKILL (a real process)."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pandas as pd
+import pytest
+
+from test_cli import TEXTLENS, run
+from textlens.data import read_texts
+from textlens.errors import TextlensError
+from textlens.jobs import _recover, explain_file
+
+
+def _rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_readers(tmp_path):
+    (tmp_path / "a.txt").write_text("good film\n\nbad film\n")
+    rows = read_texts(tmp_path / "a.txt")
+    assert [r.text for r in rows] == ["good film", "", "bad film"]
+    assert rows[1].error == "the text is empty"
+    (tmp_path / "a.jsonl").write_text('{"text": "ok", "k": 7}\nnot json\n{"other": 1}\n')
+    rows = read_texts(tmp_path / "a.jsonl", id_column="k")
+    assert rows[0].id == "7" and rows[0].error is None
+    assert "not JSON" in rows[1].error and "no 'text' field" in rows[2].error
+    (tmp_path / "a.csv").write_text('review,label\n"fine, really",1\n')
+    assert read_texts(tmp_path / "a.csv", column="review")[0].text == "fine, really"
+    with pytest.raises(TextlensError, match=r"no column 'text'.*review, label"):
+        read_texts(tmp_path / "a.csv")
+    (tmp_path / "a.xlsx").write_bytes(b"PK")
+    with pytest.raises(TextlensError, match=r"\.txt, \.jsonl or \.csv"):
+        read_texts(tmp_path / "a.xlsx")
+
+
+def test_jsonl_output_every_row_once_with_errors(tmp_path, tiny_bert):
+    src = tmp_path / "in.txt"
+    src.write_text("a good film\n\nnot bad at all\n   \nfine\n")
+    out = tmp_path / "out.jsonl"
+    summary = explain_file(src, out, model=tiny_bert, method="gradient", progress=False)
+    rows = _rows(out)
+    assert [r["row"] for r in rows] == [0, 1, 2, 3, 4]
+    assert [r["ok"] for r in rows] == [True, False, True, False, True]
+    assert rows[1]["error"] == "the text is empty" and rows[1]["explanation"] is None
+    assert rows[0]["explanation"]["schema"] == "textlens.explanation/1"
+    assert summary.failed == 2 and summary.explained == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl"]
+    with pytest.raises(TextlensError, match="already exists"):
+        explain_file(src, out, model=tiny_bert, method="gradient", progress=False)
+
+
+def test_parquet_output(tmp_path, tiny_bert):
+    src = tmp_path / "in.csv"
+    src.write_text("text,id\ngood,a\nbad,b\n")
+    out = tmp_path / "out.parquet"
+    explain_file(src, out, model=tiny_bert, method="gradient", id_column="id", progress=False)
+    frame = pd.read_parquet(out)
+    assert list(frame["id"]) == ["a", "b"] and frame["ok"].all()
+    assert json.loads(frame["explanation"][0])["text"] == "good"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.parquet"]
+
+
+def test_half_written_line_is_dropped(tmp_path):
+    journal = tmp_path / "j.jsonl"
+    journal.write_text('{"row": 0, "ok": true}\n{"row": 1, "ok": tr')
+    done = _recover(journal)
+    assert list(done) == [0]
+    assert journal.read_text() == '{"row": 0, "ok": true}\n'
+
+
+def test_other_settings_refuse_to_resume(tmp_path, tiny_bert):
+    src = tmp_path / "in.txt"
+    src.write_text("good\nbad\n")
+    out = tmp_path / "out.jsonl"
+    out.write_text("")
+    sidecar = tmp_path / "out.jsonl.job.json"
+    sidecar.write_text(json.dumps({"method": "occlusion"}))
+    with pytest.raises(TextlensError, match="unfinished job with other settings"):
+        explain_file(src, out, model=tiny_bert, method="gradient", progress=False)
+
+
+@pytest.fixture(scope="module")
+def slow_input(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("job")
+    words = ["good", "bad", "dull", "bright", "slow", "sharp", "clever", "flat", "warm", "cold"]
+    lines = [" ".join(words[(i + k) % 10] for k in range(4 + i % 9)) for i in range(80)]
+    lines[13] = ""  # an error row
+    (folder / "in.txt").write_text("\n".join(lines) + "\n")
+    return folder / "in.txt"
+
+
+def test_sigkill_then_resume(tmp_path, tiny_dir, slow_input):
+    out = tmp_path / "out.jsonl"
+    args = [
+        "explain-file", str(slow_input), "--out", str(out), "--model", str(tiny_dir),
+        "--method", "integrated-gradients", "--n-steps", "200", "--batch-size", "4",
+    ]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([TEXTLENS, *args], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if out.exists() and len(out.read_text().splitlines()) >= 9:
+            break
+        if proc.poll() is not None:
+            pytest.fail(f"the job ended before it could be killed: {proc.stderr.read()}")
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = len(out.read_text().splitlines())
+    assert 9 <= partial < 80, "the kill must land mid-job"
+    assert (tmp_path / "out.jsonl.job.json").exists()
+
+    done = run(*args, "--quiet", check=True)
+    assert f"{partial - 1}" in done.stdout or "done earlier" in done.stdout
+    rows = _rows(out)
+    assert [r["row"] for r in rows] == list(range(80))  # every row exactly once, in order
+    assert [r["row"] for r in rows if not r["ok"]] == [13]
+    assert all(r["explanation"]["params"]["n_steps"] == 200 for r in rows if r["ok"])
+    assert not (tmp_path / "out.jsonl.job.json").exists()
+
+
+def test_cli_errors_are_one_line(tmp_path, tiny_dir):
+    (tmp_path / "in.txt").write_text("good\n")
+    src, out = str(tmp_path / "in.txt"), str(tmp_path / "o.jsonl")
+    cases = [
+        (["explain-file", str(tmp_path / "nope.txt"), "--out", out], "does not exist"),
+        (["explain-file", src, "--out", str(tmp_path / "o.csv")], ".jsonl or .parquet"),
+        (["explain-file", src, "--out", str(tmp_path / "no" / "o.jsonl")], "create it first"),
+    ]
+    for args, message in cases:
+        proc = run(*args, "--model", str(tiny_dir), "--quiet")
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], proc.stderr
