@@ -27,8 +27,12 @@ $(STAMP): pyproject.toml Makefile
 	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium chromium-driver; }
 	touch $(STAMP)
 
+# The demo classifier is built on first use (about 4 minutes on 2 cores), then cached.
 demo: $(STAMP)
-	$(VENV)/bin/textlens explain "$(DEMO_TEXT)"
+	mkdir -p out
+	$(VENV)/bin/textlens explain "$(DEMO_TEXT)" \
+	  --method integrated-gradients,information-loss --layers all --words \
+	  --html out/demo.html --png out/demo-layers.png --json out/demo.json
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -28,6 +28,47 @@ def screenshot(page_file: Path, png: Path) -> None:
         browser.close()
 
 
+def serve_screenshot(png: Path) -> None:
+    """The local page of `textlens serve` after one explanation, in headless Chromium."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from playwright.sync_api import sync_playwright
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exe = shutil.which("textlens") or str(Path(sys.executable).parent / "textlens")
+    server = subprocess.Popen([exe, "serve", "--port", str(port)], stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(url + "api/model", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            page.goto(url)
+            page.wait_for_selector("#method option[value='layer-conductance']", state="attached")
+            page.fill("#text", TEXT)
+            page.select_option("#method", "layer-conductance")
+            page.check("#words")
+            page.click("#run")
+            page.wait_for_selector("#heatmap img", timeout=120_000)
+            page.screenshot(path=str(png), full_page=True)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def main() -> None:
     model = load_model()
     ig = explain(TEXT, model, "integrated-gradients")
@@ -52,6 +93,7 @@ def main() -> None:
         plt.close(fig)
     (HERE / "subembeddings.md").write_text(render.subembedding_table(parts, k=5))
     screenshot(HERE / "example.html", HERE / "example-page.png")
+    serve_screenshot(HERE / "serve.png")
     print("wrote", ", ".join(sorted(p.name for p in HERE.iterdir() if p.suffix != ".py")))
 
 

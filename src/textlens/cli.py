@@ -92,7 +92,10 @@ def main() -> None:
 @click.argument("text")
 @click.option("--model", "model_path", default=None, help="model folder (default: demo classifier)")
 @click.option(
-    "--method", default="integrated-gradients", show_default=True, help="see `textlens methods`"
+    "--method",
+    default="integrated-gradients",
+    show_default=True,
+    help="see `textlens methods`; several separated by commas",
 )
 @click.option("--target", default=None, help="class label or index (default: predicted class)")
 @click.option("--layers", default=None, help="all, or layer numbers like 1,3,6 (layered methods)")
@@ -122,11 +125,14 @@ def explain(
     device: str,
     **settings: str | None,
 ) -> None:
-    """Explain TEXT: print the prediction and each token's score (coloured on a terminal)."""
-    from textlens.methods import parse_layers
+    """Explain TEXT: print the prediction and each token's score (coloured on a terminal).
 
-    params = _collect_params(method, settings)
-    params.update(parse_layers(method, layers))
+    Several methods separated by commas (``--method integrated-gradients,information-loss``)
+    are explained one after the other and written to one report; each setting flag goes to the
+    methods that have it.
+    """
+    chosen = [m.strip() for m in method.split(",") if m.strip()]
+    plans = _plan_methods(chosen, settings, layers)
     if not text.strip():
         raise TextlensError("the text is empty: give at least one word to explain")
     for path in (html_path, png_path, json_path):
@@ -138,15 +144,52 @@ def explain(
     from textlens.pipeline import explain as run
 
     adapter = load_model(model_path, device=device)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        exp = run(text, adapter, method, target, max_length=max_length, **params)
-    for w in caught:
-        click.echo(f"warning: {one_line(str(w.message))}", err=True)
-    _print_prediction(adapter, exp)
-    shown = exp.to_words() if words else exp
-    _print_scores(shown)
-    _write_outputs([shown], html_path, png_path, json_path)
+    shown_all = []
+    for i, (name, params) in enumerate(plans):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            exp = run(text, adapter, name, target, max_length=max_length, **params)
+        for w in caught:
+            click.echo(f"warning: {one_line(str(w.message))}", err=True)
+        if i == 0:
+            _print_prediction(adapter, exp)
+        shown = exp.to_words() if words else exp
+        _print_scores(shown)
+        shown_all.append(shown)
+    _write_outputs(shown_all, html_path, png_path, json_path)
+
+
+def _plan_methods(
+    chosen: list[str], settings: dict[str, str | None], layers: str | None
+) -> list[tuple[str, dict[str, Any]]]:
+    """Each method with the settings that belong to it; a flag no chosen method has is an error."""
+    from textlens.methods import METHODS, parse_layers
+
+    if not chosen:
+        raise TextlensError(f"give a method; available: {', '.join(sorted(METHODS))}")
+    unknown = [m for m in chosen if m not in METHODS]
+    if unknown:
+        raise TextlensError(
+            f"unknown method {unknown[0]!r}; available: {', '.join(sorted(METHODS))}"
+        )
+    given = {k: v for k, v in settings.items() if v is not None}
+    if len(chosen) == 1:
+        params = _collect_params(chosen[0], given)
+        return [(chosen[0], {**params, **parse_layers(chosen[0], layers)})]
+    owned = {m: {f.name for f in dataclasses.fields(METHODS[m])} for m in chosen}
+    for name in given:
+        if not any(name in fields for fields in owned.values()):
+            flag = "--" + name.replace("_", "-")
+            raise TextlensError(f"{flag} is not a setting of {', '.join(chosen)}")
+    if layers is not None and not any("layers" in f for f in owned.values()):
+        parse_layers(chosen[0], layers)  # raises the usual message
+    plans = []
+    for m in chosen:
+        params = _collect_params(m, {k: v for k, v in given.items() if k in owned[m]})
+        if "layers" in owned[m]:
+            params.update(parse_layers(m, layers))
+        plans.append((m, params))
+    return plans
 
 
 def _write_outputs(
@@ -158,7 +201,8 @@ def _write_outputs(
         render.save_html(exps, html_path, title=f"textlens: {exps[0].text[:60]}")
         click.echo(f"wrote {html_path}")
     if png_path:
-        render.save(exps, png_path)
+        drawn = [e for e in exps if e.layered] or exps
+        render.save(drawn, png_path, shared=len({e.method for e in drawn}) == 1)
         click.echo(f"wrote {png_path}")
     if json_path:
         body = exps[0].to_json(indent=2) if len(exps) == 1 else render.to_json(exps)

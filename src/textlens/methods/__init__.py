@@ -72,13 +72,19 @@ def describe_methods() -> list[dict[str, Any]]:
             {
                 "name": name,
                 "class": cls.__name__,
-                "signed": cls.signed,
-                "layered": cls.layered,
+                "signed": _class_flag(cls, "signed"),
+                "layered": _class_flag(cls, "layered"),
                 "summary": doc[0] if doc else "",
                 "params": params,
             }
         )
     return out
+
+
+def _class_flag(cls: Any, name: str) -> bool:
+    """A class-level flag; where it depends on the settings (smoothgrad), its default's value."""
+    value = getattr(cls, name)
+    return bool(value) if isinstance(value, bool) else bool(getattr(cls(), name))
 
 
 def _type_name(hint: Any) -> str:
