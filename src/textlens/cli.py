@@ -347,6 +347,61 @@ def explain_file(
 
 @main.command()
 @click.option("--model", "model_path", default=None, help="model folder (default: demo classifier)")
+@click.option("--n", "n", type=int, default=200, show_default=True, help="test sentences")
+@click.option(
+    "--methods", default="all", show_default=True, help="comma-separated names, or all (+ random)"
+)
+@click.option(
+    "--removal",
+    type=click.Choice(["delete", "mask"]),
+    default="delete",
+    show_default=True,
+    help="how tokens are removed",
+)
+@click.option("--out", "out_dir", default="out/evaluation", show_default=True, help="folder")
+@click.option(
+    "--layer-analysis",
+    "layer_n",
+    type=int,
+    default=0,
+    show_default=True,
+    help="also run the information method over all layers on this many sentences",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="random baseline, bootstrap")
+@click.option("--quiet", is_flag=True, help="no progress bars")
+@_guarded
+def evaluate(
+    model_path: str | None,
+    n: int,
+    methods: str,
+    removal: str,
+    out_dir: str,
+    layer_n: int,
+    seed: int,
+    quiet: bool,
+) -> None:
+    """Compare methods on the test split: faithfulness table (Markdown), curves (PNG), JSON."""
+    from textlens.evaluate import report as rep
+
+    out = Path(out_dir)
+    if not out.parent.exists():
+        raise TextlensError(f"folder {out.parent} does not exist: create it first")
+    out.mkdir(exist_ok=True)
+    chosen: Any = "all" if methods.strip() == "all" else [m.strip() for m in methods.split(",")]
+    result = rep.compare_methods(
+        model_path, n, chosen, removal=removal, seed=seed, progress=not quiet
+    )
+    written = rep.write_report(result, out)
+    click.echo(rep.markdown_table(result))
+    if layer_n:
+        summary, exps = rep.layer_analysis(model_path, layer_n, progress=not quiet)
+        written += rep.write_layer_analysis(summary, exps, out)
+        click.echo(rep.layer_table(summary))
+    click.echo("wrote " + ", ".join(str(p) for p in written))
+
+
+@main.command()
+@click.option("--model", "model_path", default=None, help="model folder (default: demo classifier)")
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to bind")
 @click.option("--port", type=int, default=8000, show_default=True, help="port")
 @click.option("--max-chars", type=int, default=2000, show_default=True, help="longest text")
