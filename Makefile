@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test lint format bench evaluate clean
 
 install: $(STAMP)
 
@@ -33,6 +33,11 @@ demo: $(STAMP)
 	$(VENV)/bin/textlens explain "$(DEMO_TEXT)" \
 	  --method integrated-gradients,information-loss --layers all --words \
 	  --html out/demo.html --png out/demo-layers.png --json out/demo.json
+
+# The method comparison and layer analysis of the README (about 10 minutes on 2 cores).
+evaluate: $(STAMP)
+	mkdir -p out
+	$(VENV)/bin/textlens evaluate --n 50 --layer-analysis 24 --out out/evaluation
 
 test: $(STAMP)
 	$(PY) -m pytest -q

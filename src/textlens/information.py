@@ -388,6 +388,7 @@ def optimize(
                     k = int(steps[b, g])
                     # polished pairs: the polish steps; others (step cap): the last half
                     start = int(polish_from[b, g]) if polish_from[b, g] >= 0 else k - k // 2
+                    start = min(start, k - 1)  # settled on the very last step: keep that one
                     final[b, g] = torch.stack([h[b, g] for h in history[start:k]]).mean(0)
             log_sigma = final
         else:

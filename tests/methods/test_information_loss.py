@@ -178,3 +178,10 @@ def test_the_floor_lifts_near_constant_units():
     outputs[:, 2] = 1.0 + 1e-33 * torch.randn(100)
     r = regularization_scale(outputs)
     assert float(r[2]) == pytest.approx(float(r[[0, 1, 3]].median()) * FLOOR_RELATIVE, rel=0.5)
+
+
+def test_settling_on_the_last_allowed_step(tiny_bert):
+    # a loose tolerance settles every pair at the first check, which is also the step cap
+    exp = explain("a good film", tiny_bert, "information-loss", max_steps=20, tol=10.0, n_samples=1)
+    assert np.isfinite(exp.scores[:, 1:-1]).all()
+    assert (exp.extras["steps"] == 20).all()
