@@ -27,7 +27,9 @@ import httpx
 
 from _common import write_result
 
-SENTENCE = "A gripping, beautifully acted film that never once lets go of its audience until the end."
+SENTENCE = (
+    "A gripping, beautifully acted film that never once lets go of its audience until the end."
+)
 
 
 def free_port() -> int:

@@ -303,7 +303,16 @@ def write_layer_analysis(
     ax.set_xticklabels([str(v) for v in summary["layers"]])
     ax.set_xlabel("layer")
     for (r, c), value in np.ndenumerate(grid):
-        ax.text(c, r, f"{value:.0f}", ha="center", va="center", fontsize=8, color="white")
+        dark = (value - grid.min()) > 0.5 * (np.ptp(grid) or 1.0)
+        ax.text(
+            c,
+            r,
+            f"{value:.0f}",
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if dark else "black",
+        )
     fig.colorbar(image, ax=ax, label="information loss (nats, lower = kept more)")
     ax.set_title(
         f"mean information loss per word group, {summary['n']} test sentences", fontsize=10
