@@ -206,7 +206,7 @@ def _write_outputs(
         click.echo(f"wrote {png_path}")
     if json_path:
         body = exps[0].to_json(indent=2) if len(exps) == 1 else render.to_json(exps)
-        _write_atomic(Path(json_path), body + "\n")
+        render.export.write_atomic(Path(json_path), body + "\n")
         click.echo(f"wrote {json_path}")
 
 
@@ -242,14 +242,6 @@ def _check_writable(path: Path) -> None:
     """Refuse an output path in a missing folder before any work is done."""
     if not path.parent.exists():
         raise TextlensError(f"folder {path.parent} does not exist: create it first")
-
-
-def _write_atomic(path: Path, content: str) -> None:
-    """Write a file through a temporary sibling and a rename: never a half-written file."""
-    _check_writable(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(content, encoding="utf-8")
-    tmp.replace(path)
 
 
 @main.command()

@@ -193,7 +193,7 @@ def explain_file(
             chunk = good[start : start + batch_size]
             flush(_explain_chunk(chunk, adapter, method, target, params, words, max_length))
     bar.close()
-    _finish(output, journal, sidecar, len(rows))
+    _finish(output, journal, sidecar, done, len(rows))
     failed = sum(1 for r in done.values() if not r["ok"])
     return JobSummary(len(rows), done_before, len(rows) - failed, failed, output)
 
@@ -240,11 +240,12 @@ def _explain_chunk(
     return out
 
 
-def _finish(output: Path, journal: Path, sidecar: Path, total: int) -> None:
+def _finish(
+    output: Path, journal: Path, sidecar: Path, done: dict[int, dict[str, Any]], total: int
+) -> None:
     """Rewrite the rows in input order (atomically), then drop the journal and the sidecar."""
     from textlens.render.export import write_atomic
 
-    done = _recover(journal)
     if len(done) != total:  # pragma: no cover - guarded by the loop above
         raise TextlensError(f"{len(done)} of {total} rows were written; run the job again")
     ordered = [done[i] for i in sorted(done)]

@@ -77,21 +77,21 @@ def _auc(curve: Sequence[float]) -> float:
 
 
 class _Prober:
-    """Collects token-id variants, runs them in batches, returns the class probabilities."""
+    """Collects token-id variants, runs them in batches, returns their class probabilities."""
 
     def __init__(self, adapter: Any, batch_size: int, token_types: bool) -> None:
         self.adapter = adapter
         self.batch_size = batch_size
         self.token_types = token_types
-        self.variants: list[tuple[list[int], list[int], int]] = []
+        self.variants: list[tuple[list[int], list[int]]] = []
 
-    def add(self, ids: list[int], types: list[int], label: int) -> int:
-        self.variants.append((ids, types, label))
+    def add(self, ids: list[int], types: list[int]) -> int:
+        self.variants.append((ids, types))
         return len(self.variants) - 1
 
     @torch.no_grad()
     def run(self) -> np.ndarray:
-        adapter, out = self.adapter, np.zeros(len(self.variants))
+        adapter, out = self.adapter, None
         order = sorted(range(len(self.variants)), key=lambda i: len(self.variants[i][0]))
         pad = adapter.pad_token_id
         for start in range(0, len(order), self.batch_size):
@@ -101,7 +101,7 @@ class _Prober:
             types = torch.zeros((len(index), width), dtype=torch.long)
             mask = torch.zeros((len(index), width), dtype=torch.long)
             for row, i in enumerate(index):
-                v_ids, v_types, _ = self.variants[i]
+                v_ids, v_types = self.variants[i]
                 ids[row, : len(v_ids)] = torch.tensor(v_ids, dtype=torch.long)
                 types[row, : len(v_types)] = torch.tensor(v_types, dtype=torch.long)
                 mask[row, : len(v_ids)] = 1
@@ -117,9 +117,10 @@ class _Prober:
             )
             logits = adapter.forward(adapter.embed(batch), batch).logits
             probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-            for row, i in enumerate(index):
-                out[i] = probs[row, self.variants[i][2]]
-        return out
+            if out is None:
+                out = np.zeros((len(self.variants), probs.shape[-1]))
+            out[index] = probs
+        return out  # (variant, class)
 
 
 def _row_scores(exp: Any, layer: int | None) -> np.ndarray:
@@ -192,24 +193,22 @@ def evaluate_scores(
         plan = {"real": real, "ranked": ranked, "values": values, "label": label, "n": n}
         plan["variant"] = variant
         plans.append(plan)
-    if targets is None:  # the predicted class of the full text
-        with torch.no_grad():
-            logits = adapter.forward(adapter.embed(batch), batch).logits
-        for p, row in zip(plans, logits.argmax(dim=-1).tolist(), strict=True):
-            p["label"] = int(row)
     for p in plans:
-        real, ranked, label, variant = p["real"], p["ranked"], p["label"], p["variant"]
-        p["full"] = prober.add(*variant(set()), label)
+        real, ranked, variant = p["real"], p["ranked"], p["variant"]
+        p["full"] = prober.add(*variant(set()))
         ks = [max(1, math.ceil(q * len(real))) for q in bins]
-        p["comp"] = [prober.add(*variant(set(ranked[:k])), label) for k in ks]
-        p["suff"] = [prober.add(*variant(set(ranked[k:])), label) for k in ks]
+        p["comp"] = [prober.add(*variant(set(ranked[:k]))) for k in ks]
+        p["suff"] = [prober.add(*variant(set(ranked[k:]))) for k in ks]
         cuts = [round(f * len(real)) for f in CURVE_POINTS]
-        p["del"] = [prober.add(*variant(set(ranked[:k])), label) for k in cuts]
-        p["ins"] = [prober.add(*variant(set(ranked[k:])), label) for k in cuts]
-        p["loo"] = [prober.add(*variant({i}), label) for i in real]
-    probs = prober.run()
+        p["del"] = [prober.add(*variant(set(ranked[:k]))) for k in cuts]
+        p["ins"] = [prober.add(*variant(set(ranked[k:]))) for k in cuts]
+        p["loo"] = [prober.add(*variant({i})) for i in real]
+    all_probs = prober.run()
     results = []
     for b, p in enumerate(plans):
+        if p["label"] is None:  # the predicted class of the full text
+            p["label"] = int(all_probs[p["full"]].argmax())
+        probs = all_probs[:, p["label"]]
         full = float(probs[p["full"]])
         comp = tuple(full - float(probs[i]) for i in p["comp"])
         suff = tuple(full - float(probs[i]) for i in p["suff"])
