@@ -11,8 +11,21 @@ information reaches ``Phi``. The paper's measure is the conditional entropy
 
 This module is the numeric core: several texts (padded) and several Phi ("groups", e.g. layers)
 are optimised at once, each (text, group) with its own sigma, its own noise stream and its own
-convergence test. ``information_loss`` is the function form for users of the reference's
-``Interpreter(x, Phi)`` style; ``methods/information_loss.py`` wires it to HF models.
+convergence test.
+
+Two solvers. ``fixed-point`` (the default) solves the stationarity condition directly: with
+``g_i = d E[data] / d log sigma_i`` estimated from the noise samples, the optimum has
+``g_i = rate / S``; writing ``g_i = a_i sigma_i^2`` (exact while Phi is close to linear over the
+noise) gives ``sigma_i^2 = rate / (S a_i)``. Each iteration estimates ``a_i`` at the current
+sigma, averages it over the last three quarters of the iterations, and moves log sigma towards
+that answer (at most ``max_step`` per iteration). From the spread of the estimates it knows the
+standard error of each log sigma, and it stops once the ranking of the tokens is settled: the
+expected Spearman correlation between the answer and the answer moved by its standard errors is
+at least ``1 - tol``. ``adam`` follows the reference (Adam on log sigma, or on the bounded
+parameter), with a convergence test on the change of log sigma.
+
+``information_loss`` is the function form for users of the reference's ``Interpreter(x, Phi)``
+style; ``methods/information_loss.py`` wires it to HF models.
 
 References:
     Guan et al., 2019, "Towards a Deep and Unified Understanding of Deep Neural Models in NLP",
@@ -35,6 +48,16 @@ FLOOR_RELATIVE = 1e-3
 """Regularisation floor: r_d is at least this fraction of the median r over units."""
 FLOOR_ABSOLUTE = 1e-8
 LOG_SIGMA_MIN, LOG_SIGMA_MAX = math.log(1e-8), math.log(1e4)
+MIN_ITERATIONS = 6
+"""The fixed-point solver runs at least this many iterations."""
+WINDOW = 0.75
+"""The fixed-point solver averages its estimates over this last fraction of its iterations."""
+SE_FLOOR = 0.005
+"""The fixed-point solver also stops once the RMS standard error of log sigma is below this
+(tokens whose order cannot be told apart need not hold it up)."""
+RANK_DRAWS = 32
+"""Draws of the fixed-point solver's ranking test."""
+DEFAULT_TOL = {"fixed-point": 0.03, "adam": 0.05}
 
 Phi = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``phi(x_rows (N, T, K), rows (N,)) -> (N, ...)``: the function explained, for rows of texts."""
@@ -62,13 +85,15 @@ class Settings:
 
     rate: float = 0.1
     n_samples: int = 4
+    solver: Literal["fixed-point", "adam"] = "fixed-point"
     lr: float = 0.03
     max_steps: int = 300
     min_steps: int = 20
     window: int = 10
-    tol: float = 0.05
+    tol: float | None = None
+    max_step: float = 0.5
     init: Literal["closed-form", "constant"] = "closed-form"
-    n_probes: int = 16
+    n_probes: int = 8
     parameterization: Literal["log", "bounded"] = "log"
     scale: float = 0.5
     keep_best: bool = False
@@ -76,6 +101,17 @@ class Settings:
     betas: tuple[float, float] = (0.9, 0.95)
     polish: float = 1 / 3
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.solver not in DEFAULT_TOL:
+            raise TextlensError(f"unknown solver {self.solver!r}; choose fixed-point or adam")
+        if self.solver == "fixed-point" and self.parameterization == "bounded":
+            raise TextlensError("the bounded parameterization needs solver='adam'")
+
+    @property
+    def tolerance(self) -> float:
+        """``tol``, or the solver's default when it is None."""
+        return DEFAULT_TOL[self.solver] if self.tol is None else self.tol
 
 
 @dataclass(frozen=True)
@@ -293,13 +329,16 @@ def optimize(
 
     # -- start ---------------------------------------------------------------------------------
     starts = ["constant"]
+    fixed_point = settings.solver == "fixed-point"
     if settings.init == "closed-form":
         cf = _closed_form(groups, x, real, settings, keys)
         candidates = [cf, cf - math.log(3.0), cf - math.log(10.0)]
         starts = ["closed-form", "closed-form/3", "closed-form/10"]
         everyone = torch.ones((n, n_groups), dtype=torch.bool, device=x.device)
         with torch.no_grad():
-            probe = noise.draw(settings.n_samples, width, x.dtype, everyone)
+            # the candidates differ by factors of 3: one sample tells them apart for the
+            # fixed-point solver, which then corrects the level within a few iterations
+            probe = noise.draw(1 if fixed_point else settings.n_samples, width, x.dtype, everyone)
             scores = torch.stack([losses(from_log_sigma(c), probe, everyone) for c in candidates])
         best = scores.argmin(0)  # (B, G)
         stacked = torch.stack(candidates)  # (C, B, G, T)
@@ -322,6 +361,12 @@ def optimize(
         else:
             param0 = torch.full((n, n_groups, width), math.log(0.1), device=x.device, dtype=x.dtype)
         chosen = ["constant"] * (n * n_groups)
+
+    if fixed_point:
+        log_sigma, steps, start_loss, curve, final_loss = _solve_fixed_point(
+            losses, noise, param0, real, settings, width
+        )
+        return _result(log_sigma, real_g, dim, final_loss, steps, start_loss, curve, chosen)
 
     # -- optimise ------------------------------------------------------------------------------
     # Adam with a learning rate per (text, group). Each pair runs at ``lr`` until the RMS change
@@ -364,12 +409,12 @@ def optimize(
             param = torch.where(on, param - rate.unsqueeze(-1) * update, param)
         curve.append(loss.detach().masked_fill(~active, math.nan))
         history.append(to_sigma(param).log())
-        if settings.tol > 0 and step + 1 >= max(settings.min_steps, 2 * w):
+        if settings.tolerance > 0 and step + 1 >= max(settings.min_steps, 2 * w):
             recent = torch.stack(history[-w:]).mean(0)
             before = torch.stack(history[-2 * w : -w]).mean(0)
             sq = (recent - before).pow(2).masked_fill(~real_g, 0.0).sum(-1)
             change = (sq / real_g.sum(-1)).sqrt()  # RMS change of log sigma, (B, G)
-            settle = active & (polish_from < 0) & (change < settings.tol)
+            settle = active & (polish_from < 0) & (change < settings.tolerance)
             polish_from = torch.where(settle, steps, polish_from)
             rate = torch.where(settle, rate * settings.polish, rate)
             done = (polish_from >= 0) & (steps - polish_from >= 2 * w)
@@ -396,6 +441,20 @@ def optimize(
         everyone = torch.ones((n, n_groups), dtype=torch.bool, device=x.device)
         last = noise.draw(settings.n_samples, width, x.dtype, everyone)
         final_loss = losses(from_log_sigma(log_sigma), last, everyone)
+    return _result(log_sigma, real_g, dim, final_loss, steps, start_loss, curve, chosen)
+
+
+def _result(
+    log_sigma: torch.Tensor,
+    real_g: torch.Tensor,
+    dim: int,
+    final_loss: torch.Tensor,
+    steps: torch.Tensor,
+    start_loss: torch.Tensor | None,
+    curve: list[torch.Tensor],
+    chosen: list[str],
+) -> Result:
+    n, n_groups, _ = real_g.shape
     sigma = log_sigma.exp().masked_fill(~real_g, math.nan)
     information = dim * log_sigma + 0.5 * dim * LOG_2PIE
     return Result(
@@ -407,6 +466,111 @@ def optimize(
         curve=torch.stack(curve) if curve else torch.zeros((0, n, n_groups)),
         start=chosen,
     )
+
+
+def _rank_stability(
+    values: torch.Tensor, se: torch.Tensor, mask: torch.Tensor, draws: torch.Tensor
+) -> torch.Tensor:
+    """Expected Spearman correlation between ``values`` and ``values + se * z`` over the masked
+    tokens, averaged over the draws ``z (D, T)``: how settled the ranking of the tokens is."""
+    ok = mask.unsqueeze(-2)  # (B, G, 1, T)
+    se = torch.where(torch.isfinite(se), se, torch.full_like(se, 1e6))
+    moved = values.unsqueeze(-2) + se.unsqueeze(-2) * draws  # (B, G, D, T)
+    big = torch.finfo(values.dtype).max
+
+    def ranks(v: torch.Tensor) -> torch.Tensor:
+        v = torch.where(ok, v, torch.full_like(v, big))  # masked tokens rank last, then ignored
+        return v.argsort(-1).argsort(-1).to(values.dtype)
+
+    a, b = ranks(values.unsqueeze(-2).expand_as(moved)), ranks(moved)
+    weight = ok.to(values.dtype)
+    count = weight.sum(-1, keepdim=True).clamp_min(1.0)
+    a = (a - (a * weight).sum(-1, keepdim=True) / count) * weight
+    b = (b - (b * weight).sum(-1, keepdim=True) / count) * weight
+    corr = (a * b).sum(-1) / ((a * a).sum(-1) * (b * b).sum(-1)).sqrt().clamp_min(1e-30)
+    return corr.mean(-1)
+
+
+def _solve_fixed_point(
+    losses: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+    noise: _Noise,
+    log_sigma0: torch.Tensor,
+    real: torch.Tensor,
+    settings: Settings,
+    width: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[torch.Tensor], torch.Tensor]:
+    """The fixed-point solver (see the module docstring). Returns log sigma ``(B, G, T)``, the
+    iterations per pair, the first loss estimate, the loss at every iteration and each pair's
+    loss at its last iteration."""
+    n, n_groups, _ = log_sigma0.shape
+    device, dtype = log_sigma0.device, log_sigma0.dtype
+    real_g = real.unsqueeze(1).expand(n, n_groups, width)
+    per_token = settings.rate / real.sum(1).to(dtype)  # the optimum has g_i = rate / S
+    log_target = torch.log(per_token).view(n, 1, 1)
+    tol = settings.tolerance
+    # running sums of a and a^2 after every iteration, so that any pair's window is a difference
+    sums = torch.zeros((settings.max_steps + 1, n, n_groups, width), dtype=torch.float64)
+    squares = torch.zeros_like(sums)
+    sums, squares = sums.to(device), squares.to(device)
+    log_sigma = log_sigma0.clone()
+    # the same draws for every text (column-major: a text's draws do not depend on the width)
+    draws = torch.randn((width, RANK_DRAWS), generator=_stream(settings.seed + 31, 0, device))
+    draws = draws.to(device, dtype).T
+    active = torch.ones((n, n_groups), dtype=torch.bool, device=device)
+    steps = torch.zeros((n, n_groups), dtype=torch.long, device=device)
+    curve: list[torch.Tensor] = []
+    start_loss = None
+    for step in range(settings.max_steps):
+        samples = noise.draw(settings.n_samples, width, dtype, active)
+        with torch.enable_grad():
+            leaf = log_sigma.detach().requires_grad_(True)
+            loss = losses(leaf, samples, active)
+            (grad,) = torch.autograd.grad((loss * active).sum(), leaf)
+        if start_loss is None:
+            start_loss = loss.detach().clone()
+            last_loss = start_loss.clone()
+        curve.append(loss.detach().masked_fill(~active, math.nan))
+        last_loss = torch.where(active, loss.detach(), last_loss)
+        with torch.no_grad():
+            on = active.unsqueeze(-1) & real_g
+            # d data / d log sigma_i = sigma_i^2 a_i
+            a = ((grad + per_token.view(n, 1, 1)) * torch.exp(-2 * log_sigma)).double()
+            a = a.masked_fill(~on, 0.0)
+            sums[step + 1] = sums[step] + a
+            squares[step + 1] = squares[step] + a * a
+            steps += active
+            k = steps.view(1, n, n_groups, 1).expand(1, n, n_groups, width)
+            low = (k * (1 - WINDOW)).long()
+            count = (k - low).to(torch.float64)[0]
+            mean = (sums.gather(0, k) - sums.gather(0, low))[0] / count
+            mean_sq = (squares.gather(0, k) - squares.gather(0, low))[0] / count
+            target = 0.5 * (log_target - torch.log(mean.clamp_min(1e-300))).to(dtype)
+            move = (target - log_sigma).clamp(-settings.max_step, settings.max_step)
+            # no effect at all (a word Phi never sees): as large as allowed; a noisy estimate
+            # at or below 0: grow by the largest step
+            grow = torch.full_like(move, settings.max_step)
+            move = torch.where(mean > 0, move, grow)
+            new = torch.where(mean == 0, torch.full_like(move, LOG_SIGMA_MAX), log_sigma + move)
+            log_sigma = torch.where(on, new.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX), log_sigma)
+            # convergence: is the ranking of the tokens settled, given the standard errors?
+            free = log_sigma >= LOG_SIGMA_MAX
+            counted = real_g & ~free
+            var = (mean_sq - mean * mean).clamp_min(0.0) * count / (count - 1).clamp_min(1.0)
+            se = 0.5 * (var / count).sqrt() / mean.abs().clamp_min(1e-300)
+            se = torch.where(mean > 0, se, torch.full_like(se, math.inf)).to(dtype)
+            rms = (
+                se.pow(2).masked_fill(~counted, 0.0).sum(-1) / counted.sum(-1).clamp_min(1)
+            ).sqrt()
+            clipped = ((move.abs() >= settings.max_step) & counted).any(-1)
+            settled = (steps >= MIN_ITERATIONS) & ~clipped & active
+            if settled.any():
+                stable = _rank_stability(log_sigma, se, counted, draws) >= 1 - tol
+                stable |= counted.sum(-1) <= 1  # one word: nothing to rank
+                settled &= stable | (rms <= SE_FLOOR)
+            active &= ~settled
+            if not active.any():
+                break
+    return log_sigma, steps, start_loss, curve, last_loss
 
 
 def information_loss(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -19,6 +21,7 @@ from textlens.errors import TextlensError
 from textlens.information import (
     FLOOR_ABSOLUTE,
     Group,
+    Result,
     Settings,
     optimize,
     regularization_scale,
@@ -51,15 +54,20 @@ class InformationLoss:
         layers: Layer numbers 0..n_layers for ``hidden`` / ``cls``; None = every layer.
         rate: Weight of the entropy term (the reference's default, 0.1).
         n_samples: Noise samples per step.
-        lr: Adam learning rate on log sigma.
+        solver: ``fixed-point`` (solves the optimum's condition sigma_i^2 = rate / (S a_i) with
+            a_i estimated from the noise samples; see ``textlens.information``) or ``adam``.
+        lr: Adam learning rate on log sigma (``adam`` only).
         max_steps: Step cap; optimisation stops earlier when sigma has converged.
-        tol: Convergence: RMS change of log sigma between two consecutive 10-step windows.
+        tol: Convergence. ``fixed-point``: the ranking of the tokens is settled, i.e. the
+            expected Spearman correlation between the answer and the answer moved by its
+            standard errors is at least ``1 - tol`` (default 0.03); ``adam``: RMS change of log
+            sigma between two consecutive 10-step windows below ``tol`` (default 0.05).
         init: ``closed-form`` (first-order start from random vector-Jacobian products) or
             ``constant``.
         corpus_size: Training sentences of the demo corpus used for the regularisation.
         compat: Follow the reference implementation: sigma = scale * sigmoid(ratio) with scale
             10 x std of the word embedding table, ratio ~ N(0, 1), one sample per step, lr 0.01,
-            5000 fixed steps, the lowest single-sample loss kept.
+            5000 fixed steps, the lowest single-sample loss kept (Adam).
         seed: Seeds the noise and the probes.
 
     References:
@@ -73,9 +81,10 @@ class InformationLoss:
     layers: tuple[int, ...] | None = None
     rate: float = 0.1
     n_samples: int = 4
+    solver: Literal["fixed-point", "adam"] = "fixed-point"
     lr: float = 0.03
     max_steps: int = 300
-    tol: float = 0.05
+    tol: float | None = None
     init: Literal["closed-form", "constant"] = "closed-form"
     corpus_size: int = 500
     compat: bool = False
@@ -95,6 +104,7 @@ class InformationLoss:
             return Settings(
                 rate=self.rate,
                 n_samples=self.n_samples,
+                solver=self.solver,
                 lr=self.lr,
                 max_steps=self.max_steps,
                 tol=self.tol,
@@ -105,6 +115,7 @@ class InformationLoss:
         return Settings(
             rate=self.rate,
             n_samples=1,
+            solver="adam",
             lr=0.01,
             max_steps=self.max_steps if self.max_steps != 300 else 5000,
             tol=0.0,
@@ -127,9 +138,17 @@ class InformationLoss:
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         layers = self.chosen_layers(model)
         scales = regularization(model, self.phi, self.corpus_size)
-        groups = [self._group(model, batch, layer, scales) for layer in layers]
-        x = model.embed(batch).detach()
-        result = optimize(groups, x, batch.real_mask, self.settings(model), keys=layers)
+        settings = self.settings(model)
+        # texts of similar length run together, so little time goes into padding; every
+        # (text, layer) has its own noise stream, so the grouping does not change a result
+        parts = []
+        with _frozen(getattr(model, "model", None)):
+            for rows in length_buckets(batch.lengths.tolist()):
+                sub = batch.select(rows)
+                groups = [self._group(model, sub, layer, scales) for layer in layers]
+                x = model.embed(sub).detach()
+                parts.append((rows, optimize(groups, x, sub.real_mask, settings, keys=layers)))
+        result = _merge(parts, len(batch), batch.input_ids.shape[1])
         log_sigma = torch.log(result.sigma).nan_to_num(0.0)
         scores = (-log_sigma).masked_fill(~batch.real_mask.unsqueeze(1), 0.0)
         return Scores(
@@ -174,6 +193,63 @@ class InformationLoss:
         if self.phi == "cls":
             return Group(lambda xs, rows: states(xs, rows)[:, 0], scale)
         return Group(states, scale, out_mask=lambda rows: real[rows])
+
+
+@contextmanager
+def _frozen(module: Any) -> Iterator[None]:
+    """The module's weights without gradients while inside (backward passes skip them)."""
+    params = [p for p in module.parameters() if p.requires_grad] if module is not None else []
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+def length_buckets(lengths: Sequence[int], waste: float = 1.2, most: int = 16) -> list[list[int]]:
+    """Rows grouped by length: padded tokens at most ``waste`` x the real ones, ``most`` rows."""
+    buckets: list[list[int]] = []
+    current: list[int] = []
+    for row in sorted(range(len(lengths)), key=lambda i: (lengths[i], i)):
+        grown = [*current, row]
+        if current and (
+            len(grown) > most or len(grown) * lengths[row] > waste * sum(lengths[i] for i in grown)
+        ):
+            buckets.append(current)
+            grown = [row]
+        current = grown
+    return [*buckets, current] if current else buckets
+
+
+def _merge(parts: list[tuple[list[int], Result]], n: int, width: int) -> Result:
+    """One Result for the whole batch from the Results of its buckets (padding: NaN)."""
+    first = parts[0][1]
+    if len(parts) == 1 and parts[0][0] == list(range(n)) and first.sigma.shape[2] == width:
+        return first
+    n_groups = first.sigma.shape[1]
+    n_steps = max(r.curve.shape[0] for _, r in parts)
+    like = first.sigma
+    sigma = torch.full((n, n_groups, width), math.nan, dtype=like.dtype, device=like.device)
+    information = sigma.clone()
+    loss = torch.full((n, n_groups), math.nan, dtype=like.dtype, device=like.device)
+    start_loss = loss.clone()
+    steps = torch.zeros((n, n_groups), dtype=torch.long, device=like.device)
+    curve = torch.full((n_steps, n, n_groups), math.nan, dtype=like.dtype, device=like.device)
+    start: list[str] = [""] * (n * n_groups)
+    for rows, r in parts:
+        index = torch.tensor(rows, device=like.device)
+        w = r.sigma.shape[2]
+        sigma[index, :, :w] = r.sigma
+        information[index, :, :w] = r.information
+        loss[index], start_loss[index], steps[index] = r.loss, r.start_loss, r.steps
+        curve[: r.curve.shape[0], index] = r.curve.to(curve.dtype)
+        for i, row in enumerate(rows):
+            start[row * n_groups : (row + 1) * n_groups] = r.start[
+                i * n_groups : (i + 1) * n_groups
+            ]
+    return Result(sigma, information, loss, steps, start_loss, curve, start)
 
 
 class _Stop(Exception):
