@@ -93,7 +93,7 @@ class Settings:
     tol: float | None = None
     max_step: float = 0.5
     init: Literal["closed-form", "constant"] = "closed-form"
-    n_probes: int = 8
+    n_probes: int = 4
     parameterization: Literal["log", "bounded"] = "log"
     scale: float = 0.5
     keep_best: bool = False

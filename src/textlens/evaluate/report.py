@@ -22,7 +22,7 @@ from textlens.errors import TextlensError
 METHOD_SETTINGS: dict[str, dict[str, Any]] = {
     "layer-conductance": {"layers": (1,)},  # the first block: closest to the input words
     "attention": {},  # last layer, first-token query, mean over heads
-    "information-loss": {"phi": "logits", "n_samples": 2, "max_steps": 100},
+    "information-loss": {"phi": "logits"},  # the class's logits, default optimiser settings
 }
 METRICS = (
     ("comprehensiveness", "higher"),
@@ -226,7 +226,7 @@ def layer_analysis(
     n: int = 200,
     *,
     settings: dict[str, Any] | None = None,
-    batch_size: int = 16,
+    batch_size: int = 32,
     progress: bool = True,
 ) -> tuple[dict[str, Any], list[Any]]:
     """The information method over all layers for ``n`` test sentences, summarised per word group.
@@ -241,7 +241,7 @@ def layer_analysis(
     from textlens.pipeline import explain_many
 
     adapter = load_model(model)
-    settings = {"n_samples": 2, "max_steps": 100, **(settings or {})}
+    settings = dict(settings or {})
     texts = list(rotten_tomatoes("test").texts[:n])
     began = time.perf_counter()
     exps: list[Any] = []
