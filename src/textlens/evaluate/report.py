@@ -22,7 +22,8 @@ from textlens.errors import TextlensError
 METHOD_SETTINGS: dict[str, dict[str, Any]] = {
     "layer-conductance": {"layers": (1,)},  # the first block: closest to the input words
     "attention": {},  # last layer, first-token query, mean over heads
-    "information-loss": {"phi": "logits"},  # the class's logits, default optimiser settings
+    # the class's logits; a two-unit Phi gives noisy estimates, so the iterations are capped
+    "information-loss": {"phi": "logits", "max_steps": 100},
 }
 METRICS = (
     ("comprehensiveness", "higher"),
