@@ -144,8 +144,8 @@ def main() -> None:
     seeded = []
     for seed in range(1, args.seeds):
         started = time.perf_counter()
-        seeded.append((explain(text, adapter, "information-loss", seed=seed), 0.0))
-        seeded[-1] = (seeded[-1][0], time.perf_counter() - started)
+        again = explain(text, adapter, "information-loss", seed=seed)
+        seeded.append((again, time.perf_counter() - started))
     started = time.perf_counter()
     long = explain(
         text, adapter, "information-loss", n_samples=16, lr=0.01, max_steps=args.long_steps, tol=0.0

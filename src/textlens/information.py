@@ -364,7 +364,7 @@ def optimize(
 
     if fixed_point:
         log_sigma, steps, start_loss, curve, final_loss = _solve_fixed_point(
-            losses, noise, param0, real, settings, width
+            losses, noise, param0, real, settings
         )
         return _result(log_sigma, real_g, dim, final_loss, steps, start_loss, curve, chosen)
 
@@ -497,21 +497,19 @@ def _solve_fixed_point(
     log_sigma0: torch.Tensor,
     real: torch.Tensor,
     settings: Settings,
-    width: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[torch.Tensor], torch.Tensor]:
     """The fixed-point solver (see the module docstring). Returns log sigma ``(B, G, T)``, the
     iterations per pair, the first loss estimate, the loss at every iteration and each pair's
     loss at its last iteration."""
-    n, n_groups, _ = log_sigma0.shape
+    n, n_groups, width = log_sigma0.shape
     device, dtype = log_sigma0.device, log_sigma0.dtype
     real_g = real.unsqueeze(1).expand(n, n_groups, width)
     per_token = settings.rate / real.sum(1).to(dtype)  # the optimum has g_i = rate / S
     log_target = torch.log(per_token).view(n, 1, 1)
     tol = settings.tolerance
     # running sums of a and a^2 after every iteration, so that any pair's window is a difference
-    sums = torch.zeros((settings.max_steps + 1, n, n_groups, width), dtype=torch.float64)
+    sums = torch.zeros((settings.max_steps + 1, *real_g.shape), dtype=torch.float64, device=device)
     squares = torch.zeros_like(sums)
-    sums, squares = sums.to(device), squares.to(device)
     log_sigma = log_sigma0.clone()
     # the same draws for every text (column-major: a text's draws do not depend on the width)
     draws = torch.randn((width, RANK_DRAWS), generator=_stream(settings.seed + 31, 0, device))
@@ -520,6 +518,7 @@ def _solve_fixed_point(
     steps = torch.zeros((n, n_groups), dtype=torch.long, device=device)
     curve: list[torch.Tensor] = []
     start_loss = None
+    last_loss = torch.full((n, n_groups), math.nan, device=device, dtype=dtype)
     for step in range(settings.max_steps):
         samples = noise.draw(settings.n_samples, width, dtype, active)
         with torch.enable_grad():
@@ -528,7 +527,6 @@ def _solve_fixed_point(
             (grad,) = torch.autograd.grad((loss * active).sum(), leaf)
         if start_loss is None:
             start_loss = loss.detach().clone()
-            last_loss = start_loss.clone()
         curve.append(loss.detach().masked_fill(~active, math.nan))
         last_loss = torch.where(active, loss.detach(), last_loss)
         with torch.no_grad():
