@@ -67,3 +67,19 @@ def test_missing_folder_is_refused_and_nothing_written(tmp_path, flat):
     with pytest.raises(FileNotFoundError, match="create it first"):
         save_json(flat, tmp_path / "nope" / "e.json")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_written_files_get_the_usual_mode(tmp_path, flat):
+    """Like a plain open(): 0666 less the umask for a new file, the old mode for a replaced one."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        new = save_json(flat, tmp_path / "e.json")
+        assert new.stat().st_mode & 0o777 == 0o644
+        new.chmod(0o640)
+        save_json(flat, new)
+        assert new.stat().st_mode & 0o777 == 0o640
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["e.json"]
+    finally:
+        os.umask(old)

@@ -30,6 +30,16 @@ COLUMNS = (
 )
 
 
+def _file_mode(path: Path) -> int:
+    """The mode a plain ``open(path, "w")`` would give: the old file's, or 0666 less the umask."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
 def write_atomic(path: Path, content: str | bytes) -> Path:
     """Write through a temporary file in the same folder and a rename: never half a file."""
     path = Path(path)
@@ -39,6 +49,7 @@ def write_atomic(path: Path, content: str | bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(content.encode("utf-8") if isinstance(content, str) else content)
+        os.chmod(tmp, _file_mode(path))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
