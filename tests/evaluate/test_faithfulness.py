@@ -13,7 +13,7 @@ from textlens import explain_many
 from textlens.adapters.hf import FunctionAdapter
 from textlens.errors import TextlensError
 from textlens.evaluate import evaluate, evaluate_scores, kendall_tau
-from textlens.evaluate.report import bootstrap_interval, token_groups
+from textlens.evaluate.report import bootstrap_interval, group_summary, token_groups
 
 TEXTS = [
     "the film is great and the cast is fine",
@@ -130,3 +130,24 @@ def test_evaluate_command_end_to_end(tiny_dir, tmp_path):
     assert (out / "layers-groups.png").exists() and (out / "layers.md").exists()
     bad = run("evaluate", "--model", str(tiny_dir), "--methods", "lime", "--out", str(out))
     assert bad.returncode == 2 and "unknown method 'lime'" in bad.stderr
+
+
+def test_group_summary_known_answers():
+    # two sentences, two layers; the second sentence is shifted by -100 nats everywhere (as a
+    # longer sentence would be): the relative measure ignores the shift, the absolute one not
+    first = (["special", "sentiment", "function", "special"], np.array([[0, -10, 10, 0]] * 2))
+    second = (["special", "sentiment", "function", "function", "special"],
+              np.array([[-100, -110, -90, -90, -100], [-100, -120, -90, -90, -100]]))  # fmt: skip
+    out = group_summary([first, second], n_resamples=200)
+    assert out["tokens"] == {
+        "sentiment": 2, "function": 3, "other words": 0, "punctuation": 0, "special": 4,
+    }  # fmt: skip
+    assert out["mean_information_nats"]["other words"] is None
+    assert out["relative_information_nats"]["punctuation"] is None
+    np.testing.assert_allclose(out["mean_information_nats"]["sentiment"], [-60, -65])
+    # relative: sentence means are 0 | -98 and -100; sentiment -10, -12 (layer 1); -10, -20
+    rel = out["relative_information_nats"]["sentiment"]
+    np.testing.assert_allclose(rel["mean"], [-11, -15])
+    assert rel["low"][1] <= -15 <= rel["high"][1] and rel["low"][1] >= -20 - 1e-9
+    np.testing.assert_allclose(out["relative_information_nats"]["function"]["mean"],
+                               [(10 + 8 + 8) / 3, (10 + 10 + 10) / 3])  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -252,37 +253,92 @@ def layer_analysis(
         chunk = texts[start : start + batch_size]
         exps += explain_many(chunk, adapter, "information-loss", batch_size=batch_size, **settings)
     seconds = time.perf_counter() - began
-    layers = list(exps[0].layers or ())
-    sums = {g: np.zeros(len(layers)) for g in GROUPS}
-    counts = dict.fromkeys(GROUPS, 0)
-    for exp in exps:
-        nats = np.asarray(exp.extras["information_nats"], float)  # (layer, token)
-        for i, g in enumerate(token_groups(exp)):
-            sums[g] += nats[:, i]
-            counts[g] += 1
-    means = {g: (sums[g] / counts[g]).tolist() if counts[g] else None for g in GROUPS}
+    rows = [
+        (token_groups(e), np.asarray(e.extras["information_nats"], float)) for e in exps
+    ]  # (layer, token) each
     return {
         "model": adapter.name,
         "n": len(texts),
         "settings": settings,
-        "layers": layers,
-        "mean_information_nats": means,
-        "tokens": counts,
+        "layers": list(exps[0].layers or ()),
+        **group_summary(rows),
         "seconds": seconds,
     }, exps
 
 
+def group_summary(
+    rows: Sequence[tuple[Sequence[str], np.ndarray]], n_resamples: int = 1000, seed: int = 0
+) -> dict[str, Any]:
+    """Per word group and layer: the mean information loss and the mean relative to its sentence.
+
+    ``rows`` holds, per sentence, each token's group and the nats ``(layer, token)``. The
+    relative measure subtracts the sentence's mean over its tokens at that layer, which removes
+    what differs between whole sentences (H shifts with the sentence's length through
+    ``rate / S``); its 95% interval resamples sentences (percentile bootstrap, seeded).
+    Groups without tokens get None.
+    """
+    n_layers = rows[0][1].shape[0] if rows else 0
+    # per sentence and group: token count, sum of H and sum of H relative to the sentence
+    count = np.zeros((len(rows), len(GROUPS)))
+    total = np.zeros((len(rows), len(GROUPS), n_layers))
+    relative = np.zeros_like(total)
+    for r, (groups, nats) in enumerate(rows):
+        centred = nats - nats.mean(axis=1, keepdims=True)
+        for g, name in enumerate(GROUPS):
+            pick = [i for i, k in enumerate(groups) if k == name]
+            count[r, g] = len(pick)
+            total[r, g] = nats[:, pick].sum(axis=1)
+            relative[r, g] = centred[:, pick].sum(axis=1)
+    tokens = count.sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = total.sum(0) / tokens[:, None]
+        rel = relative.sum(0) / tokens[:, None]
+        rng = np.random.default_rng(seed)
+        picks = rng.integers(0, len(rows), size=(n_resamples, len(rows)))
+        draws = relative[picks].sum(1) / count[picks].sum(1)[..., None]  # (draw, group, layer)
+    with warnings.catch_warnings():  # a group absent from every sentence: all-NaN, reported None
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanpercentile(draws, [2.5, 97.5], axis=0) if len(rows) else (rel, rel)
+
+    def listed(values: np.ndarray, g: int) -> list[float] | None:
+        return values[g].tolist() if tokens[g] else None
+
+    return {
+        "mean_information_nats": {n: listed(means, g) for g, n in enumerate(GROUPS)},
+        "relative_information_nats": {
+            n: None
+            if not tokens[g]
+            else {"mean": rel[g].tolist(), "low": low[g].tolist(), "high": high[g].tolist()}
+            for g, n in enumerate(GROUPS)
+        },
+        "tokens": {n: int(tokens[g]) for g, n in enumerate(GROUPS)},
+    }
+
+
 def layer_table(summary: dict[str, Any]) -> str:
+    """Two Markdown tables: the mean information loss per group and layer, and the mean relative
+    to each token's sentence with its 95% interval."""
     layers = summary["layers"]
     head = "| group | tokens | " + " | ".join(f"layer {v}" for v in layers) + " |"
-    lines = [head, "|" + "---|" * (len(layers) + 2)]
+    rule = "|" + "---|" * (len(layers) + 2)
+    absolute, relative = [head, rule], [head, rule]
     for g in GROUPS:
-        row = summary["mean_information_nats"][g]
+        row, rel = summary["mean_information_nats"][g], summary["relative_information_nats"][g]
         if row is None:
             continue
         cells = " | ".join(f"{v:.1f}" for v in row)
-        lines.append(f"| {g} | {summary['tokens'][g]} | {cells} |")
-    return "\n".join(lines) + "\n"
+        absolute.append(f"| {g} | {summary['tokens'][g]} | {cells} |")
+        cells = " | ".join(
+            f"{m:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+            for m, lo, hi in zip(rel["mean"], rel["low"], rel["high"], strict=True)
+        )
+        relative.append(f"| {g} | {summary['tokens'][g]} | {cells} |")
+    return (
+        "Mean information loss H (nats per token; lower = more of the word reaches the layer):"
+        "\n\n" + "\n".join(absolute) + "\n\nRelative to the sentence (H minus the mean H of "
+        "the sentence's tokens at that layer), mean [95% bootstrap interval over sentences]:"
+        "\n\n" + "\n".join(relative) + "\n"
+    )
 
 
 def write_layer_analysis(
@@ -295,28 +351,31 @@ def write_layer_analysis(
     plt = _pyplot()
     out_dir = Path(out_dir)
     groups = [g for g in GROUPS if summary["mean_information_nats"][g] is not None]
-    grid = np.array([summary["mean_information_nats"][g] for g in groups])
-    fig, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
-    image = ax.imshow(grid, aspect="auto", cmap="viridis_r")
-    ax.set_yticks(range(len(groups)))
-    ax.set_yticklabels([f"{g} ({summary['tokens'][g]})" for g in groups])
-    ax.set_xticks(range(len(summary["layers"])))
-    ax.set_xticklabels([str(v) for v in summary["layers"]])
-    ax.set_xlabel("layer")
-    for (r, c), value in np.ndenumerate(grid):
-        dark = (value - grid.min()) > 0.5 * (np.ptp(grid) or 1.0)
-        ax.text(
-            c,
-            r,
-            f"{value:.0f}",
-            ha="center",
-            va="center",
-            fontsize=8,
-            color="white" if dark else "black",
-        )
-    fig.colorbar(image, ax=ax, label="information loss (nats, lower = kept more)")
-    ax.set_title(
-        f"mean information loss per word group, {summary['n']} test sentences", fontsize=10
+    panels = (
+        ("mean H (nats)", np.array([summary["mean_information_nats"][g] for g in groups])),
+        (
+            "H relative to the sentence (nats)",
+            np.array([summary["relative_information_nats"][g]["mean"] for g in groups]),
+        ),
+    )
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.2), layout="constrained", sharey=True)
+    for ax, (label, grid) in zip(axes, panels, strict=True):
+        image = ax.imshow(grid, aspect="auto", cmap="viridis_r")
+        ax.set_yticks(range(len(groups)))
+        ax.set_yticklabels([f"{g} ({summary['tokens'][g]})" for g in groups])
+        ax.set_xticks(range(len(summary["layers"])))
+        ax.set_xticklabels([str(v) for v in summary["layers"]])
+        ax.set_xlabel("layer")
+        for (r, c), value in np.ndenumerate(grid):
+            dark = (value - grid.min()) > 0.5 * (np.ptp(grid) or 1.0)
+            ax.text(
+                c, r, f"{round(value)}", ha="center", va="center", fontsize=8,
+                color="white" if dark else "black",
+            )  # fmt: skip
+        fig.colorbar(image, ax=ax, label=label)
+    fig.suptitle(
+        f"information loss per word group (lower = kept more), {summary['n']} test sentences",
+        fontsize=10,
     )
     groups_png = save_figure(fig, out_dir / "layers-groups.png")
     plt.close(fig)
