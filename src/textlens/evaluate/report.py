@@ -24,6 +24,7 @@ METHOD_SETTINGS: dict[str, dict[str, Any]] = {
     "layer-conductance": {"layers": (1,)},  # the first block: closest to the input words
     "attention": {},  # last layer, first-token query, mean over heads
     # the class's logits; a two-unit Phi gives noisy estimates, so the iterations are capped
+    # (benchmarks/information_logits.py: as faithful as 300 iterations, about half the time)
     "information-loss": {"phi": "logits", "max_steps": 100},
 }
 METRICS = (
