@@ -37,7 +37,7 @@ demo: $(STAMP)
 # The method comparison and layer analysis of the README (about 10 minutes on 2 cores).
 evaluate: $(STAMP)
 	mkdir -p out
-	$(VENV)/bin/textlens evaluate --n 50 --layer-analysis 24 --out out/evaluation
+	$(VENV)/bin/textlens evaluate --n 200 --layer-analysis 200 --out out/evaluation
 
 test: $(STAMP)
 	$(PY) -m pytest -q
