@@ -81,6 +81,8 @@ def test_explain_layers_html_and_png(tiny_dir, tmp_path):
             ["explain", "a film", "--json", "/no/such/dir/x.json", "--method", "gradient"],
             "does not exist",
         ),
+        (["evaluate", "--n", "1", "--out", "/tmp/never-written"], "--n must be at least 2"),
+        (["evaluate", "--layer-analysis", "-3", "--out", "/tmp/never-written"], "0 (off)"),
     ],
 )
 def test_errors_are_one_line_and_exit_2(tiny_dir, args, message):
@@ -91,6 +93,7 @@ def test_errors_are_one_line_and_exit_2(tiny_dir, args, message):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
     assert message in lines[0]
+    assert not Path("/tmp/never-written").exists()
 
 
 @pytest.mark.slow

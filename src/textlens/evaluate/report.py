@@ -243,6 +243,8 @@ def layer_analysis(
     from textlens.data import rotten_tomatoes
     from textlens.pipeline import explain_many
 
+    if n < 1:
+        raise TextlensError("the layer analysis needs at least one sentence")
     adapter = load_model(model)
     settings = dict(settings or {})
     texts = list(rotten_tomatoes("test").texts[:n])
