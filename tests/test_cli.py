@@ -82,6 +82,7 @@ def test_explain_layers_html_and_png(tiny_dir, tmp_path):
             "does not exist",
         ),
         (["evaluate", "--n", "1", "--out", "/tmp/never-written"], "--n must be at least 2"),
+        (["evaluate", "--methods", "lime", "--out", "/tmp/never-written"], "unknown method"),
         (["evaluate", "--layer-analysis", "-3", "--out", "/tmp/never-written"], "0 (off)"),
     ],
 )

@@ -382,11 +382,11 @@ def evaluate(
     out = Path(out_dir)
     if not out.parent.exists():
         raise TextlensError(f"folder {out.parent} does not exist: create it first")
-    out.mkdir(exist_ok=True)
     chosen: Any = "all" if methods.strip() == "all" else [m.strip() for m in methods.split(",")]
     result = rep.compare_methods(
         model_path, n, chosen, removal=removal, seed=seed, progress=not quiet
     )
+    out.mkdir(exist_ok=True)  # after the work: a refused run leaves nothing behind
     written = rep.write_report(result, out)
     click.echo(rep.markdown_table(result))
     if layer_n:
