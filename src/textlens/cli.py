@@ -375,9 +375,7 @@ def evaluate(
     """Compare methods on the test split: faithfulness table (Markdown), curves (PNG), JSON."""
     from textlens.evaluate import report as rep
 
-    if n < 2:
-        raise TextlensError("--n must be at least 2 (the intervals need several sentences)")
-    if layer_n < 0:
+    if layer_n < 0:  # checked here: the layer analysis runs after the comparison
         raise TextlensError("--layer-analysis takes a number of sentences: 0 (off) or more")
     out = Path(out_dir)
     if not out.parent.exists():

@@ -81,7 +81,6 @@ def compare_methods(
     from textlens.methods import METHODS
     from textlens.pipeline import explain_many
 
-    adapter = load_model(model)
     every = methods in ("all", ["all"])
     names = [*sorted(METHODS), RANDOM] if every else list(methods)
     unknown = [m for m in names if m not in METHODS and m != RANDOM]
@@ -91,6 +90,7 @@ def compare_methods(
         )
     if n < 2:
         raise TextlensError("--n must be at least 2 (the intervals need several sentences)")
+    adapter = load_model(model)
     texts = list(rotten_tomatoes("test").texts[:n])
     rows: dict[str, Any] = {}
     for name in tqdm(names, desc="methods", disable=not progress):
