@@ -140,7 +140,8 @@ class InformationLoss:
         scales = regularization(model, self.phi, self.corpus_size)
         settings = self.settings(model)
         # texts of similar length run together, so little time goes into padding; every
-        # (text, layer) has its own noise stream, so the grouping does not change a result
+        # (text, layer) has its own noise stream, so a grouping changes results only by float
+        # rounding, which can still tip a token with a near-zero estimate towards the upper bound
         parts = []
         with _frozen(getattr(model, "model", None)):
             for rows in length_buckets(batch.lengths.tolist()):
