@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import sys
 import typing
 import warnings
@@ -27,7 +28,7 @@ def _fail(message: str) -> None:
 
 
 def _guarded(fn: Any) -> Any:
-    """Turn textlens errors (and missing files) into one line and exit code 2."""
+    """Turn textlens errors and OS errors (a file that cannot be written) into one line, exit 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -35,11 +36,32 @@ def _guarded(fn: Any) -> Any:
             return fn(*args, **kwargs)
         except TextlensError as error:
             _fail(str(error))
+        except OSError as error:
+            where = f"{error.filename}: " if error.filename else ""
+            _fail(f"{where}{error.strerror or error}")
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
 
     return wrapper
+
+
+class _Group(click.Group):
+    """The command group; a usage mistake (a bad flag or value) prints one ``error:`` line."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            result = super().main(*args, **kwargs)
+        except click.UsageError as error:
+            hint = f" (see `{error.ctx.command_path} --help`)" if error.ctx else ""
+            _fail(error.format_message() + hint)
+        except click.ClickException as error:
+            _fail(error.format_message())
+        except click.Abort:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        sys.exit(result if isinstance(result, int) else 0)
 
 
 def _method_fields() -> dict[str, tuple[Any, Any]]:
@@ -82,7 +104,7 @@ def _collect_params(method: str, raw: dict[str, str | None]) -> dict[str, Any]:
     return parse_settings(method, {k: v for k, v in raw.items() if v is not None})
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="textlens")
 def main() -> None:
     """Explain what NLP models do: which input words a prediction depends on, layer by layer."""
@@ -135,6 +157,7 @@ def explain(
     plans = _plan_methods(chosen, settings, layers)
     if not text.strip():
         raise TextlensError("the text is empty: give at least one word to explain")
+    _check_common(max_length, device)
     for path in (html_path, png_path, json_path):
         if path:
             _check_writable(Path(path))
@@ -239,9 +262,37 @@ def _print_scores(exp: Any) -> None:
 
 
 def _check_writable(path: Path) -> None:
-    """Refuse an output path in a missing folder before any work is done."""
-    if not path.parent.exists():
-        raise TextlensError(f"folder {path.parent} does not exist: create it first")
+    """Refuse an output file that cannot be written, before any work is done."""
+    folder = path.parent
+    if not folder.exists():
+        raise TextlensError(f"folder {folder} does not exist: create it first")
+    if not folder.is_dir():
+        raise TextlensError(f"{folder} is not a folder: choose another output path")
+    if path.is_dir():
+        raise TextlensError(f"{path} is a folder: give a file name")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise TextlensError(f"folder {folder} is not writable: choose another output path")
+
+
+def _check_output_folder(folder: Path) -> None:
+    """Refuse an output folder that cannot be made or written (it is made later, parents too)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise TextlensError(f"{existing} is not a folder: choose another output folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise TextlensError(f"folder {existing} is not writable: choose another output folder")
+
+
+def _check_common(max_length: int | None, device: str | None) -> None:
+    """Settings shared by the commands, checked before the model loads."""
+    from textlens.devices import check_device_name
+
+    if max_length is not None and max_length < 1:
+        raise TextlensError(f"--max-length must be at least 1 token, not {max_length}")
+    if device is not None:
+        check_device_name(device)
 
 
 @main.command()
@@ -308,6 +359,7 @@ def explain_file(
     params.update(parse_layers(method, layers))
     if batch_size < 1:
         raise TextlensError("--batch-size must be at least 1")
+    _check_common(max_length, None)
     try:
         summary = run_job(
             input_path,
@@ -350,7 +402,9 @@ def explain_file(
     show_default=True,
     help="how tokens are removed",
 )
-@click.option("--out", "out_dir", default="out/evaluation", show_default=True, help="folder")
+@click.option(
+    "--out", "out_dir", default="out/evaluation", show_default=True, help="folder (made if missing)"
+)
 @click.option(
     "--layer-analysis",
     "layer_n",
@@ -378,13 +432,12 @@ def evaluate(
     if layer_n < 0:  # checked here: the layer analysis runs after the comparison
         raise TextlensError("--layer-analysis takes a number of sentences: 0 (off) or more")
     out = Path(out_dir)
-    if not out.parent.exists():
-        raise TextlensError(f"folder {out.parent} does not exist: create it first")
+    _check_output_folder(out)
     chosen: Any = "all" if methods.strip() == "all" else [m.strip() for m in methods.split(",")]
     result = rep.compare_methods(
         model_path, n, chosen, removal=removal, seed=seed, progress=not quiet
     )
-    out.mkdir(exist_ok=True)  # after the work: a refused run leaves nothing behind
+    out.mkdir(parents=True, exist_ok=True)  # after the work: a refused run leaves nothing behind
     written = rep.write_report(result, out)
     click.echo(rep.markdown_table(result))
     if layer_n:
@@ -421,6 +474,8 @@ def serve(
 
     from textlens.adapters.hf import load_model
     from textlens.server.app import Limits, create_app
+
+    _check_common(None, device)
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(

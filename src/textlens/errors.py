@@ -11,6 +11,10 @@ class MissingAssetError(TextlensError, FileNotFoundError):
     """A demo model or data file is not installed."""
 
 
+class OutputError(TextlensError, OSError):
+    """An output file could not be written (a read-only folder, a full disk...)."""
+
+
 def one_line(message: str) -> str:
     """Collapse whitespace so that an error prints as exactly one line."""
     return " ".join(str(message).split())

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from textlens.adapters.hf import HFAdapter, TruncationWarning, load_model
+from textlens.devices import resolve_device
 from textlens.errors import TextlensError
 from textlens.explanation import Explanation, from_scores
 from textlens.methods import get_method
@@ -70,6 +71,10 @@ def explain_many(
     if isinstance(texts, str):
         raise TextlensError("explain_many takes a list of texts; use explain() for one text")
     texts = list(texts)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise TextlensError(
+            f"batch_size={batch_size!r} is not valid: use a whole number, at least 1"
+        )
     if not texts:
         return []
     adapter = _adapter(model, device)
@@ -78,7 +83,7 @@ def explain_many(
     order = sorted(range(len(texts)), key=lambda i: len("".join(texts[i])))
     results: list[Explanation | None] = [None] * len(texts)
     n_cut, kept = 0, None
-    for start in range(0, len(order), max(1, batch_size)):
+    for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
         began = time.perf_counter()
         batch = adapter.encode([texts[i] for i in index], max_length=max_length, warn=False)
@@ -117,7 +122,7 @@ def _needs_states(goal: Any) -> bool:
 
 def _adapter(model: Any, device: str | None) -> HFAdapter:
     adapter = load_model(model, device=device or "cpu")
-    if device is not None and torch.device(device) != adapter.device:
+    if device is not None and resolve_device(device) != adapter.device:
         adapter.model.to(device)
         adapter.device = torch.device(device)
     return adapter

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import inspect
+import os
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -12,8 +15,10 @@ from typing import Any
 
 import torch
 
+from textlens import cancel
 from textlens.adapters.wiring import Wiring, wiring_for
 from textlens.batch import TokenBatch
+from textlens.devices import resolve_device
 from textlens.errors import TextlensError
 
 TASKS = (
@@ -79,7 +84,7 @@ class HFAdapter:
     ) -> None:
         if task is not None and task not in TASKS:
             raise TextlensError(f"unknown task {task!r}; use one of: {', '.join(TASKS)}")
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.config = model.config
@@ -130,6 +135,14 @@ class HFAdapter:
                 return int(value)
         return 0
 
+    def fingerprint(self) -> str:
+        """A short hash of the model's configuration and weights, for caches of its outputs."""
+        config = getattr(self, "config", None)
+        text = config.to_json_string() if hasattr(config, "to_json_string") else repr(config)
+        digest = hashlib.sha256(text.encode())
+        _digest_weights(digest, self.model)
+        return digest.hexdigest()[:16]
+
     def special_token_id(self, kind: str) -> int:
         """Id of the ``pad``, ``mask`` or ``unk`` token (falling back to pad, then eos)."""
         value = getattr(self.tokenizer, f"{kind}_token_id", None)
@@ -148,6 +161,12 @@ class HFAdapter:
         """
         if not texts:
             raise TextlensError("no texts to explain: pass at least one non-empty text")
+        if max_length is not None and (
+            isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1
+        ):
+            raise TextlensError(
+                f"max_length={max_length!r} is not valid: use a whole number of tokens, at least 1"
+            )
         limit = min(max_length or self.max_length, self.max_length)
         rows: list[dict[str, Any]] = []
         joined: list[str] = []
@@ -160,6 +179,12 @@ class HFAdapter:
                 )
             if not "".join(parts).strip():
                 raise TextlensError("the text is empty: give at least one word to explain")
+            extra = self._n_special(len(parts))
+            if limit <= extra:
+                raise TextlensError(
+                    f"a limit of {limit} tokens leaves no room for words: this model adds {extra} "
+                    f"special tokens; use a max_length of at least {extra + 1}"
+                )
             rows.append(self._encode_one(parts, limit))
             joined.append("\n".join(parts))
         cut = [r["n_truncated"] for r in rows]
@@ -194,6 +219,14 @@ class HFAdapter:
             offsets=tuple(tuple(r["offsets"]) for r in rows),
             n_truncated=tuple(cut),
         ).to(self.device)
+
+    def _n_special(self, n_parts: int) -> int:
+        """How many special tokens the tokenizer adds to one text (or a pair)."""
+        count = getattr(self.tokenizer, "num_special_tokens_to_add", None)
+        try:
+            return int(count(pair=n_parts == 2)) if count is not None else 0
+        except (TypeError, ValueError):
+            return 0
 
     def _encode_one(self, parts: tuple[str, ...], limit: int) -> dict[str, Any]:
         tok = self.tokenizer
@@ -268,8 +301,10 @@ class HFAdapter:
             batch: The batch the rows come from (masks, token types).
             rows: For each of the ``N`` rows, its text's index in ``batch``; None = ``arange(B)``.
             hidden_states: Also return every layer's hidden states (embedding output first).
-            attentions: Also return attention weights (needs eager attention; see ``eager``).
+            attentions: Also return attention weights (needs eager attention; see
+                ``eager_attention``).
         """
+        cancel.check()
         index = rows if rows is not None else slice(None)
         kwargs: dict[str, Any] = {
             "inputs_embeds": embeds,
@@ -326,6 +361,14 @@ class HFAdapter:
         return found
 
 
+def _digest_weights(digest: Any, module: torch.nn.Module) -> None:
+    """Add a sample of a module's weights (every n-th tensor's sum) to a hash."""
+    params = list(module.parameters())
+    with torch.no_grad():
+        for p in params[:: max(1, len(params) // 16)]:
+            digest.update(f"{float(p.double().sum()):.10e}".encode())
+
+
 def _replace_output(value: torch.Tensor) -> Callable[..., torch.Tensor]:
     def hook(module: torch.nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
         return value
@@ -353,7 +396,7 @@ class FunctionAdapter(HFAdapter):
         name: str = "custom-forward",
         device: str | torch.device = "cpu",
     ) -> None:
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.model = embeddings.to(self.device)
         self.tokenizer = tokenizer
         self.config = SimpleNamespace(model_type="custom")
@@ -374,6 +417,30 @@ class FunctionAdapter(HFAdapter):
     def labels(self) -> tuple[str, ...] | None:
         return self._labels
 
+    def fingerprint(self) -> str:
+        """A hash of the embeddings and of what the forward function computes.
+
+        The function is run on a fixed, seeded probe input, so that a changed function (another
+        model behind it, other code) gives another fingerprint even under the same name.
+        """
+        digest = hashlib.sha256(f"custom:{self.name}".encode())
+        _digest_weights(digest, self.word_embeddings)
+        weight = self.word_embeddings.weight
+        gen = torch.Generator(device="cpu").manual_seed(1234)
+        probe = torch.randn((2, 5, weight.shape[-1]), generator=gen).to(weight)
+        mask = torch.ones((2, 5), dtype=torch.long, device=weight.device)
+        try:
+            with torch.no_grad():
+                out = self._forward_fn(probe, mask)
+            values = out.detach().double().cpu().flatten()
+        except Exception:  # a function that cannot take the probe: never share its cache
+            digest.update(f"{id(self._forward_fn)}:{os.getpid()}:{time.time()}".encode())
+            return digest.hexdigest()[:16]
+        digest.update(f"{tuple(out.shape)}".encode())
+        for v in values[:: max(1, len(values) // 64)].tolist():
+            digest.update(f"{v:.6e}".encode())
+        return digest.hexdigest()[:16]
+
     @property
     def max_length(self) -> int:
         limit = getattr(self.tokenizer, "model_max_length", 512)
@@ -393,6 +460,7 @@ class FunctionAdapter(HFAdapter):
                 "a custom forward function exposes no layers: use a method that needs none "
                 "(gradient, integrated-gradients, occlusion, ...)"
             )
+        cancel.check()
         index = rows if rows is not None else slice(None)
         logits = self._forward_fn(embeds, batch.attention_mask[index])
         return SimpleNamespace(logits=logits)
@@ -426,6 +494,7 @@ def load_model(
     """
     if isinstance(path_or_model, HFAdapter):
         return path_or_model
+    resolve_device(device)  # before any loading: a bad device is refused at once
     if path_or_model is None or path_or_model == "demo":
         from textlens import zoo
 

@@ -7,20 +7,36 @@ place that lists every key the CLI, the server and the evaluation can use.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from typing import Any
 
 from textlens.errors import TextlensError
+from textlens.methods import settings
 from textlens.methods.base import Method, Scores
 
 METHODS: dict[str, type] = {}
 
 
 def register(cls: type) -> type:
-    """Class decorator: add a method dataclass to ``METHODS`` under its ``name``."""
+    """Class decorator: add a method dataclass to ``METHODS`` under its ``name``.
+
+    Every instance is checked against the settings' declared types and ranges when it is made
+    (also through ``dataclasses.replace``), so a bad value never reaches the hot path.
+    """
     name = cls.name  # type: ignore[attr-defined]
     if name in METHODS and METHODS[name] is not cls:
         raise ValueError(f"two methods are called {name!r}")
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def checked_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        settings.check_method(self)
+
+    if not getattr(init, "_checked", False):
+        checked_init._checked = True  # type: ignore[attr-defined]
+        cls.__init__ = checked_init  # type: ignore[misc]
     METHODS[name] = cls
     return cls
 
@@ -29,15 +45,17 @@ def get_method(method: str | Method, **params: Any) -> Method:
     """A method instance from a registry name and settings (or the instance itself).
 
     Raises:
-        TextlensError: unknown name (the message lists the registry) or unknown setting.
+        TextlensError: unknown name (the message lists the registry), unknown setting, or a
+            value outside the setting's range.
     """
     if not isinstance(method, str):
         if params:
-            return dataclasses.replace(method, **params)  # type: ignore[type-var]
+            try:
+                return dataclasses.replace(method, **params)  # type: ignore[type-var]
+            except TypeError as error:
+                raise TextlensError(f"bad settings for {method.name!r}: {error}") from error
         return method
-    cls = METHODS.get(method)
-    if cls is None:
-        raise TextlensError(f"unknown method {method!r}; available: {', '.join(sorted(METHODS))}")
+    cls = settings.known_method(METHODS, method)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(params) - known)
     if unknown:
@@ -47,6 +65,8 @@ def get_method(method: str | Method, **params: Any) -> Method:
         )
     try:
         return cls(**params)
+    except TextlensError:
+        raise
     except (TypeError, ValueError) as error:
         raise TextlensError(f"bad settings for {method!r}: {error}") from error
 
@@ -64,8 +84,15 @@ def describe_methods() -> list[dict[str, Any]]:
                 default = f.default_factory()  # type: ignore[misc]
             if dataclasses.is_dataclass(default):
                 default = getattr(default, "name", repr(default))
+            bounds = f.metadata.get("range")
             params.append(
-                {"name": f.name, "type": _type_name(hints.get(f.name)), "default": default}
+                {
+                    "name": f.name,
+                    "type": _type_name(hints.get(f.name)),
+                    "default": default,
+                    "range": None if bounds is None else bounds.describe(),
+                    "cap": None if bounds is None else bounds.cap,
+                }
             )
         doc = (cls.__doc__ or "").strip().splitlines()
         out.append(
@@ -116,71 +143,19 @@ del (
 )
 
 
-def parse_setting(hint: Any, raw: str) -> Any:
-    """Convert a string (a command-line flag, a form field) to a setting of type ``hint``."""
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) is typing.Literal:
-        if raw not in args:
-            raise TextlensError(f"{raw!r} is not one of: {', '.join(map(str, args))}")
-        return raw
-    non_none = [a for a in args if a is not type(None)] or [hint]
-    if raw.lower() in ("none", "all") and type(None) in args:
-        return None
-    kind = non_none[0]
-    if typing.get_origin(kind) is tuple:
-        return tuple(int(v) for v in raw.split(",") if v.strip())
-    if typing.get_origin(kind) is typing.Literal:
-        return parse_setting(kind, raw)
-    if kind is bool:
-        return raw.lower() in ("1", "true", "yes", "on")
-    return kind(raw)
+parse_setting = settings.parse_setting
 
 
 def parse_settings(method: str, raw: dict[str, Any]) -> dict[str, Any]:
-    """Check and convert settings given as text for ``method``: one clear error per mistake.
-
-    Values that are not strings (JSON numbers, booleans, lists) are read as their text form.
-    """
-    cls = METHODS.get(method)
-    if cls is None:
-        raise TextlensError(f"unknown method {method!r}; available: {', '.join(sorted(METHODS))}")
-    hints = typing.get_type_hints(cls)
-    params = {}
-    for name, value in raw.items():
-        if name not in hints or name in ("name", "signed", "layered"):
-            flag = "--" + name.replace("_", "-")
-            raise TextlensError(f"{flag} is not a setting of {method!r} (see `textlens methods`)")
-        if isinstance(value, list | tuple):
-            value = ",".join(str(v) for v in value)
-        elif value is None:
-            value = "none"
-        elif not isinstance(value, str):
-            value = str(value)
-        try:
-            params[name] = parse_setting(hints[name], value)
-        except ValueError as error:
-            raise TextlensError(
-                f"bad value {value!r} for --{name.replace('_', '-')}: {error}"
-            ) from error
-    return params
+    """Check and convert settings given as text for ``method`` (see ``settings.parse_settings``)."""
+    return settings.parse_settings(METHODS, method, raw)
 
 
 def parse_layers(method: str, layers: str | None) -> dict[str, Any]:
     """``"all"`` or ``"1,3,6"`` as the ``layers`` setting of ``method`` ({} when not given)."""
-    if layers is None:
-        return {}
-    with_layers = sorted(
-        n for n, c in METHODS.items() if "layers" in {f.name for f in dataclasses.fields(c)}
-    )
-    if method not in with_layers:
-        raise TextlensError(
-            f"--layers applies to {', '.join(with_layers)}; {method!r} has no layers"
-        )
-    if layers.strip().lower() == "all":
-        return {"layers": None}
-    try:
-        return {"layers": tuple(int(v) for v in layers.split(",") if v.strip())}
-    except ValueError as error:
-        raise TextlensError(
-            f"--layers takes 'all' or numbers like 1,3,6, not {layers!r}"
-        ) from error
+    return settings.parse_layers(METHODS, method, layers)
+
+
+def work_caps() -> dict[str, float]:
+    """The settings that scale the work, with the most a shared server allows of each."""
+    return settings.work_caps(METHODS)

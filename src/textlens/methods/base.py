@@ -24,14 +24,26 @@ class Scores:
         axes: ``("batch", "token")`` or ``("batch", "layer", "token")``.
         layers: Layer numbers of the ``L`` axis (hidden-state indices), if layered.
         extras: Other per-text outputs, each with the batch as its first axis.
+        extra_axes: The axes of each extra after the batch axis, e.g. ``("layer", "token")``:
+            a ``token`` axis (always the last) is cut to each text's length, a ``layer`` axis
+            follows the layers when an explanation is cut to some of them. An extra that is not
+            named here is one value per text.
     """
 
     values: torch.Tensor
     axes: tuple[str, ...] = ("batch", "token")
     layers: tuple[int, ...] | None = None
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
-    token_extras: tuple[str, ...] = ()
-    """Names of extras whose last axis is the token axis (cut to each text's length)."""
+    extra_axes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, axes in self.extra_axes.items():
+            if "token" in axes and axes[-1] != "token":
+                raise ValueError(f"extra {name!r}: the token axis must come last, got {axes}")
+            if name in self.extras and self.extras[name].dim() != len(axes) + 1:
+                raise ValueError(
+                    f"extra {name!r} has {self.extras[name].dim()} axes, not batch + {axes}"
+                )
 
 
 @runtime_checkable

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,10 +31,14 @@ from textlens.information import (
 from textlens.methods import register
 from textlens.methods.base import Scores
 from textlens.methods.layer_conductance import resolve_layers
+from textlens.methods.settings import setting
 from textlens.targets import BoundTarget
 
 MIN_CORPUS = 10
 """Fewest corpus sentences accepted for a regularisation."""
+DEFAULT_MAX_STEPS = 300
+COMPAT_MAX_STEPS = 5000
+"""``max_steps`` when it is not given: the step cap, and the reference's fixed step count."""
 _LOADED: dict[Path, dict[int, torch.Tensor]] = {}
 """Regularisations already read from the disk cache in this process."""
 
@@ -57,7 +63,8 @@ class InformationLoss:
         solver: ``fixed-point`` (solves the optimum's condition sigma_i^2 = rate / (S a_i) with
             a_i estimated from the noise samples; see ``textlens.information``) or ``adam``.
         lr: Adam learning rate on log sigma (``adam`` only).
-        max_steps: Step cap; optimisation stops earlier when sigma has converged.
+        max_steps: Step cap; optimisation stops earlier when sigma has converged. None = 300,
+            or the reference's 5000 with ``compat``.
         tol: Convergence. ``fixed-point``: the ranking of the tokens is settled, i.e. the
             expected Spearman correlation between the answer and the answer moved by its
             standard errors is at least ``1 - tol`` (default 0.03); ``adam``: RMS change of log
@@ -79,25 +86,16 @@ class InformationLoss:
     layered: ClassVar[bool] = True
     phi: Literal["hidden", "cls", "logits"] = "hidden"
     layers: tuple[int, ...] | None = None
-    rate: float = 0.1
-    n_samples: int = 4
+    rate: float = setting(0.1, low=0, low_open=True)
+    n_samples: int = setting(4, low=1, cap=64)
     solver: Literal["fixed-point", "adam"] = "fixed-point"
-    lr: float = 0.03
-    max_steps: int = 300
-    tol: float | None = None
+    lr: float = setting(0.03, low=0, low_open=True)
+    max_steps: int | None = setting(None, low=1, cap=2000)
+    tol: float | None = setting(None, low=0, low_open=True)
     init: Literal["closed-form", "constant"] = "closed-form"
-    corpus_size: int = 500
+    corpus_size: int = setting(500, low=MIN_CORPUS, cap=2000, unit="sentences")
     compat: bool = False
     seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.corpus_size < MIN_CORPUS:
-            raise TextlensError(
-                f"corpus_size={self.corpus_size} is too small for a regularisation: it needs at "
-                f"least {MIN_CORPUS} sentences"
-            )
-        if self.n_samples < 1 or self.max_steps < 1:
-            raise TextlensError("n_samples and max_steps must be at least 1")
 
     def settings(self, model: ModelAdapter) -> Settings:
         if not self.compat:
@@ -106,7 +104,7 @@ class InformationLoss:
                 n_samples=self.n_samples,
                 solver=self.solver,
                 lr=self.lr,
-                max_steps=self.max_steps,
+                max_steps=DEFAULT_MAX_STEPS if self.max_steps is None else self.max_steps,
                 tol=self.tol,
                 init=self.init,
                 seed=self.seed,
@@ -117,7 +115,7 @@ class InformationLoss:
             n_samples=1,
             solver="adam",
             lr=0.01,
-            max_steps=self.max_steps if self.max_steps != 300 else 5000,
+            max_steps=COMPAT_MAX_STEPS if self.max_steps is None else self.max_steps,
             tol=0.0,
             init="constant",
             parameterization="bounded",
@@ -164,7 +162,14 @@ class InformationLoss:
                 "steps": result.steps,
                 "loss_curve": result.curve.permute(1, 2, 0),
             },
-            token_extras=("sigma", "information_nats"),
+            extra_axes={
+                "sigma": ("layer", "token"),
+                "information_nats": ("layer", "token"),
+                "loss": ("layer",),
+                "start_loss": ("layer",),
+                "steps": ("layer",),
+                "loss_curve": ("layer", "step"),
+            },
         )
 
     def _group(
@@ -297,17 +302,6 @@ def hidden_state_at(
     return seen["h"]
 
 
-def _fingerprint(model: Any) -> str:
-    config = getattr(model, "config", None)
-    text = config.to_json_string() if hasattr(config, "to_json_string") else repr(config)
-    digest = hashlib.sha256(text.encode())
-    params = list(model.model.parameters())
-    with torch.no_grad():
-        for p in params[:: max(1, len(params) // 16)]:
-            digest.update(f"{float(p.double().sum()):.10e}".encode())
-    return digest.hexdigest()[:16]
-
-
 def regularization(model: Any, phi: str, corpus_size: int) -> dict[int, torch.Tensor]:
     """Per-unit std of Phi over ``corpus_size`` demo training sentences, cached on disk.
 
@@ -332,7 +326,7 @@ def regularization_from_texts(
     corpus_key = hashlib.sha256(json.dumps(list(texts)).encode()).hexdigest()[:12]
     path = None
     if cache is not None:
-        path = cache / f"{_fingerprint(model)}-{phi}-{len(texts)}-{corpus_key}.pt"
+        path = cache / f"{model.fingerprint()}-{phi}-{len(texts)}-{corpus_key}.pt"
         if path in _LOADED:
             return _LOADED[path]
         if path.exists():
@@ -351,10 +345,27 @@ def regularization_from_texts(
                 per_layer.setdefault(layer, []).append(picked.float().cpu())
     scales = {k: regularization_scale(torch.cat(v), check=False) for k, v in per_layer.items()}
     if path is not None:
+        _save_cache(scales, path)
+        _LOADED[path] = scales
+    return scales
+
+
+def _save_cache(scales: dict[int, torch.Tensor], path: Path) -> None:
+    """Write the cache file atomically; a failed write leaves no temporary file behind.
+
+    The cache only saves time, so a folder that cannot be written is not an error.
+    """
+    tmp = None
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         os.close(fd)
         torch.save(scales, tmp)
         os.replace(tmp, path)
-        _LOADED[path] = scales
-    return scales
+        tmp = None
+    except OSError as error:
+        warnings.warn(f"could not cache the regularisation in {path.parent}: {error}", stacklevel=3)
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)

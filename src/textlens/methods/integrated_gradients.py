@@ -21,6 +21,7 @@ from textlens.methods.base import (
     trim,
     width_of,
 )
+from textlens.methods.settings import setting
 from textlens.targets import BoundTarget
 
 BaselineToken = Literal["pad", "mask", "unk"]
@@ -56,9 +57,9 @@ class IntegratedGradients:
     name: ClassVar[str] = "integrated-gradients"
     signed: ClassVar[bool] = True
     layered: ClassVar[bool] = False
-    n_steps: int = 50
+    n_steps: int = setting(50, low=1, cap=300)
     baseline: BaselineToken = "pad"
-    internal_batch_size: int | None = None
+    internal_batch_size: int | None = setting(None, low=1)
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         return self.attribute_at(model, batch, target, model.embed(batch))
@@ -118,9 +119,9 @@ class EmbeddingIntegratedGradients:
     name: ClassVar[str] = "embedding-integrated-gradients"
     signed: ClassVar[bool] = True
     layered: ClassVar[bool] = False
-    n_steps: int = 50
+    n_steps: int = setting(50, low=1, cap=300)
     baseline: BaselineToken = "pad"
-    internal_batch_size: int | None = None
+    internal_batch_size: int | None = setting(None, low=1)
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         tables = model.sub_embeddings()  # type: ignore[attr-defined]
@@ -168,4 +169,4 @@ class EmbeddingIntegratedGradients:
             for k in inputs
         }
         total = torch.stack(list(parts.values())).sum(dim=0)
-        return Scores(total, extras=parts, token_extras=tuple(parts))
+        return Scores(total, extras=parts, extra_axes={k: ("token",) for k in parts})

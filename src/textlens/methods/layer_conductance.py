@@ -21,6 +21,7 @@ from textlens.methods.base import (
     width_of,
 )
 from textlens.methods.integrated_gradients import BaselineToken, auto_rows
+from textlens.methods.settings import setting
 from textlens.targets import BoundTarget
 
 
@@ -64,10 +65,10 @@ class LayerConductance:
     name: ClassVar[str] = "layer-conductance"
     signed: ClassVar[bool] = True
     layered: ClassVar[bool] = True
-    n_steps: int = 50
+    n_steps: int = setting(50, low=1, cap=300)
     baseline: BaselineToken = "pad"
     layers: tuple[int, ...] | None = None
-    internal_batch_size: int | None = None
+    internal_batch_size: int | None = setting(None, low=1)
     keep_units: bool = False
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
@@ -123,5 +124,5 @@ class LayerConductance:
             axes=("batch", "layer", "token"),
             layers=layers,
             extras={"unit_scores": units.transpose(2, 3) * mask},
-            token_extras=("unit_scores",),
+            extra_axes={"unit_scores": ("layer", "unit", "token")},
         )

@@ -12,6 +12,7 @@ from textlens.batch import TokenBatch
 from textlens.methods import register
 from textlens.methods.base import Scores, target_values
 from textlens.methods.integrated_gradients import auto_rows
+from textlens.methods.settings import setting
 from textlens.targets import BoundTarget
 
 
@@ -35,7 +36,7 @@ class Occlusion:
     signed: ClassVar[bool] = True
     layered: ClassVar[bool] = False
     replacement: Literal["mask", "pad", "unk"] = "mask"
-    internal_batch_size: int | None = None
+    internal_batch_size: int | None = setting(None, low=1)
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         n = len(batch)

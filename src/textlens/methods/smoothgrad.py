@@ -12,6 +12,7 @@ from textlens.batch import TokenBatch
 from textlens.errors import TextlensError
 from textlens.methods import register
 from textlens.methods.base import Scores
+from textlens.methods.settings import setting
 from textlens.targets import BoundTarget
 
 _WRAPPABLE = ("gradient", "gradient-x-input", "integrated-gradients")
@@ -62,8 +63,8 @@ class SmoothGrad:
     name: ClassVar[str] = "smoothgrad"
     layered: ClassVar[bool] = False
     base: str = "gradient"
-    n_samples: int = 10
-    noise_std: float = 0.01
+    n_samples: int = setting(10, low=1, cap=64)
+    noise_std: float = setting(0.01, low=0)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -71,10 +72,6 @@ class SmoothGrad:
             raise TextlensError(
                 f"smoothgrad cannot wrap {self.base!r}; use one of: {', '.join(_WRAPPABLE)}"
             )
-        if self.n_samples < 1:
-            raise TextlensError("n_samples must be at least 1")
-        if self.noise_std < 0:
-            raise TextlensError("noise_std must not be negative")
 
     @property
     def signed(self) -> bool:  # type: ignore[override]

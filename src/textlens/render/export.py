@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from textlens.errors import OutputError
 from textlens.explanation import Explanation
 
 LIST_SCHEMA = "textlens.explanations/1"
@@ -45,14 +46,19 @@ def write_atomic(path: Path, content: str | bytes) -> Path:
     path = Path(path)
     if not path.parent.exists():
         raise FileNotFoundError(f"folder {path.parent} does not exist: create it first")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as error:
+        raise OutputError(f"cannot write {path}: {error.strerror or error}") from error
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(content.encode("utf-8") if isinstance(content, str) else content)
         os.chmod(tmp, _file_mode(path))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise OutputError(f"cannot write {path}: {error.strerror or error}") from error
         raise
     return path
 
