@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from conftest import SENTENCES
 from textlens import Explanation, explain
 from textlens.targets import TargetInfo
 
@@ -67,3 +68,39 @@ def test_words_of_a_real_explanation(tiny_bert):
     words = exp.to_words()
     assert words.tokens == ("An", "unwatchable", ",", "overlong", "mess", ".")
     assert words.scores.sum() == pytest.approx(exp.scores[~np.array(exp.special)].sum())
+
+
+def test_to_words_keeps_per_layer_extras_when_layers_equal_tokens(tiny_bert):
+    """3 layers and a 3-token text: per-layer extras must not be taken for per-token ones."""
+    exp = explain("good", tiny_bert, "information-loss", layers=(0, 1, 2), max_steps=8,
+                  corpus_size=20)  # fmt: skip
+    assert len(exp.tokens) == 3 and exp.scores.shape == (3, 3)
+    words = exp.to_words()
+    for name in ("steps", "loss", "start_loss"):
+        assert name in words.extras and f"subword_{name}" not in words.extras
+        np.testing.assert_array_equal(words.extras[name], exp.extras[name])
+    assert words.extra_axes["steps"] == ("layer",)
+    assert words.extras["subword_sigma"].shape == (3, 3)
+    assert words.extra_axes["subword_sigma"] == ("layer", "subword")
+
+
+def test_select_cuts_every_per_layer_extra(tiny_bert):
+    info = explain(SENTENCES[0], tiny_bert, "information-loss", layers=(0, 1, 2), max_steps=8,
+                   corpus_size=20)  # fmt: skip
+    one = info.select([2])
+    assert one.extras["steps"].shape == (1,) and one.extras["loss"].shape == (1,)
+    assert one.extras["steps"][0] == info.extras["steps"][2]
+    assert one.extras["sigma"].shape == (1, len(info.tokens))
+    assert one.extras["loss_curve"].shape[0] == 1
+    units = explain(SENTENCES[0], tiny_bert, "layer-conductance", n_steps=4, keep_units=True)
+    picked = units.select([2])
+    assert units.extras["unit_scores"].shape[0] == 2
+    assert picked.extras["unit_scores"].shape == (1, *units.extras["unit_scores"].shape[1:])
+    np.testing.assert_array_equal(picked.extras["unit_scores"][0], units.extras["unit_scores"][1])
+
+
+def test_extra_axes_survive_json(tiny_bert):
+    info = explain(SENTENCES[1], tiny_bert, "information-loss", max_steps=8, corpus_size=20)
+    back = Explanation.from_json(info.to_json())
+    assert back.extra_axes == info.extra_axes and back.extra_axes["steps"] == ("layer",)
+    assert back.select([1]).extras["steps"].shape == (1,)

@@ -9,7 +9,8 @@ import time
 import pandas as pd
 import pytest
 
-from test_cli import TEXTLENS, run
+from conftest import TEXTLENS
+from conftest import run_cli as run
 from textlens.data import read_texts
 from textlens.errors import TextlensError
 from textlens.jobs import _recover, explain_file
@@ -135,3 +136,53 @@ def test_cli_errors_are_one_line(tmp_path, tiny_dir):
         proc = run(*args, "--model", str(tiny_dir), "--quiet")
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], proc.stderr
+
+
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_a_failing_row_alone_in_its_batch_is_an_error_row(tmp_path, tiny_bert, monkeypatch,
+                                                          batch_size):  # fmt: skip
+    """With --batch-size 1 (or a last batch of one row), a bad row must not abort the job."""
+    import textlens.pipeline
+
+    real = textlens.pipeline.explain_many
+
+    def fussy(texts, *args, **kwargs):
+        if any("BOOM" in t for t in texts):
+            raise ValueError("this row breaks the model")
+        return real(texts, *args, **kwargs)
+
+    monkeypatch.setattr(textlens.pipeline, "explain_many", fussy)
+    src = tmp_path / "in.txt"
+    src.write_text("a good film\nfine\nBOOM goes the film\n")
+    out = tmp_path / "out.jsonl"
+    summary = explain_file(
+        src, out, model=tiny_bert, method="gradient", batch_size=batch_size, progress=False
+    )
+    rows = _rows(out)
+    assert [r["row"] for r in rows] == [0, 1, 2]
+    assert [r["ok"] for r in rows] == [True, True, False]
+    assert rows[2]["error"] == "this row breaks the model"
+    assert summary.failed == 1 and summary.explained == 2
+
+
+@pytest.mark.slow
+def test_a_demo_job_resumes_from_another_folder(tmp_path, monkeypatch):
+    """``--model demo`` is recorded as the demo model, not as a folder called demo."""
+    src = tmp_path / "in.txt"
+    src.write_text("a good film\nfine\nnot good\n")
+    out = tmp_path / "out.jsonl"
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir(), second.mkdir()
+
+    def stop(done):
+        raise KeyboardInterrupt
+
+    monkeypatch.chdir(first)
+    with pytest.raises(KeyboardInterrupt):
+        explain_file(src, out, model="demo", method="gradient", batch_size=1, progress=False,
+                     on_batch=stop)  # fmt: skip
+    assert json.loads((tmp_path / "out.jsonl.job.json").read_text())["model"] == "demo"
+    monkeypatch.chdir(second)
+    summary = explain_file(src, out, model="demo", method="gradient", batch_size=1,
+                           progress=False)  # fmt: skip
+    assert summary.done_before == 1 and summary.total == 3 and summary.failed == 0

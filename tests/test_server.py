@@ -11,7 +11,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from test_cli import TEXTLENS
+from conftest import TEXTLENS
+from textlens.adapters import HFAdapter
 from textlens.server.app import Limits, create_app
 
 
@@ -74,14 +75,35 @@ def test_bad_requests_get_a_4xx_with_one_line(client, payload, status, message):
         assert message in detail and "\n" not in detail
 
 
+class SlowAdapter(HFAdapter):
+    """The tiny BERT with a pause in every forward pass (a stand-in for a big model)."""
+
+    def forward(self, *args, **kwargs):
+        time.sleep(0.05)
+        return super().forward(*args, **kwargs)
+
+
 def test_busy_and_time_limit(tiny_bert):
     busy = TestClient(create_app(tiny_bert, Limits(queue=0)))
     r = busy.post("/api/explain", json={"text": "ok", "method": "gradient"})
     assert r.status_code == 429 and "busy" in r.json()["detail"]
-    slow = TestClient(create_app(tiny_bert, Limits(time_limit=0.01)))
+    paused = SlowAdapter(tiny_bert.model, tiny_bert.tokenizer, name="slow")
+    slow = TestClient(create_app(paused, Limits(time_limit=0.5)))
     r = slow.post("/api/explain", json={"text": "a rather long sentence " * 20,
                                         "params": {"n_steps": 300}})  # fmt: skip
     assert r.status_code == 408 and "longer than" in r.json()["detail"]
+
+
+def test_a_timed_out_request_frees_the_worker(tiny_bert):
+    """After a 408 the work nobody waits for stops, so the next request is answered."""
+    slow = SlowAdapter(tiny_bert.model, tiny_bert.tokenizer, name="slow")
+    client = TestClient(create_app(slow, Limits(time_limit=2.0)))
+    long = {"text": "a film", "method": "integrated-gradients",
+            "params": {"n_steps": 300, "internal_batch_size": 1}}  # fmt: skip
+    r = client.post("/api/explain", json=long)  # 300 passes of 0.05 s: about 15 s of work
+    assert r.status_code == 408 and "longer than" in r.json()["detail"]
+    r = client.post("/api/explain", json={"text": "a film", "method": "gradient"})
+    assert r.status_code == 200, r.json()
 
 
 def _free_port():
@@ -113,34 +135,30 @@ def server(tiny_dir):
     proc.wait(timeout=30)
 
 
-def test_page_in_headless_chromium(server, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1100, "height": 900})
-        page.goto(server + "/")
-        page.wait_for_selector("#method option[value='layer-conductance']", state="attached")
-        page.fill("#text", "not a good film, but the cast is <great>")
-        page.select_option("#method", "layer-conductance")
-        page.fill("#layers", "all")
-        page.fill("input[name='n_steps']", "8")
-        page.click("#run")
-        page.wait_for_selector("#heatmap img", timeout=60_000)
-        assert page.locator("#result span.tl-tok").count() >= 2 * 9
-        assert page.locator("#prediction").inner_text().startswith("prediction: ")
-        assert page.locator("#result great").count() == 0  # the markup stayed text
-        assert "<great>" in page.inner_text("#result")
-        assert page.evaluate("() => document.querySelector('#heatmap img').naturalWidth") > 200
-        page.screenshot(path=str(tmp_path / "serve.png"), full_page=True)
-        if os.environ.get("TEXTLENS_SCREENSHOT"):
-            page.screenshot(path=os.environ["TEXTLENS_SCREENSHOT"], full_page=True)
-        page.fill("#text", "")
-        page.fill("#text", " ")
-        page.click("#run")
-        page.wait_for_selector("#status.error")
-        assert "the text is empty" in page.inner_text("#status")
-        browser.close()
+def test_page_in_headless_chromium(server, tmp_path, chromium):
+    page = chromium.new_page(viewport={"width": 1100, "height": 900})
+    page.goto(server + "/")
+    page.wait_for_selector("#method option[value='layer-conductance']", state="attached")
+    page.fill("#text", "not a good film, but the cast is <great>")
+    page.select_option("#method", "layer-conductance")
+    page.fill("#layers", "all")
+    page.fill("input[name='n_steps']", "8")
+    page.click("#run")
+    page.wait_for_selector("#heatmap img", timeout=60_000)
+    assert page.locator("#result span.tl-tok").count() >= 2 * 9
+    assert page.locator("#prediction").inner_text().startswith("prediction: ")
+    assert page.locator("#result great").count() == 0  # the markup stayed text
+    assert "<great>" in page.inner_text("#result")
+    assert page.evaluate("() => document.querySelector('#heatmap img').naturalWidth") > 200
+    page.screenshot(path=str(tmp_path / "serve.png"), full_page=True)
+    if os.environ.get("TEXTLENS_SCREENSHOT"):
+        page.screenshot(path=os.environ["TEXTLENS_SCREENSHOT"], full_page=True)
+    page.fill("#text", "")
+    page.fill("#text", " ")
+    page.click("#run")
+    page.wait_for_selector("#status.error")
+    assert "the text is empty" in page.inner_text("#status")
+    page.close()
     assert (tmp_path / "serve.png").stat().st_size > 10_000
 
 

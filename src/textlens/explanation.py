@@ -64,8 +64,10 @@ class Explanation:
         special: True for special tokens ([CLS], [SEP], ...).
         layers: Layer numbers of the rows of a layered ``scores`` (hidden-state indices).
         level: ``"subword"`` or ``"word"``.
-        extras: Method outputs besides the scores (e.g. ``convergence_delta``, ``sigma``);
-            arrays whose last axis is the token axis follow the tokens.
+        extras: Method outputs besides the scores (e.g. ``convergence_delta``, ``sigma``).
+        extra_axes: The axes of each extra, as the method declared them, e.g.
+            ``{"sigma": ("layer", "token"), "steps": ("layer",)}``: ``to_words`` and ``select``
+            cut exactly these axes. An extra not named here is left as it is.
         elapsed: Seconds spent on this text (its share of a batch).
     """
 
@@ -83,6 +85,7 @@ class Explanation:
     layers: tuple[int, ...] | None = None
     level: Literal["subword", "word"] = "subword"
     extras: Mapping[str, np.ndarray] = field(default_factory=dict)
+    extra_axes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     elapsed: float = 0.0
 
     def __post_init__(self) -> None:
@@ -94,6 +97,7 @@ class Explanation:
         set_(self, "special", tuple(bool(s) for s in self.special) or (False,) * len(self.tokens))
         set_(self, "params", dict(self.params))
         set_(self, "extras", {k: _frozen(v) for k, v in dict(self.extras).items()})
+        set_(self, "extra_axes", {k: tuple(v) for k, v in dict(self.extra_axes).items()})
         if self.layers is not None:
             set_(self, "layers", tuple(int(v) for v in self.layers))
         n = len(self.tokens)
@@ -110,6 +114,25 @@ class Explanation:
             )
         if self.layers is not None and expected == 2 and len(self.layers) != self.scores.shape[0]:
             raise ValueError(f"{len(self.layers)} layer numbers for {self.scores.shape[0]} rows")
+        set_(self, "extra_axes", self._fitting_axes())
+
+    def _fitting_axes(self) -> dict[str, tuple[str, ...]]:
+        """The declared extra axes that fit their extras.
+
+        A declaration whose extra is gone or no longer fits (after ``dataclasses.replace`` of
+        the extras or the tokens) is dropped: that extra is then left as it is.
+        """
+        sizes = {"token": len(self.tokens)}
+        if self.layered:
+            sizes["layer"] = self.scores.shape[0]
+        kept = {}
+        for name, axes in self.extra_axes.items():
+            value = self.extras.get(name)
+            if value is None or value.ndim != len(axes):
+                continue
+            if all(sizes.get(a, n) == n for a, n in zip(axes, value.shape, strict=True)):
+                kept[name] = axes
+        return kept
 
     # -- views -------------------------------------------------------------------------------
     @property
@@ -145,10 +168,10 @@ class Explanation:
         if missing:
             raise ValueError(f"layers {missing} are not in this explanation; it has {self.layers}")
         rows = [self.layers.index(v) for v in layers]
-        extras = {
-            k: (v[rows] if v.ndim == 2 and v.shape[0] == len(self.layers) else v)
-            for k, v in self.extras.items()
-        }
+        extras = {}
+        for k, v in self.extras.items():
+            axes = self.extra_axes.get(k, ())
+            extras[k] = np.take(v, rows, axis=axes.index("layer")) if "layer" in axes else v
         return dataclasses.replace(
             self, scores=self.scores[rows], layers=tuple(layers), extras=extras
         )
@@ -222,12 +245,19 @@ class Explanation:
         word_index = np.full(n, -1)
         for w, g in enumerate(groups):
             word_index[g] = w
-        extras = {
-            (f"subword_{k}" if v.shape and v.shape[-1] == n else k): v
-            for k, v in self.extras.items()
-        }
+        extras: dict[str, np.ndarray] = {}
+        extra_axes: dict[str, tuple[str, ...]] = {}
+        for k, v in self.extras.items():
+            axes = self.extra_axes.get(k)
+            if axes is not None and "token" in axes:  # kept per sub-word, under a new name
+                k, axes = f"subword_{k}", tuple("subword" if a == "token" else a for a in axes)
+            extras[k] = v
+            if axes is not None:
+                extra_axes[k] = axes
         extras["subword_scores"] = self.scores
+        extra_axes["subword_scores"] = ("layer", "subword") if self.layered else ("subword",)
         extras["subword_word_index"] = word_index
+        extra_axes["subword_word_index"] = ("subword",)
         spans = [(self.offsets[g[0]][0], self.offsets[g[-1]][1]) for g in groups]
         return dataclasses.replace(
             self,
@@ -238,6 +268,7 @@ class Explanation:
             signed=self.signed and reduce != "l2",
             level="word",
             extras=extras,
+            extra_axes=extra_axes,
             params={**self.params, "word_reduce": reduce},
         )
 
@@ -259,11 +290,15 @@ class Explanation:
             "params": _jsonable(self.params),
             "target": self.target.to_dict(),
             "model": self.model,
-            "extras": {
-                k: {"dtype": v.dtype.name, "values": _to_list(v)} for k, v in self.extras.items()
-            },
+            "extras": {k: self._extra_dict(k, v) for k, v in self.extras.items()},
             "elapsed": self.elapsed,
         }
+
+    def _extra_dict(self, name: str, value: np.ndarray) -> dict[str, Any]:
+        out: dict[str, Any] = {"dtype": value.dtype.name, "values": _to_list(value)}
+        if name in self.extra_axes:
+            out["axes"] = list(self.extra_axes[name])
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Explanation:
@@ -274,6 +309,7 @@ class Explanation:
             k: np.array(_from_list(v["values"]), dtype=v["dtype"])
             for k, v in data.get("extras", {}).items()
         }
+        extra_axes = {k: tuple(v["axes"]) for k, v in data.get("extras", {}).items() if "axes" in v}
         return cls(
             text=data["text"],
             tokens=tuple(data["tokens"]),
@@ -289,6 +325,7 @@ class Explanation:
             target=TargetInfo(**data["target"]),
             model=data.get("model", ""),
             extras=extras,
+            extra_axes=extra_axes,
             elapsed=float(data.get("elapsed", 0.0)),
         )
 
@@ -365,7 +402,10 @@ def from_scores(
     out = []
     for b, tokens in enumerate(batch.tokens):
         n = len(tokens)
-        own = {k: (v[b, ..., :n] if k in scores.token_extras else v[b]) for k, v in extras.items()}
+        own = {
+            k: (v[b, ..., :n] if "token" in scores.extra_axes.get(k, ()) else v[b])
+            for k, v in extras.items()
+        }
         out.append(
             Explanation(
                 text=batch.texts[b],
@@ -381,6 +421,7 @@ def from_scores(
                 target=infos[b],
                 model=model,
                 extras=own,
+                extra_axes=dict(scores.extra_axes),
                 elapsed=elapsed / max(1, len(batch.tokens)),
             )
         )

@@ -92,6 +92,15 @@ def _check_output(output: Path, sidecar: Path, journal: Path, job: dict[str, Any
         )
 
 
+def _model_name(model: Any) -> str:
+    """How the job records its model: ``demo``, a folder's absolute path, or the object's text."""
+    if model is None or model == "demo":
+        return "demo"
+    if isinstance(model, str | Path):
+        return str(Path(model).resolve())
+    return str(model)
+
+
 def _result_row(item: InputRow, exp: Any = None, error: str | None = None) -> dict[str, Any]:
     row: dict[str, Any] = {"row": item.row, "id": item.id, "text": item.text, "ok": error is None}
     row["error"] = error
@@ -138,11 +147,10 @@ def explain_file(
     rows = read_texts(input_path, column, id_column)
     params = dict(params or {})
     journal, sidecar = _paths(output)
-    model_name = str(Path(model).resolve()) if isinstance(model, str | Path) else str(model)
     job = {
         "input": str(input_path.resolve()),
         "input_sha256": _fingerprint(input_path),
-        "model": "demo" if model is None else model_name,
+        "model": _model_name(model),
         "method": method,
         "target": None if target is None else str(target),
         "params": json.loads(json.dumps(params, default=str)),
@@ -226,11 +234,11 @@ def _explain_chunk(
             )
         return [e.to_words() if words else e for e in exps]
 
-    try:
-        return [_result_row(r, e) for r, e in zip(chunk, run(chunk), strict=True)]
-    except (TextlensError, ValueError, RuntimeError):
-        if len(chunk) == 1:
-            raise
+    if len(chunk) > 1:
+        try:
+            return [_result_row(r, e) for r, e in zip(chunk, run(chunk), strict=True)]
+        except (TextlensError, ValueError, RuntimeError):
+            pass  # find the bad rows below
     out = []
     for r in chunk:
         try:

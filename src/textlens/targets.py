@@ -3,7 +3,8 @@
 A target is a frozen dataclass. ``bind`` looks at the clean outputs of a batch once (e.g. to take
 the predicted class) and returns a ``BoundTarget`` whose ``select(outputs, rows)`` gives one scalar
 per row, where ``rows[n]`` names the text that row ``n`` belongs to. Methods that expand a batch
-(integrated gradients, smoothgrad, occlusion) pass their own ``rows``.
+(integrated gradients, layer conductance, occlusion) pass their own ``rows``; SmoothGrad
+runs its base method on the batch as it is.
 """
 
 from __future__ import annotations

@@ -243,3 +243,51 @@ def test_the_fixed_point_solver_stops_when_the_ranking_is_settled(toy):
     assert torch.equal(tight.sigma[0, 0].argsort()[:2].sort().values, torch.tensor([1, 3]))
     with pytest.raises(TextlensError, match="solver='adam'"):
         information_loss(x, linear_phi, corpus=corpus, parameterization="bounded")
+
+
+def _function_adapter(tokenizer, weight):
+    from textlens import FunctionAdapter
+
+    torch.manual_seed(0)
+    embeddings = torch.nn.Embedding(30522, 8)
+
+    def forward(embeds, mask):
+        return torch.stack([embeds.sum((1, 2)), weight * embeds[..., 0].sum(1)], dim=1)
+
+    return FunctionAdapter(forward, tokenizer, embeddings, labels=["a", "b"], name="same-name")
+
+
+def test_regularisation_cache_follows_the_forward_function(tokenizer, tmp_path):
+    """Two functions behind one name must not share a cached spread."""
+    from textlens.methods.information_loss import regularization_from_texts
+
+    texts = [f"sentence number {i} is here" for i in range(12)]
+    one = regularization_from_texts(_function_adapter(tokenizer, 1.0), "logits", texts, tmp_path)
+    two = regularization_from_texts(_function_adapter(tokenizer, 5.0), "logits", texts, tmp_path)
+    assert float(two[-1][1]) == pytest.approx(5 * float(one[-1][1]), rel=1e-4)
+    assert len(list(tmp_path.glob("*.pt"))) == 2
+
+
+def test_a_failed_cache_write_leaves_no_temporary_file(tokenizer, tmp_path, monkeypatch):
+    from textlens.methods import information_loss as module
+
+    def full_disk(obj, path):
+        with open(path, "wb") as handle:
+            handle.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(module.torch, "save", full_disk)
+    texts = [f"another sentence {i}" for i in range(12)]
+    with pytest.warns(UserWarning, match="could not cache"):
+        scales = module.regularization_from_texts(
+            _function_adapter(tokenizer, 2.0), "logits", texts, tmp_path
+        )
+    assert scales[-1].shape == (2,)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_compat_keeps_an_explicit_step_count(tiny_bert):
+    assert get_method("information-loss", compat=True).settings(tiny_bert).max_steps == 5000
+    chosen = get_method("information-loss", compat=True, max_steps=300)
+    assert chosen.settings(tiny_bert).max_steps == 300
+    assert get_method("information-loss").settings(tiny_bert).max_steps == 300

@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from textlens.errors import TextlensError, one_line
 
-# settings that scale the work; a request may not ask for more than this
-WORK_CAPS = {"n_steps": 300, "n_samples": 64, "max_steps": 2000, "corpus_size": 2000}
+POLL_SECONDS = 0.25
+"""How often a waiting request looks whether its client is still connected."""
 
 
 @dataclass(frozen=True)
@@ -56,9 +56,10 @@ class ExplainResponse(BaseModel):
 
 def create_app(adapter: Any, limits: Limits | None = None) -> FastAPI:
     """The app for one loaded model (an HFAdapter or anything ``explain`` accepts)."""
-    from textlens.methods import METHODS, describe_methods
+    from textlens.methods import METHODS, describe_methods, work_caps
 
     limits = limits or Limits()
+    caps = work_caps()
     app = FastAPI(
         title="textlens",
         version="1",
@@ -86,11 +87,11 @@ def create_app(adapter: Any, limits: Limits | None = None) -> FastAPI:
             "task": adapter.task,
             "labels": list(adapter.labels or ()),
             "n_layers": adapter.n_layers,
-            "limits": {**limits.__dict__, "work_caps": WORK_CAPS},
+            "limits": {**limits.__dict__, "work_caps": caps},
         }
 
     @app.post("/api/explain", response_model=ExplainResponse)
-    async def explain(request: ExplainRequest) -> ExplainResponse:
+    async def explain(request: ExplainRequest, http: Request) -> ExplainResponse:
         """Explain one text with one method; answers 4xx with a one-line detail on bad input."""
         if not request.text.strip():
             raise HTTPException(422, "the text is empty: give at least one word to explain")
@@ -104,18 +105,41 @@ def create_app(adapter: Any, limits: Limits | None = None) -> FastAPI:
             raise HTTPException(
                 422, f"unknown method {request.method!r}; available: {', '.join(sorted(METHODS))}"
             )
-        params = _settings(request)
+        params = _settings(request, caps)
         with lock:
             if state["waiting"] >= limits.queue:
                 raise HTTPException(
                     429, f"busy: {limits.queue} requests are waiting; try again shortly"
                 )
             state["waiting"] += 1
-        future = worker.submit(_run, adapter, request, params)
+        stop = threading.Event()
+        started = threading.Event()
+        future = worker.submit(_run, adapter, request, params, stop, started)
+
+        def finished(_: Any) -> None:  # counted until the worker is really free again
+            with lock:
+                state["waiting"] -= 1
+
+        future.add_done_callback(finished)
+        wrapped = asyncio.wrap_future(future)
+        deadline = time.monotonic() + limits.time_limit
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), limits.time_limit)
-        except asyncio.TimeoutError as error:
-            future.cancel()
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                done, _ = await asyncio.wait({wrapped}, timeout=min(POLL_SECONDS, left))
+                if done:
+                    return wrapped.result()
+                if await http.is_disconnected():
+                    raise HTTPException(499, "the client closed the connection")
+        except TimeoutError as error:
+            if not started.is_set():
+                raise HTTPException(
+                    408,
+                    f"the server was busy: the request waited {limits.time_limit:g} s for the "
+                    "requests before it and did not start; try again later",
+                ) from error
             raise HTTPException(
                 408,
                 f"the explanation took longer than {limits.time_limit:g} s: "
@@ -124,33 +148,44 @@ def create_app(adapter: Any, limits: Limits | None = None) -> FastAPI:
         except TextlensError as error:
             raise HTTPException(422, one_line(str(error))) from error
         finally:
-            with lock:
-                state["waiting"] -= 1
+            if not future.done():  # nobody waits for it any more: stop it at its next step
+                stop.set()
+                future.cancel()
+                wrapped.cancel()
 
     return app
 
 
-def _settings(request: ExplainRequest) -> dict[str, Any]:
-    from textlens.methods import parse_layers, parse_settings
+def _settings(request: ExplainRequest, caps: dict[str, float]) -> dict[str, Any]:
+    from textlens.methods import get_method, parse_layers, parse_settings
 
     try:
         params = parse_settings(request.method, request.params)
         params.update(parse_layers(request.method, request.layers))
+        get_method(request.method, **params)  # every setting in its range
     except TextlensError as error:
         raise HTTPException(422, one_line(str(error))) from error
-    for name, cap in WORK_CAPS.items():
+    for name, cap in caps.items():
         value = params.get(name)
         if isinstance(value, int | float) and value > cap:
-            raise HTTPException(422, f"{name}={value} is more than this server allows ({cap})")
+            raise HTTPException(422, f"{name}={value} is more than this server allows ({cap:g})")
     return params
 
 
-def _run(adapter: Any, request: ExplainRequest, params: dict[str, Any]) -> ExplainResponse:
+def _run(
+    adapter: Any,
+    request: ExplainRequest,
+    params: dict[str, Any],
+    stop: threading.Event,
+    started: threading.Event,
+) -> ExplainResponse:
+    from textlens.cancel import cancellable
     from textlens.pipeline import explain
     from textlens.render import heatmap, render_html
 
+    started.set()
     began = time.perf_counter()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), cancellable(stop):
         warnings.simplefilter("ignore")
         exp = explain(request.text, adapter, request.method, request.target, **params)
     shown = exp.to_words() if request.words else exp
