@@ -8,6 +8,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import transformers
@@ -96,3 +101,59 @@ def tiny_dir(tmp_path_factory, tokenizer):
     tiny_model("bert").save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def pytest_configure(config):
+    """``TEXTLENS_TEST_THREADS=N`` runs the suite with N torch threads (CI runs it with 1 too)."""
+    threads = os.environ.get("TEXTLENS_TEST_THREADS")
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
+def pytest_collection_modifyitems(config, items):
+    """``TEXTLENS_TEST_ORDER=reverse`` runs the tests in reverse order (a result must not
+    depend on what ran before it)."""
+    if os.environ.get("TEXTLENS_TEST_ORDER") == "reverse":
+        items.reverse()
+
+
+CHROMIUM = "/usr/bin/chromium"
+TEXTLENS = shutil.which("textlens") or str(Path(sys.executable).parent / "textlens")
+"""The console script of the environment running the tests."""
+
+
+def run_cli(*args: str, check: bool = False, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the real console script offline; with ``check``, it must exit 0."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [TEXTLENS, *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.fixture
+def chromium():
+    """Headless Chromium (Debian's package, driven by playwright), for one test.
+
+    (Playwright's sync API holds an event loop while it is open, so it is closed after each
+    test: other tests start event loops of their own.)
+
+    Where it is not installed the browser tests are skipped with one line saying so; under CI
+    (``CI=true``) they fail instead, so that CI always runs them.
+    """
+    if not Path(CHROMIUM).exists():
+        message = (
+            f"headless Chromium is not installed ({CHROMIUM}): `make browser` installs Debian's "
+            "chromium; the browser tests did not run"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()

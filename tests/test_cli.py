@@ -1,23 +1,11 @@
 """The real console script, in subprocesses."""
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-TEXTLENS = shutil.which("textlens") or str(Path(sys.executable).parent / "textlens")
-
-
-def run(*args, check=False):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([TEXTLENS, *args], capture_output=True, text=True, env=env, timeout=600)
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+from conftest import run_cli as run
 
 
 def test_methods_lists_every_method_with_defaults():

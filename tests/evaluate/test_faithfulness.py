@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy.stats import kendalltau
 
-from test_cli import run
+from conftest import run_cli as run
 from textlens import explain_many
 from textlens.adapters.hf import FunctionAdapter
 from textlens.errors import TextlensError

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import math
+import os
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -51,7 +57,8 @@ def make_layered() -> Explanation:
         params={"rate": 0.1},
         target=TargetInfo(kind="hidden-state", label=None, index=None, score=0.0),
         model="tiny",
-        extras={"sigma": np.exp(-scores.round(4))},
+        extras={"sigma": np.exp(-scores.round(4)), "steps": np.array([6, 7, 8, 9])},
+        extra_axes={"sigma": ("layer", "token"), "steps": ("layer",)},
     )
 
 
@@ -63,3 +70,68 @@ def flat() -> Explanation:
 @pytest.fixture
 def layered() -> Explanation:
     return make_layered()
+
+
+GOLDEN = Path(__file__).parent.parent / "golden"
+RELATIVE = 1e-6
+"""Golden numbers match within this relative difference (float32 results, any CPU)."""
+_NUMBER = re.compile(r"#[0-9a-fA-F]{6}\b|[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
+
+
+def same_numbers(a: float, b: float) -> bool:
+    return a == b or math.isclose(a, b, rel_tol=RELATIVE, abs_tol=1e-12)
+
+
+def compare_json(actual: object, expected: object, where: str = "$") -> None:
+    """Structure and strings exactly, numbers within ``RELATIVE``; raises AssertionError."""
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict), f"{where}: expected an object"
+        assert sorted(actual) == sorted(expected), f"{where}: keys {sorted(actual)}"
+        for key in expected:
+            compare_json(actual[key], expected[key], f"{where}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(actual, list), f"{where}: expected a list"
+        assert len(actual) == len(expected), f"{where}: {len(actual)} items, not {len(expected)}"
+        for i, (x, y) in enumerate(zip(actual, expected, strict=True)):
+            compare_json(x, y, f"{where}[{i}]")
+    elif isinstance(expected, bool) or expected is None or isinstance(expected, str):
+        assert actual == expected, f"{where}: {actual!r} != {expected!r}"
+    else:
+        ok = isinstance(actual, int | float) and not isinstance(actual, bool)
+        assert ok and same_numbers(float(actual), float(expected)), (
+            f"{where}: {actual!r} != {expected!r} (relative tolerance {RELATIVE})"
+        )
+
+
+def compare_text(actual: str, expected: str) -> None:
+    """Text exactly, except numbers (within ``RELATIVE``) and #rrggbb colours (1 per channel)."""
+    got, want = _NUMBER.split(actual), _NUMBER.split(expected)
+    assert got == want, "the text around the numbers changed"
+    for x, y in zip(_NUMBER.findall(actual), _NUMBER.findall(expected), strict=True):
+        if y.startswith("#"):
+            assert x.startswith("#"), f"{x!r} != {y!r}"
+            channels = [abs(int(x[i : i + 2], 16) - int(y[i : i + 2], 16)) for i in (1, 3, 5)]
+            assert max(channels) <= 1, f"colour {x} != {y}"
+        else:
+            assert same_numbers(float(x), float(y)), f"{x} != {y} (relative {RELATIVE})"
+
+
+def check_golden(name: str, actual: str) -> None:
+    """Compare with ``tests/golden/NAME`` (JSON by value, other text as ``compare_text``).
+
+    ``TEXTLENS_UPDATE_GOLDEN=1`` rewrites the file instead.
+    """
+    path = GOLDEN / name
+    if os.environ.get("TEXTLENS_UPDATE_GOLDEN"):
+        path.write_text(actual, encoding="utf-8")
+    expected = path.read_text(encoding="utf-8")
+    if name.endswith(".json"):
+        compare_json(json.loads(actual), json.loads(expected))
+    else:
+        compare_text(actual, expected)
+
+
+@pytest.fixture
+def golden():
+    """``golden(name, actual)``: check ``actual`` against a golden file (see check_golden)."""
+    return check_golden

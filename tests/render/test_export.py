@@ -3,19 +3,60 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 
 import numpy as np
 import pytest
-from tests.render.test_html import _golden
 
-from textlens.render import load_json, save_csv, save_json, to_csv, to_dataframe, to_json
+from textlens.render import (
+    load_json,
+    render_html,
+    save_csv,
+    save_json,
+    to_csv,
+    to_dataframe,
+    to_json,
+)
 from textlens.render.export import COLUMNS, to_records
 
 
-def test_json_matches_golden_file(flat, layered):
-    _golden("explanations.json", to_json([flat, layered]) + "\n")
+def test_json_matches_golden_file(golden, flat, layered):
+    golden("explanations.json", to_json([flat, layered]) + "\n")
+
+
+@pytest.mark.parametrize("factor", [1 + 3e-7, 1 - 3e-7])
+def test_golden_json_tolerates_the_last_digits(golden, flat, layered, factor):
+    """Another CPU may round the last place differently: that still matches."""
+    nudged = dataclasses.replace(layered, scores=layered.scores * factor)
+    golden("explanations.json", to_json([flat, nudged]) + "\n")
+
+
+@pytest.mark.parametrize("change", ["score", "token", "extra", "key"])
+def test_golden_json_fails_on_a_real_change(golden, flat, layered, change):
+    if change == "score":  # one score off by 1e-4 relative: beyond the tolerance
+        scores = layered.scores.copy()
+        scores[2, 3] *= 1 + 1e-4
+        changed = dataclasses.replace(layered, scores=scores)
+    elif change == "token":
+        changed = dataclasses.replace(layered, tokens=("[CLS]", "not", "a", "bad", "film", "[SEP]"))
+    elif change == "extra":
+        changed = dataclasses.replace(
+            layered, extras={**layered.extras, "steps": np.array([6, 7, 8, 10])}
+        )
+    else:
+        changed = dataclasses.replace(layered, params={"rate": 0.1, "seed": 0})
+    with pytest.raises(AssertionError):
+        golden("explanations.json", to_json([flat, changed]) + "\n")
+
+
+def test_golden_page_fails_on_a_real_change(golden, flat, layered):
+    scores = flat.scores.copy()
+    scores[6] = 0.81  # "gripping": its printed score and colour change
+    page = render_html([dataclasses.replace(flat, scores=scores), layered], title="golden")
+    with pytest.raises(AssertionError):
+        golden("page.html", page)
 
 
 def test_json_round_trip(tmp_path, flat, layered):
@@ -56,8 +97,6 @@ def test_csv_and_dataframe_agree(tmp_path, flat, layered):
 
 
 def test_strict_json_for_nan(flat):
-    import dataclasses
-
     broken = dataclasses.replace(flat, scores=np.full(len(flat), np.nan))
     doc = json.loads(to_json(broken))
     assert doc["items"][0]["scores"][0] is None

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 from tests.render.conftest import make_flat, make_layered
 
 from textlens.render import render_html, save_html
 
-GOLDEN = Path(__file__).parent.parent / "golden"
 
-
-def _golden(name: str, actual: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("TEXTLENS_UPDATE_GOLDEN"):
-        path.write_text(actual, encoding="utf-8")
-    assert actual == path.read_text(encoding="utf-8"), f"{name} changed; see {path}"
-
-
-def test_page_matches_golden_file():
-    _golden("page.html", render_html([make_flat(), make_layered()], title="golden"))
+def test_page_matches_golden_file(golden):
+    golden("page.html", render_html([make_flat(), make_layered()], title="golden"))
 
 
 def test_markup_in_the_text_renders_as_text(flat):
