@@ -1,6 +1,8 @@
 """The real console script, in subprocesses."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,24 @@ def test_methods_lists_every_method_with_defaults():
     assert "integrated-gradients" in out and "--n-steps  int  (default: 50)" in out
     described = json.loads(run("methods", "--json", check=True).stdout)
     assert {m["name"] for m in described} >= {"gradient", "occlusion", "layer-conductance"}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["explain", "--help"], ["methods"], ["explain", "a film", "--n-steps", "-5"],
+     ["explain", "a film", "--device", "bogus"], ["explain", "a film", "--method", "lime"]],
+)  # fmt: skip
+def test_help_listing_and_argument_errors_need_no_torch(args):
+    """These answer at once: the method descriptions are read without importing torch."""
+    code = (
+        f"import sys; sys.argv = ['textlens', *{args!r}]\n"
+        "from textlens.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as stop:\n"
+        "    print('exit', stop.code, 'torch' in sys.modules, file=sys.stderr)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last in ("exit 0 False", "exit 2 False"), proc.stderr
 
 
 def test_explain_with_a_model_folder_writes_json(tiny_dir, tmp_path):

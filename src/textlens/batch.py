@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import torch
+from textlens.lazy import torch
 
 Offsets = tuple[tuple[int, int], ...]
 

@@ -311,8 +311,10 @@ def methods(as_json: bool) -> None:
         )
         click.echo(f"{m['name']}  [{kind}]  {m['summary']}")
         for p in m["params"]:
+            valid = f"  {p['range']}" if p.get("range") else ""
             click.echo(
                 f"    --{p['name'].replace('_', '-')}  {p['type']}  (default: {p['default']})"
+                + valid
             )
 
 

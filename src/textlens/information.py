@@ -39,9 +39,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-import torch
-
 from textlens.errors import TextlensError
+from textlens.lazy import torch
 
 LOG_2PIE = math.log(2 * math.pi * math.e)
 FLOOR_RELATIVE = 1e-3
@@ -59,7 +58,7 @@ RANK_DRAWS = 32
 """Draws of the fixed-point solver's ranking test."""
 DEFAULT_TOL = {"fixed-point": 0.03, "adam": 0.05}
 
-Phi = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Phi = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 """``phi(x_rows (N, T, K), rows (N,)) -> (N, ...)``: the function explained, for rows of texts."""
 
 

@@ -13,11 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import torch
-
 from textlens.batch import TokenBatch
 from textlens.errors import TextlensError
 from textlens.explanation import TargetInfo
+from textlens.lazy import torch
 
 
 @dataclass(frozen=True, eq=False)

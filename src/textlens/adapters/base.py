@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-import torch
-
 from textlens.batch import TokenBatch
+from textlens.lazy import torch
 
 
 @runtime_checkable

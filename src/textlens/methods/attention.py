@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-import torch
-
 from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
 from textlens.errors import TextlensError
+from textlens.lazy import torch
 from textlens.methods import register
 from textlens.methods.base import Scores, mask_pads
 from textlens.methods.layer_conductance import resolve_layers

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
-import torch
 
 from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
+from textlens.lazy import torch
 from textlens.targets import BoundTarget
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import torch
-
 from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
+from textlens.lazy import torch
 from textlens.methods import register
 from textlens.methods.base import Scores, mask_pads, target_and_grad
 from textlens.targets import BoundTarget

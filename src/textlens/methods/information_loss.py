@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-import torch
-
 from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
 from textlens.errors import TextlensError
@@ -28,6 +26,7 @@ from textlens.information import (
     optimize,
     regularization_scale,
 )
+from textlens.lazy import torch
 from textlens.methods import register
 from textlens.methods.base import Scores
 from textlens.methods.layer_conductance import resolve_layers

@@ -5,12 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import torch
-from torch.nn.functional import pad as nn_pad
-
 from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
 from textlens.errors import TextlensError
+from textlens.lazy import torch
 from textlens.methods import register
 from textlens.methods.base import (
     Scores,
@@ -96,8 +94,10 @@ class LayerConductance:
                 values = target.select(out, r)
                 grads = torch.autograd.grad(values.sum(), chosen)
             pad = (0, 0, 0, x.shape[1] - width)
-            h = nn_pad(torch.stack([s.detach() for s in chosen], dim=1), pad)  # (N, L, T, H)
-            g = nn_pad(torch.stack(grads, dim=1), pad)
+            h = torch.nn.functional.pad(
+                torch.stack([s.detach() for s in chosen], dim=1), pad
+            )  # (N, L, T, H)
+            g = torch.nn.functional.pad(torch.stack(grads, dim=1), pad)
             if carry is not None:
                 h = torch.cat([carry[0], h])
                 g = torch.cat([carry[1], g])

@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-import torch
-
 from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
+from textlens.lazy import torch
 from textlens.methods import register
 from textlens.methods.base import Scores, target_values
 from textlens.methods.integrated_gradients import auto_rows

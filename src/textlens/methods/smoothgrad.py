@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import torch
-
 from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
 from textlens.errors import TextlensError
+from textlens.lazy import torch
 from textlens.methods import register
 from textlens.methods.base import Scores
 from textlens.methods.settings import setting

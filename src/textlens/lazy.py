@@ -1,0 +1,31 @@
+"""Torch, imported on first use.
+
+The method classes (their settings, ranges and descriptions) are read by the command line to
+answer ``--help``, ``textlens methods`` and argument errors. Importing torch takes seconds, so
+the modules those classes live in refer to torch through this stand-in, which imports the real
+module the first time one of its attributes is used (that is, when there is work to do).
+"""
+
+from __future__ import annotations
+
+import importlib
+import types
+from typing import Any
+
+
+class LazyModule(types.ModuleType):
+    """A module that is imported when one of its attributes is first read."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self._loaded: types.ModuleType | None = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__") or attr == "_loaded":
+            raise AttributeError(attr)
+        if self._loaded is None:
+            self._loaded = importlib.import_module(self.__name__)
+        return getattr(self._loaded, attr)
+
+
+torch: Any = LazyModule("torch")
