@@ -1,6 +1,7 @@
 """Bad input: one line that says what to do (CLI exit 2, TextlensError, HTTP 422), no output."""
 
 import dataclasses
+import json
 import os
 import subprocess
 import warnings
@@ -235,3 +236,72 @@ def test_evaluate_makes_its_default_output_folder(tiny_dir, tmp_path):
                       str(tmp_path / "file" / "ev"))  # fmt: skip
     lines = refused.stderr.strip().splitlines()
     assert refused.returncode == 2 and len(lines) == 1 and "is not a folder" in lines[0]
+
+
+# -- text that is not clean Unicode, or has no words --------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("good \ud800 film", "not valid Unicode: character 5 is a lone surrogate"),
+        ("\u200b\u200b\u200d", "no words the tokenizer can read"),
+        ("\x00\x00", "no words the tokenizer can read"),
+    ],
+)
+def test_unclean_text_python_and_server(tiny_bert, server_client, text, message):
+    with pytest.raises(TextlensError, match=message):
+        explain(text, tiny_bert, "gradient")
+    body = json.dumps({"text": text, "method": "gradient"})  # escapes, as a browser sends them
+    r = server_client.post(
+        "/api/explain", content=body, headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 422 and message in r.json()["detail"], r.text
+
+
+def test_lone_surrogate_as_a_json_escape(server_client):
+    body = b'{"text": "good \\ud800 film", "method": "gradient"}'
+    r = server_client.post(
+        "/api/explain", content=body, headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 422 and "not valid Unicode" in r.json()["detail"]
+
+
+def test_bytes_that_are_not_utf8_on_the_command_line(tiny_dir, tmp_path):
+    proc = subprocess.run(
+        [TEXTLENS, "explain", b"good \xff film", "--model", str(tiny_dir)],
+        capture_output=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "not valid Unicode" in lines[0], lines
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (b"a good film", "not bytes .*decode bytes first"),
+        (None, "not NoneType"),
+        (42, "not int 42"),
+        (["a", "list"], "not list"),
+    ],
+)
+def test_api_wrong_types_are_named(tiny_bert, value, message):
+    with pytest.raises(TextlensError, match=message):
+        explain(value, tiny_bert, "gradient")
+
+
+def test_api_wrong_setting_types_are_named(tiny_bert):
+    with pytest.raises(TextlensError, match="layers='abc' is not valid"):
+        explain(SENTENCES[0], tiny_bert, "attention", layers="abc")
+    with pytest.raises(TextlensError, match="takes a list of texts, not NoneType"):
+        explain_many(None, tiny_bert, "gradient")
+
+
+# -- targets ---------------------------------------------------------------------------------------
+def test_negative_class_index_is_refused(tiny_bert, tiny_dir, server_client):
+    for target in (-1, "-1"):
+        with pytest.raises(TextlensError, match=r"class index -1 is out of range; valid: 0\.\.1"):
+            explain(SENTENCES[0], tiny_bert, "gradient", target=target)
+    proc = run_cli("explain", "a film", "--model", str(tiny_dir), "--target", "-1")
+    assert proc.returncode == 2 and "out of range; valid: 0..1" in proc.stderr
+    r = server_client.post("/api/explain", json={"text": "ok", "method": "gradient",
+                                                 "target": "-1"})  # fmt: skip
+    assert r.status_code == 422 and "out of range" in r.json()["detail"]

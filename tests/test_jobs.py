@@ -68,8 +68,8 @@ def test_parquet_output(tmp_path, tiny_bert):
 def test_half_written_line_is_dropped(tmp_path):
     journal = tmp_path / "j.jsonl"
     journal.write_text('{"row": 0, "ok": true}\n{"row": 1, "ok": tr')
-    done = _recover(journal)
-    assert list(done) == [0]
+    done, ignored = _recover(journal, 5)
+    assert list(done) == [0] and ignored == 0
     assert journal.read_text() == '{"row": 0, "ok": true}\n'
 
 
@@ -186,3 +186,121 @@ def test_a_demo_job_resumes_from_another_folder(tmp_path, monkeypatch):
     summary = explain_file(src, out, model="demo", method="gradient", batch_size=1,
                            progress=False)  # fmt: skip
     assert summary.done_before == 1 and summary.total == 3 and summary.failed == 0
+
+
+# -- hostile input and faults ---------------------------------------------------------------------
+def _names(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"target": "banana"}, "unknown label 'banana'"),
+        ({"model": "/missing/model"}, "does not exist"),
+        ({"params": {"n_steps": 0}}, "at least 1"),
+        ({"batch_size": 0}, "batch_size=0 is not valid"),
+        ({"encoding": "klingon"}, "unknown encoding"),
+    ],
+)
+def test_refused_before_any_file_is_made(tmp_path, tiny_bert, kwargs, message):
+    src = tmp_path / "in.txt"
+    src.write_text("a good film\nfine\n")
+    out = tmp_path / "out.jsonl"
+    args = {"model": tiny_bert, "method": "integrated-gradients", "progress": False, **kwargs}
+    with pytest.raises(TextlensError, match=message):
+        explain_file(src, out, **args)
+    assert _names(tmp_path) == ["in.txt"]
+    args.update(model=tiny_bert, target=None, params={"n_steps": 4}, batch_size=2)
+    args.pop("encoding", None)
+    summary = explain_file(src, out, **args)  # the corrected command runs
+    assert summary.explained == 2 and _names(tmp_path) == ["in.txt", "out.jsonl"]
+
+
+def test_cli_target_refused_before_any_file(tmp_path, tiny_dir):
+    (tmp_path / "in.txt").write_text("good\n")
+    out = tmp_path / "o.jsonl"
+    proc = run("explain-file", str(tmp_path / "in.txt"), "--out", str(out), "--model",
+               str(tiny_dir), "--target", "banana", "--quiet")  # fmt: skip
+    assert proc.returncode == 2 and "unknown label 'banana'" in proc.stderr
+    assert _names(tmp_path) == ["in.txt"]
+
+
+def test_a_second_job_on_the_same_output_is_refused(tmp_path, tiny_bert):
+    from filelock import FileLock
+
+    src = tmp_path / "in.txt"
+    src.write_text("good\nbad\n")
+    out = tmp_path / "out.jsonl"
+    held = FileLock(str(tmp_path / "out.jsonl.lock"))  # as a running job holds it
+    with held, pytest.raises(TextlensError, match=r"another job is writing .* right now"):
+        explain_file(src, out, model=tiny_bert, method="gradient", progress=False)
+    assert not out.exists()
+    explain_file(src, out, model=tiny_bert, method="gradient", progress=False)
+    assert _names(tmp_path) == ["in.txt", "out.jsonl"]
+
+
+def test_full_disk_is_one_line_and_the_job_resumes(tmp_path, tiny_bert, monkeypatch):
+    import errno as errnos
+
+    import textlens.jobs
+
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(f"film number {i}" for i in range(6)) + "\n")
+    out = tmp_path / "out.jsonl"
+    calls = {"n": 0}
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errnos.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(textlens.jobs.os, "fsync", fsync)
+    with pytest.raises(TextlensError, match=r"the disk is full .* run the same command again"):
+        explain_file(src, out, model=tiny_bert, method="gradient", batch_size=2, progress=False)
+    monkeypatch.setattr(textlens.jobs.os, "fsync", real_fsync)
+    summary = explain_file(src, out, model=tiny_bert, method="gradient", batch_size=2,
+                           progress=False)  # fmt: skip
+    assert [r["row"] for r in _rows(out)] == list(range(6)) and summary.done_before >= 2
+
+
+def test_resume_removes_stale_temporary_files_and_stray_rows(tmp_path, tiny_bert):
+    src = tmp_path / "in.txt"
+    src.write_text("good\nbad\nfine\n")
+    out = tmp_path / "out.jsonl"
+
+    def stop(done):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        explain_file(src, out, model=tiny_bert, method="gradient", batch_size=1,
+                     progress=False, on_batch=stop)  # fmt: skip
+    (tmp_path / ".out.jsonl.x1y2z3ab").write_text("half of a final rewrite")  # killed at rename
+    with open(out, "a") as journal:
+        journal.write('{"row": 5000, "ok": true}\n')
+    with pytest.warns(UserWarning, match="ignored 1 line"):
+        summary = explain_file(src, out, model=tiny_bert, method="gradient", progress=False)
+    assert summary.ignored == 1 and summary.total == 3
+    assert [r["row"] for r in _rows(out)] == [0, 1, 2]
+    assert _names(tmp_path) == ["in.txt", "out.jsonl"]
+
+
+def test_rows_that_do_not_decode_are_error_rows(tmp_path, tiny_bert):
+    src = tmp_path / "in.txt"
+    src.write_bytes("a good film\ncaf\xe9 au lait\nfine\n".encode("latin-1"))
+    out = tmp_path / "out.jsonl"
+    explain_file(src, out, model=tiny_bert, method="gradient", progress=False)
+    rows = _rows(out)
+    assert [r["ok"] for r in rows] == [True, False, True]
+    assert "not valid utf-8" in rows[1]["error"] and "--encoding" in rows[1]["error"]
+    again = tmp_path / "again.jsonl"
+    explain_file(src, again, model=tiny_bert, method="gradient", encoding="latin-1",
+                 progress=False)  # fmt: skip
+    assert [r["ok"] for r in _rows(again)] == [True, True, True]
+    assert _rows(again)[1]["text"] == "café au lait"
+    (tmp_path / "s.jsonl").write_text('{"text": "good \\ud800 film"}\n{"text": "fine"}\n')
+    explain_file(tmp_path / "s.jsonl", tmp_path / "s-out.jsonl", model=tiny_bert,
+                 method="gradient", progress=False)  # fmt: skip
+    assert [r["ok"] for r in _rows(tmp_path / "s-out.jsonl")] == [False, True]

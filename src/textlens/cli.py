@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from textlens.errors import TextlensError, one_line
+from textlens.text import check_unicode
 
 EXIT_USAGE = 2
 
@@ -157,6 +158,7 @@ def explain(
     plans = _plan_methods(chosen, settings, layers)
     if not text.strip():
         raise TextlensError("the text is empty: give at least one word to explain")
+    check_unicode(text)
     _check_common(max_length, device)
     for path in (html_path, png_path, json_path):
         if path:
@@ -332,6 +334,9 @@ def methods(as_json: bool) -> None:
 @click.option("--id-column", default=None, help="field holding a row id (default: row number)")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="texts per batch")
 @click.option("--max-length", type=int, default=None, help="keep at most this many tokens")
+@click.option(
+    "--encoding", default="utf-8", show_default=True, help="the input file's text encoding"
+)
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @_method_options
 @_guarded
@@ -347,6 +352,7 @@ def explain_file(
     id_column: str | None,
     batch_size: int,
     max_length: int | None,
+    encoding: str,
     quiet: bool,
     **settings: str | None,
 ) -> None:
@@ -363,20 +369,26 @@ def explain_file(
         raise TextlensError("--batch-size must be at least 1")
     _check_common(max_length, None)
     try:
-        summary = run_job(
-            input_path,
-            output,
-            model=model_path,
-            method=method,
-            target=target,
-            params=params,
-            words=words,
-            column=column,
-            id_column=id_column,
-            batch_size=batch_size,
-            max_length=max_length,
-            progress=not quiet,
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            summary = run_job(
+                input_path,
+                output,
+                model=model_path,
+                method=method,
+                target=target,
+                params=params,
+                words=words,
+                column=column,
+                id_column=id_column,
+                batch_size=batch_size,
+                max_length=max_length,
+                encoding=encoding,
+                progress=not quiet,
+            )
+        for w in caught:
+            if issubclass(w.category, UserWarning):
+                click.echo(f"warning: {one_line(str(w.message))}", err=True)
     except KeyboardInterrupt:
         click.echo(
             f"interrupted: the rows done so far are saved; run the same command again to carry on "

@@ -8,6 +8,7 @@ is never imported (its ``__init__`` needs spaCy).
 from __future__ import annotations
 
 import bz2
+import codecs
 import csv
 import functools
 import importlib.util
@@ -132,16 +133,27 @@ class InputRow:
 
 
 def read_texts(
-    path: str | Path, column: str = "text", id_column: str | None = None
+    path: str | Path,
+    column: str = "text",
+    id_column: str | None = None,
+    encoding: str = "utf-8",
 ) -> list[InputRow]:
     """Read texts to explain from ``.txt`` (a text a line), ``.jsonl`` or ``.csv`` (a column).
 
-    Rows that cannot give a text (a missing column, a line that is not JSON, an empty text) come
-    back with ``error`` set instead of being dropped, so that a batch job can report them.
+    Rows that cannot give a text (a missing column, a line that is not JSON, an empty text, bytes
+    that are not valid in ``encoding``) come back with ``error`` set instead of being dropped, so
+    that a batch job can report them.
 
     Raises:
-        TextlensError: The file is missing, has another suffix, or (csv) lacks the column.
+        TextlensError: The file is missing, has another suffix, (csv) lacks the column, or the
+            encoding is unknown.
     """
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise TextlensError(
+            f"unknown encoding {encoding!r}: use a name like utf-8 or latin-1"
+        ) from None
     path = Path(path)
     if not path.is_file():
         raise TextlensError(f"input file {path} does not exist")
@@ -157,9 +169,17 @@ def read_texts(
             error = f"the {column!r} value is not a string"
         if error is None and not text.strip():
             error = "the text is empty"
+        if error is None and any("\udc80" <= c <= "\udcff" for c in text):
+            error = (
+                f"the text is not valid {encoding} (bytes that do not decode): name the file's "
+                "encoding with --encoding"
+            )
+        if error is None and any("\ud800" <= c <= "\udfff" for c in text):
+            error = "the text is not valid Unicode (a lone surrogate)"
         rows.append(InputRow(n, ident, text if isinstance(text, str) else "", error))
 
-    with open(path, encoding="utf-8", newline="" if suffix == ".csv" else None) as handle:
+    newline = "" if suffix == ".csv" else None
+    with open(path, encoding=encoding, errors="surrogateescape", newline=newline) as handle:
         if suffix == ".txt":
             for line in handle:
                 add(line.rstrip("\r\n"), None)

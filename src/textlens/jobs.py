@@ -10,10 +10,12 @@ sidecar is removed: every input row is in the output exactly once, failed rows w
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,8 @@ class JobSummary:
     explained: int
     failed: int
     output: Path
+    ignored: int = 0
+    """Journal lines skipped because their row is not in the input."""
 
 
 def _fingerprint(path: Path) -> str:
@@ -49,11 +53,16 @@ def _paths(output: Path) -> tuple[Path, Path]:
     return journal, output.with_name(output.name + ".job.json")
 
 
-def _recover(journal: Path) -> dict[int, dict[str, Any]]:
-    """Rows already in the journal; a half-written last line (a killed writer) is cut off."""
+def _recover(journal: Path, n_rows: int) -> tuple[dict[int, dict[str, Any]], int]:
+    """Rows already in the journal, and how many lines were ignored.
+
+    A half-written last line (a killed writer) is cut off; a line for a row that is not in the
+    input (0..n_rows-1) is ignored.
+    """
     done: dict[int, dict[str, Any]] = {}
+    ignored = 0
     if not journal.exists():
-        return done
+        return done, ignored
     good_bytes = 0
     with open(journal, "rb") as handle:
         for raw in handle:
@@ -63,12 +72,16 @@ def _recover(journal: Path) -> dict[int, dict[str, Any]]:
                 item = json.loads(raw)
             except json.JSONDecodeError:
                 break
-            done.setdefault(int(item["row"]), item)
             good_bytes += len(raw)
+            row = item.get("row") if isinstance(item, dict) else None
+            if isinstance(row, int) and not isinstance(row, bool) and 0 <= row < n_rows:
+                done.setdefault(row, item)
+            else:
+                ignored += 1
     if good_bytes != journal.stat().st_size:
         with open(journal, "r+b") as handle:
             handle.truncate(good_bytes)
-    return done
+    return done, ignored
 
 
 def _check_output(output: Path, sidecar: Path, journal: Path, job: dict[str, Any]) -> None:
@@ -123,10 +136,14 @@ def explain_file(
     id_column: str | None = None,
     batch_size: int = 16,
     max_length: int | None = None,
+    encoding: str = "utf-8",
     progress: bool = True,
     on_batch: Callable[[int], None] | None = None,
 ) -> JobSummary:
     """Explain every row of ``input_path`` into ``output`` (.jsonl or .parquet), resumably.
+
+    Everything is checked (input, output, settings, model, target) before any file is made, and
+    the output is locked while the job runs, so a second job on it is refused in one line.
 
     Args:
         input_path: ``.txt`` (a text a line), ``.jsonl`` or ``.csv`` (the ``column`` field).
@@ -138,14 +155,19 @@ def explain_file(
             word-level explanations.
         column, id_column: Field names for .jsonl / .csv inputs.
         batch_size: Texts per model batch (and per flush to disk).
+        encoding: The input file's text encoding; rows that do not decode become error rows.
         progress: Show a progress bar with rate and ETA on standard error.
         on_batch: Called with the number of rows written so far after each flush.
     """
-    from tqdm.auto import tqdm
+    from filelock import FileLock, Timeout
+
+    from textlens.methods import get_method
 
     input_path, output = Path(input_path), Path(output)
-    rows = read_texts(input_path, column, id_column)
+    rows = read_texts(input_path, column, id_column, encoding)
     params = dict(params or {})
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise TextlensError(f"batch_size={batch_size!r} is not valid: use a whole number >= 1")
     journal, sidecar = _paths(output)
     job = {
         "input": str(input_path.resolve()),
@@ -158,13 +180,85 @@ def explain_file(
         "column": column,
         "id_column": id_column,
         "max_length": max_length,
+        "encoding": encoding,
     }
     _check_output(output, sidecar, journal, job)
-    if not sidecar.exists():
-        from textlens.render.export import write_atomic
+    get_method(method, **params)  # every setting in its range, before the model loads
+    adapter = _load_and_check(model, target, rows, max_length)
+    lock = FileLock(str(output.with_name(output.name + ".lock")), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise TextlensError(
+            f"another job is writing {output} right now: wait for it to finish, or choose "
+            "another --out"
+        ) from None
+    try:
+        _check_output(output, sidecar, journal, job)  # again, now that no other job runs
+        return _run_job(
+            rows, output, journal, sidecar, job, adapter, method, target, params, words,
+            batch_size, max_length, progress, on_batch,
+        )  # fmt: skip
+    except OSError as error:
+        if _disk_full(error):
+            raise TextlensError(
+                f"the disk is full (writing {output}): the rows done so far are saved; free "
+                "some space and run the same command again to carry on"
+            ) from error
+        raise
+    finally:
+        Path(lock.lock_file).unlink(missing_ok=True)  # still held: nobody else can have it
+        lock.release()
 
+
+def _disk_full(error: BaseException) -> bool:
+    causes = [error, error.__cause__]
+    return any(isinstance(e, OSError) and e.errno == errno.ENOSPC for e in causes)
+
+
+def _load_and_check(
+    model: Any, target: Any, rows: Sequence[InputRow], max_length: int | None
+) -> Any:
+    """Load the model and bind the target on one text: a bad --model or --target fails here."""
+    from textlens.adapters.hf import load_model
+    from textlens.pipeline import check_target
+
+    adapter = load_model(model)
+    candidates = [r.text for r in rows if r.error is None][:8]
+    check_target(adapter, target, candidates, max_length=max_length)
+    return adapter
+
+
+def _run_job(
+    rows: Sequence[InputRow],
+    output: Path,
+    journal: Path,
+    sidecar: Path,
+    job: dict[str, Any],
+    adapter: Any,
+    method: str,
+    target: Any,
+    params: dict[str, Any],
+    words: bool,
+    batch_size: int,
+    max_length: int | None,
+    progress: bool,
+    on_batch: Callable[[int], None] | None,
+) -> JobSummary:
+    from tqdm.auto import tqdm
+
+    from textlens.render.export import write_atomic
+
+    if sidecar.exists():
+        _remove_stale_temporaries(output, sidecar)
+    else:
         write_atomic(sidecar, json.dumps(job, indent=2) + "\n")
-    done = _recover(journal)
+    done, ignored = _recover(journal, len(rows))
+    if ignored:
+        warnings.warn(
+            f"ignored {ignored} line(s) of {journal.name} for rows that are not in the input",
+            stacklevel=3,
+        )
     todo = [r for r in rows if r.row not in done]
     done_before = len(done)
     bar = tqdm(
@@ -176,7 +270,6 @@ def explain_file(
         disable=not progress,
         dynamic_ncols=True,
     )
-    adapter = None
     with open(journal, "a", encoding="utf-8") as sink:
 
         def flush(results: Sequence[dict[str, Any]]) -> None:
@@ -193,17 +286,21 @@ def explain_file(
         if broken:
             flush([_result_row(r, error=r.error) for r in broken])
         good = [r for r in todo if r.error is None]
-        for start in range(0, len(good), max(1, batch_size)):
-            if adapter is None:
-                from textlens.adapters.hf import load_model
-
-                adapter = load_model(model)
+        for start in range(0, len(good), batch_size):
             chunk = good[start : start + batch_size]
             flush(_explain_chunk(chunk, adapter, method, target, params, words, max_length))
     bar.close()
     _finish(output, journal, sidecar, done, len(rows))
     failed = sum(1 for r in done.values() if not r["ok"])
-    return JobSummary(len(rows), done_before, len(rows) - failed, failed, output)
+    return JobSummary(len(rows), done_before, len(rows) - failed, failed, output, ignored)
+
+
+def _remove_stale_temporaries(output: Path, sidecar: Path) -> None:
+    """Temporary files of this job's atomic writes left by a kill (``.NAME.xxxxxxxx``)."""
+    for name in (output.name, sidecar.name):
+        for stale in output.parent.glob(f".{name}.*"):
+            if stale.is_file() and stale.name != f".{sidecar.name}":
+                stale.unlink(missing_ok=True)
 
 
 def _explain_chunk(

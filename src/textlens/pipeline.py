@@ -70,7 +70,24 @@ def explain_many(
     """
     if isinstance(texts, str):
         raise TextlensError("explain_many takes a list of texts; use explain() for one text")
-    texts = list(texts)
+    try:
+        texts = list(texts)
+    except TypeError:
+        raise TextlensError(
+            f"explain_many takes a list of texts, not {type(texts).__name__}"
+        ) from None
+    for item in texts:
+        parts = item if isinstance(item, tuple) else (item,)
+        if len(parts) not in (1, 2) or not all(isinstance(p, str) for p in parts):
+            raise TextlensError(
+                f"text must be a string or a (question, context) pair of strings, not "
+                f"{type(item).__name__} {item!r:.60}"
+                + (
+                    "; decode bytes first, e.g. data.decode('utf-8')"
+                    if isinstance(item, bytes)
+                    else ""
+                )
+            )
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise TextlensError(
             f"batch_size={batch_size!r} is not valid: use a whole number, at least 1"
@@ -110,6 +127,26 @@ def explain_many(
             stacklevel=2,
         )
     return [r for r in results if r is not None]
+
+
+def check_target(
+    model: Any, target: Any, texts: Sequence[str], *, max_length: int | None = None
+) -> None:
+    """Bind ``target`` on the first of ``texts`` that encodes: a bad target fails here, cheaply.
+
+    Batch jobs call this before they create any file.
+    """
+    adapter = _adapter(model, None)
+    goal = as_target(adapter, target)
+    for text in texts:
+        try:
+            batch = adapter.encode([text], max_length=max_length, warn=False)
+        except TextlensError:
+            continue  # that row will be an error row of its own
+        with torch.no_grad():
+            clean = adapter.forward(adapter.embed(batch), batch, hidden_states=_needs_states(goal))
+        goal.bind(adapter, batch, clean)
+        return
 
 
 def _needs_states(goal: Any) -> bool:

@@ -43,11 +43,11 @@ def _class_index(adapter: Any, label: int | str, n_classes: int) -> int:
             raise TextlensError(
                 f"unknown label {label!r}; valid labels: {', '.join(names) or 'class indices'}"
             )
-    if not -n_classes <= int(label) < n_classes:
+    if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < n_classes:
         raise TextlensError(
             f"class index {label} is out of range; valid: 0..{n_classes - 1} ({', '.join(names)})"
         )
-    return int(label) % n_classes
+    return label
 
 
 @dataclass(frozen=True)
@@ -255,7 +255,7 @@ class HiddenStateTarget:
         if not states:
             raise TextlensError("this model returns no hidden states to explain")
         n = len(states)
-        if not -n <= self.layer < n:
+        if not 0 <= self.layer < n:
             raise TextlensError(f"layer {self.layer} is out of range; valid: 0..{n - 1}")
         if self.token is not None:
             _check_position(self.token, batch)

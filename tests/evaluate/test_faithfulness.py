@@ -62,7 +62,9 @@ def test_a_perfect_explanation_gets_the_best_scores(one_token_model, removal):
     long = results[1]
     assert long.insertion_curve[1:] == pytest.approx([p_full] * 10, abs=1e-6)
     assert long.loo_kendall_tau == pytest.approx(1.0)
-    assert long.deletion_curve[0] == pytest.approx(p_full) and long.deletion_curve[1] == pytest.approx(0.5)
+    assert long.deletion_curve[0] == pytest.approx(p_full) and long.deletion_curve[
+        1
+    ] == pytest.approx(0.5)
     assert long.deletion_auc < 0.55 and long.insertion_auc > 0.95
 
 

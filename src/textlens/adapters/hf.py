@@ -20,6 +20,7 @@ from textlens.adapters.wiring import Wiring, wiring_for
 from textlens.batch import TokenBatch
 from textlens.devices import resolve_device
 from textlens.errors import TextlensError
+from textlens.text import check_unicode
 
 TASKS = (
     "sequence-classification",
@@ -179,13 +180,21 @@ class HFAdapter:
                 )
             if not "".join(parts).strip():
                 raise TextlensError("the text is empty: give at least one word to explain")
+            for part in parts:
+                check_unicode(part)
             extra = self._n_special(len(parts))
             if limit <= extra:
                 raise TextlensError(
                     f"a limit of {limit} tokens leaves no room for words: this model adds {extra} "
                     f"special tokens; use a max_length of at least {extra + 1}"
                 )
-            rows.append(self._encode_one(parts, limit))
+            row = self._encode_one(parts, limit)
+            if all(row["special"]):
+                raise TextlensError(
+                    "the text has no words the tokenizer can read (only invisible or control "
+                    "characters): give at least one word to explain"
+                )
+            rows.append(row)
             joined.append("\n".join(parts))
         cut = [r["n_truncated"] for r in rows]
         if warn and any(cut):
