@@ -1,10 +1,14 @@
 """Load on the local server: 50 concurrent POST /api/explain for a 20-token sentence.
 
-Starts `textlens serve` (the demo classifier) on a free loopback port, sends 50 requests at once
-for `gradient` and for `integrated-gradients`, and reports requests per second, the median and
-largest latency, and the status codes (no 5xx expected).
+Starts `textlens serve` (the demo classifier) on a free loopback port, once for each worker
+thread count (`--threads`), sends 50 requests at once for `gradient` and for
+`integrated-gradients`, and reports requests per second, the median, 95th percentile and largest
+latency, and the status codes (no 5xx expected).
 
-    python benchmarks/server.py [--n 50]
+    python benchmarks/server.py [--n 50] [--threads 1,2] [--busy 2]
+
+With ``--busy N``, N processes that keep a core busy run during the measurement (a machine
+that is also doing other work), and only `gradient` is sent.
 """
 
 from __future__ import annotations
@@ -59,19 +63,18 @@ async def burst(url: str, method: str, n: int) -> dict:
         "wall_s": round(wall, 3),
         "requests_per_s": round(n / wall, 2),
         "median_latency_s": round(statistics.median(latencies), 3),
+        "p95_latency_s": round(sorted(latencies)[max(0, int(0.95 * len(latencies)) - 1)], 3),
         "max_latency_s": round(max(latencies), 3),
         "status_codes": {str(c): codes.count(c) for c in sorted(set(codes))},
         "any_5xx": any(c >= 500 for c in codes),
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=50)
-    args = parser.parse_args()
-    exe = shutil.which("textlens") or str(Path(sys.executable).parent / "textlens")
+def serve_and_measure(exe: str, threads: int, n: int, methods: tuple[str, ...]) -> dict:
     port = free_port()
-    server = subprocess.Popen([exe, "serve", "--port", str(port)], stdout=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [exe, "serve", "--port", str(port), "--threads", str(threads)], stdout=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):
@@ -83,18 +86,38 @@ def main() -> None:
         tokens = httpx.post(
             url + "/api/explain", json={"text": SENTENCE, "method": "gradient"}, timeout=60
         ).json()["explanation"]["tokens"]
-        metrics = {"sentence": SENTENCE, "tokens": len(tokens), "concurrent": args.n}
-        for method in ("gradient", "integrated-gradients"):
-            metrics[method] = asyncio.run(burst(url, method, args.n))
-            m = metrics[method]
+        out: dict = {"tokens": len(tokens)}
+        for method in methods:
+            out[method] = m = asyncio.run(burst(url, method, n))
             print(
-                f"{method:22s} {m['requests_per_s']:7.2f} req/s  median {m['median_latency_s']} s"
-                f"  max {m['max_latency_s']} s  codes {m['status_codes']}"
+                f"threads {threads}  {method:22s} {m['requests_per_s']:7.2f} req/s  "
+                f"p50 {m['median_latency_s']} s  p95 {m['p95_latency_s']} s  "
+                f"max {m['max_latency_s']} s  codes {m['status_codes']}"
             )
+        return out
     finally:
         server.terminate()
         server.wait(timeout=30)
-    write_result("server", metrics)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=50)
+    parser.add_argument("--threads", default="1,2", help="worker thread counts to measure")
+    parser.add_argument("--busy", type=int, default=0, help="processes keeping cores busy")
+    args = parser.parse_args()
+    exe = shutil.which("textlens") or str(Path(sys.executable).parent / "textlens")
+    methods = ("gradient",) if args.busy else ("gradient", "integrated-gradients")
+    metrics: dict = {"sentence": SENTENCE, "concurrent": args.n, "busy_processes": args.busy}
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+    try:
+        metrics["by_threads"] = {
+            t: serve_and_measure(exe, int(t), args.n, methods) for t in args.threads.split(",")
+        }
+    finally:
+        for hog in hogs:
+            hog.kill()
+    write_result("server-busy" if args.busy else "server", metrics)
 
 
 if __name__ == "__main__":

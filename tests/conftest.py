@@ -157,3 +157,10 @@ def chromium():
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield browser
         browser.close()
+
+
+def local_client(app):
+    """A test client that speaks to ``app`` as a browser on this machine does (Host 127.0.0.1)."""
+    from fastapi.testclient import TestClient
+
+    return TestClient(app, base_url="http://127.0.0.1:8000")

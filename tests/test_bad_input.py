@@ -7,9 +7,8 @@ import subprocess
 import warnings
 
 import pytest
-from fastapi.testclient import TestClient
 
-from conftest import SENTENCES, TEXTLENS, run_cli
+from conftest import SENTENCES, TEXTLENS, local_client, run_cli
 from textlens import explain, explain_many
 from textlens.adapters import TruncationWarning
 from textlens.errors import TextlensError
@@ -19,7 +18,7 @@ from textlens.errors import TextlensError
 def server_client(tiny_bert):
     from textlens.server.app import create_app
 
-    return TestClient(create_app(tiny_bert))
+    return local_client(create_app(tiny_bert))
 
 
 @pytest.mark.parametrize("text", ["", "   \n\t "])
@@ -305,3 +304,46 @@ def test_negative_class_index_is_refused(tiny_bert, tiny_dir, server_client):
     r = server_client.post("/api/explain", json={"text": "ok", "method": "gradient",
                                                  "target": "-1"})  # fmt: skip
     assert r.status_code == 422 and "out of range" in r.json()["detail"]
+
+
+# -- settings whose memory cannot fit --------------------------------------------------------------
+HUGE = 10**6  # Gauss-Legendre alone: 16 bytes x n_steps^2 = 14.6 TiB
+
+
+def test_memory_is_estimated_before_running(tiny_bert):
+    from textlens.memory import ResourceError
+
+    with pytest.raises(ResourceError, match=r"needs about \d+\.\d GiB .* the largest n_steps "
+                                            r"that fits is \d+"):  # fmt: skip
+        explain(SENTENCES[0], tiny_bert, "integrated-gradients", n_steps=HUGE)
+    with pytest.raises(ResourceError, match="the largest n_samples that fits"):
+        explain(SENTENCES[0], tiny_bert, "smoothgrad", n_samples=10**12)
+
+
+def test_the_largest_value_named_fits(tiny_bert):
+    from textlens.memory import GIB, ResourceError, check_memory
+    from textlens.methods import get_method
+
+    batch = tiny_bert.encode([SENTENCES[2]])
+    method = get_method("integrated-gradients", n_steps=HUGE)
+    with pytest.raises(ResourceError) as caught:
+        check_memory(method, tiny_bert, batch, available=GIB)
+    largest = int(str(caught.value).rsplit(" ", 1)[-1])
+    fits = get_method("integrated-gradients", n_steps=largest)
+    more = get_method("integrated-gradients", n_steps=largest + 1)
+    assert fits.memory_bytes(tiny_bert, batch) <= 0.8 * GIB < more.memory_bytes(tiny_bert, batch)
+    check_memory(fits, tiny_bert, batch, available=GIB)  # no error
+
+
+def test_memory_refusal_cli_and_job(tiny_dir, tiny_bert, tmp_path):
+    proc = run_cli("explain", "a film", "--model", str(tiny_dir), "--n-steps", str(HUGE))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "the largest n_steps that fits" in lines[0]
+    from textlens.jobs import explain_file
+    from textlens.memory import ResourceError
+
+    (tmp_path / "in.txt").write_text("good\nbad\n")
+    with pytest.raises(ResourceError, match="needs about"):
+        explain_file(tmp_path / "in.txt", tmp_path / "out.jsonl", model=tiny_bert,
+                     params={"n_steps": HUGE}, progress=False)  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]

@@ -9,16 +9,15 @@ import time
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
 
-from conftest import TEXTLENS
+from conftest import TEXTLENS, local_client
 from textlens.adapters import HFAdapter
 from textlens.server.app import Limits, create_app
 
 
 @pytest.fixture(scope="module")
 def client(tiny_bert):
-    return TestClient(create_app(tiny_bert))
+    return local_client(create_app(tiny_bert))
 
 
 def test_methods_model_and_schema(client):
@@ -62,7 +61,9 @@ def test_explain_flat_and_layered(client):
         ({"text": "ok", "params": {"n_steps": "many"}}, 422, "bad value"),
         ({"text": "ok", "method": "attention", "layers": "9"}, 422, "valid: 0..2"),
         ({"text": "ok", "target": "great"}, 422, "valid labels"),
-        ({"text": "ok", "model": "/etc/passwd"}, 200, ""),  # unknown fields are ignored
+        ({"text": "ok", "model": "/etc/passwd"}, 422, "unknown field 'model': the fields are"),
+        ({"text": "ok", "words": "maybe"}, 422, "field 'words': Input should be a valid boolean"),
+        ({"method": "gradient"}, 422, "field 'text' is missing"),
     ],
 )
 def test_bad_requests_get_a_4xx_with_one_line(client, payload, status, message):
@@ -70,9 +71,8 @@ def test_bad_requests_get_a_4xx_with_one_line(client, payload, status, message):
         payload = {"method": "gradient", **payload}
     r = client.post("/api/explain", json=payload)
     assert r.status_code == status, r.text
-    if message:
-        detail = r.json()["detail"]
-        assert message in detail and "\n" not in detail
+    detail = r.json()["detail"]
+    assert isinstance(detail, str) and message in detail and "\n" not in detail
 
 
 class SlowAdapter(HFAdapter):
@@ -84,11 +84,11 @@ class SlowAdapter(HFAdapter):
 
 
 def test_busy_and_time_limit(tiny_bert):
-    busy = TestClient(create_app(tiny_bert, Limits(queue=0)))
+    busy = local_client(create_app(tiny_bert, Limits(queue=0)))
     r = busy.post("/api/explain", json={"text": "ok", "method": "gradient"})
     assert r.status_code == 429 and "busy" in r.json()["detail"]
     paused = SlowAdapter(tiny_bert.model, tiny_bert.tokenizer, name="slow")
-    slow = TestClient(create_app(paused, Limits(time_limit=0.5)))
+    slow = local_client(create_app(paused, Limits(time_limit=0.5)))
     r = slow.post("/api/explain", json={"text": "a rather long sentence " * 20,
                                         "params": {"n_steps": 300}})  # fmt: skip
     assert r.status_code == 408 and "longer than" in r.json()["detail"]
@@ -97,7 +97,7 @@ def test_busy_and_time_limit(tiny_bert):
 def test_a_timed_out_request_frees_the_worker(tiny_bert):
     """After a 408 the work nobody waits for stops, so the next request is answered."""
     slow = SlowAdapter(tiny_bert.model, tiny_bert.tokenizer, name="slow")
-    client = TestClient(create_app(slow, Limits(time_limit=2.0)))
+    client = local_client(create_app(slow, Limits(time_limit=2.0)))
     long = {"text": "a film", "method": "integrated-gradients",
             "params": {"n_steps": 300, "internal_batch_size": 1}}  # fmt: skip
     r = client.post("/api/explain", json=long)  # 300 passes of 0.05 s: about 15 s of work
@@ -137,7 +137,11 @@ def server(tiny_dir):
 
 def test_page_in_headless_chromium(server, tmp_path, chromium):
     page = chromium.new_page(viewport={"width": 1100, "height": 900})
-    page.goto(server + "/")
+    messages = []
+    page.on("console", lambda m: messages.append(m.text))
+    page.on("pageerror", lambda e: messages.append(str(e)))
+    response = page.goto(server + "/")
+    assert "default-src 'none'" in response.headers["content-security-policy"]
     page.wait_for_selector("#method option[value='layer-conductance']", state="attached")
     page.fill("#text", "not a good film, but the cast is <great>")
     page.select_option("#method", "layer-conductance")
@@ -159,6 +163,8 @@ def test_page_in_headless_chromium(server, tmp_path, chromium):
     page.wait_for_selector("#status.error")
     assert "the text is empty" in page.inner_text("#status")
     page.close()
+    # the page works under its Content-Security-Policy: nothing was refused, nothing failed
+    assert not [m for m in messages if "Content Security Policy" in m or "Refused" in m], messages
     assert (tmp_path / "serve.png").stat().st_size > 10_000
 
 
@@ -174,3 +180,94 @@ def test_fifty_concurrent_requests_all_answer(server):
     codes = [r.status_code for r in responses]
     assert len(codes) == 50 and all(c < 500 for c in codes), codes
     assert codes.count(200) == 50  # the queue (64) holds them all
+
+
+class PausingAdapter(HFAdapter):
+    """The tiny BERT with a 2 s pause before every forward pass (longer than the time limit)."""
+
+    def forward(self, *args, **kwargs):
+        time.sleep(2.0)
+        return super().forward(*args, **kwargs)
+
+
+def test_a_request_that_never_started_is_told_the_server_was_busy(tiny_bert):
+    import threading
+
+    paused = PausingAdapter(tiny_bert.model, tiny_bert.tokenizer, name="paused")
+    client = local_client(create_app(paused, Limits(time_limit=1.0)))
+    long = {"text": "a film", "method": "integrated-gradients",
+            "params": {"n_steps": 300, "internal_batch_size": 1}}  # fmt: skip
+    first = {}
+    ahead = threading.Thread(target=lambda: first.update(r=client.post("/api/explain", json=long)))
+    ahead.start()
+    time.sleep(0.3)
+    r = client.post("/api/explain", json={"text": "a film", "method": "gradient"})
+    ahead.join()
+    assert first["r"].status_code == 408 and "longer than" in first["r"].json()["detail"]
+    assert r.status_code == 408 and "the server was busy" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "127.0.0.1.nip.io"])
+def test_other_host_names_are_refused(client, host):
+    for path in ("/api/model", "/", "/openapi.json"):
+        r = client.get(path, headers={"host": host})
+        assert r.status_code == 400 and "is not served here" in r.json()["detail"], path
+    r = client.post("/api/explain", json={"text": "ok", "method": "gradient"},
+                    headers={"host": host})  # fmt: skip
+    assert r.status_code == 400
+
+
+@pytest.mark.parametrize("host", ["localhost:8000", "127.0.0.1", "[::1]:8000", "LOCALHOST"])
+def test_loopback_names_are_answered(client, host):
+    assert client.get("/api/model", headers={"host": host}).status_code == 200
+
+
+def test_allowed_host_option(tiny_bert):
+    app = create_app(tiny_bert, Limits(allowed_hosts=("127.0.0.1", "lab.example")))
+    other = local_client(app)
+    assert other.get("/api/model", headers={"host": "lab.example:8000"}).status_code == 200
+    assert other.get("/api/model", headers={"host": "localhost"}).status_code == 400
+
+
+def test_security_headers_on_every_response(client):
+    responses = [
+        client.get("/"),
+        client.get("/api/model"),
+        client.get("/nope"),
+        client.post("/api/explain", json={"text": ""}),
+        client.get("/", headers={"host": "evil.example"}),
+    ]
+    for r in responses:
+        policy = r.headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+        assert "http" not in policy  # nothing from outside
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["x-frame-options"] == "DENY"
+        assert r.headers["referrer-policy"] == "no-referrer"
+
+
+def test_no_pages_that_load_scripts_from_outside(client):
+    assert client.get("/docs").status_code == 404 and client.get("/redoc").status_code == 404
+    assert client.get("/openapi.json").status_code == 200
+
+
+def test_request_bodies_are_limited(client):
+    huge = '{"text": "ok", "method": "gradient", "junk": "' + "x" * 200_000 + '"}'
+    r = client.post("/api/explain", content=huge, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "larger than this server takes" in r.json()["detail"]
+
+    def chunks():  # no Content-Length: the limit counts what arrives
+        yield b'{"text": "ok", "junk": "'
+        for _ in range(50):
+            yield b"x" * 10_000
+        yield b'"}'
+
+    r = client.post("/api/explain", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_bodies_that_are_not_json_get_one_line(client):
+    r = client.post("/api/explain", content=b"{not json",
+                    headers={"content-type": "application/json"})  # fmt: skip
+    detail = r.json()["detail"]
+    assert r.status_code == 422 and isinstance(detail, str) and "not valid JSON" in detail

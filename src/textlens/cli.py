@@ -473,6 +473,19 @@ def evaluate(
     "--time-limit", type=float, default=60.0, show_default=True, help="seconds per request"
 )
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda")
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    help="another host name to answer to (repeatable; '*' answers any)",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="torch threads for the worker",
+)
 @_guarded
 def serve(
     model_path: str | None,
@@ -482,21 +495,37 @@ def serve(
     queue: int,
     time_limit: float,
     device: str,
+    allowed_hosts: tuple[str, ...],
+    threads: int,
 ) -> None:
-    """A local web page and JSON API over one model (fixed at start-up)."""
+    """A local web page and JSON API over one model (fixed at start-up).
+
+    Only requests for the loopback names (and --allowed-host names, and the bound address)
+    are answered, so that other web sites cannot reach the API through DNS rebinding.
+    """
     import uvicorn
 
     from textlens.adapters.hf import load_model
     from textlens.server.app import Limits, create_app
+    from textlens.server.guard import LOOPBACK
 
     _check_common(None, device)
-
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    if host not in LOOPBACK:
         click.echo(
             f"warning: serving on {host}: anyone who can reach it can run the model", err=True
         )
+    names = (*LOOPBACK, *allowed_hosts)
+    if host not in ("0.0.0.0", "::", ""):
+        names = (*names, host)
     adapter = load_model(model_path, device=device)
-    app = create_app(adapter, Limits(max_chars=max_chars, queue=queue, time_limit=time_limit))
+    limits = Limits(
+        max_chars=max_chars,
+        queue=queue,
+        time_limit=time_limit,
+        allowed_hosts=names,
+        threads=threads,
+    )
+    app = create_app(adapter, limits)
     click.echo(f"textlens: {adapter.name} on http://{host}:{port}/  (Ctrl-C to stop)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from textlens.data import InputRow, read_texts
 from textlens.errors import TextlensError
+from textlens.memory import ResourceError
 
 OUTPUT_SUFFIXES = (".jsonl", ".parquet")
 
@@ -162,6 +163,7 @@ def explain_file(
     from filelock import FileLock, Timeout
 
     from textlens.methods import get_method
+    from textlens.pipeline import check_cost
 
     input_path, output = Path(input_path), Path(output)
     rows = read_texts(input_path, column, id_column, encoding)
@@ -185,6 +187,14 @@ def explain_file(
     _check_output(output, sidecar, journal, job)
     get_method(method, **params)  # every setting in its range, before the model loads
     adapter = _load_and_check(model, target, rows, max_length)
+    check_cost(
+        adapter,
+        method,
+        [r.text for r in rows if r.error is None],
+        batch_size=batch_size,
+        max_length=max_length,
+        **params,
+    )
     lock = FileLock(str(output.with_name(output.name + ".lock")), timeout=0)
     try:
         lock.acquire()
@@ -334,12 +344,16 @@ def _explain_chunk(
     if len(chunk) > 1:
         try:
             return [_result_row(r, e) for r, e in zip(chunk, run(chunk), strict=True)]
+        except ResourceError:
+            raise  # the settings do not fit: no row can succeed
         except (TextlensError, ValueError, RuntimeError):
             pass  # find the bad rows below
     out = []
     for r in chunk:
         try:
             out.append(_result_row(r, run([r])[0]))
+        except ResourceError:
+            raise
         except (TextlensError, ValueError, RuntimeError) as error:
             out.append(_result_row(r, error=str(error).splitlines()[0]))
     return out

@@ -13,6 +13,7 @@ from textlens.adapters.hf import HFAdapter, TruncationWarning, load_model
 from textlens.devices import resolve_device
 from textlens.errors import TextlensError
 from textlens.explanation import Explanation, from_scores
+from textlens.memory import check_memory
 from textlens.methods import get_method
 from textlens.methods.base import Method
 from textlens.targets import as_target
@@ -111,6 +112,7 @@ def explain_many(
         with torch.no_grad():
             clean = adapter.forward(adapter.embed(batch), batch, hidden_states=_needs_states(goal))
         bound = goal.bind(adapter, batch, clean)
+        check_memory(chosen, adapter, batch)
         scores = chosen.attribute(adapter, batch, bound)
         elapsed = time.perf_counter() - began
         for i, exp in zip(
@@ -147,6 +149,29 @@ def check_target(
             clean = adapter.forward(adapter.embed(batch), batch, hidden_states=_needs_states(goal))
         goal.bind(adapter, batch, clean)
         return
+
+
+def check_cost(
+    model: Any,
+    method: str | Method,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 16,
+    max_length: int | None = None,
+    **params: Any,
+) -> None:
+    """Refuse settings whose memory for a batch of the longest ``texts`` would not fit.
+
+    Batch jobs call this before they create any file (``textlens.memory``).
+    """
+    adapter = _adapter(model, None)
+    chosen = get_method(method, **params)
+    longest = sorted(texts, key=len, reverse=True)[:batch_size]
+    try:
+        batch = adapter.encode(longest, max_length=max_length, warn=False)
+    except TextlensError:
+        return  # a row that does not encode is an error row of its own
+    check_memory(chosen, adapter, batch)
 
 
 def _needs_states(goal: Any) -> bool:

@@ -26,6 +26,19 @@ class ModelAdapter(Protocol):
     @property
     def labels(self) -> tuple[str, ...] | None: ...
 
+    @property
+    def embed_dim(self) -> int:
+        """Width of the word embeddings."""
+        ...
+
+    def activation_bytes(self, rows: int, width: int) -> int:
+        """Rough memory a forward and backward pass keeps for ``rows`` texts of ``width``."""
+        ...
+
+    def fingerprint(self) -> str:
+        """A short hash of what the model computes, for caches of its outputs."""
+        ...
+
     def encode(
         self, texts: Sequence[str | tuple[str, str]], max_length: int | None = None
     ) -> TokenBatch: ...

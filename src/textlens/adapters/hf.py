@@ -136,6 +136,27 @@ class HFAdapter:
                 return int(value)
         return 0
 
+    @property
+    def embed_dim(self) -> int:
+        """Width of the word embeddings."""
+        return int(self.word_embeddings.weight.shape[-1])
+
+    def activation_bytes(self, rows: int, width: int) -> int:
+        """Rough memory a forward and backward pass keeps for ``rows`` texts of ``width`` tokens.
+
+        Per layer and token: about ten hidden-size vectors and two feed-forward-size ones, and
+        three attention maps per head; float32 (or the model's dtype size).
+        """
+        cfg = self.config
+        hidden = int(getattr(cfg, "hidden_size", 0) or getattr(cfg, "n_embd", 0) or self.embed_dim)
+        inner = int(
+            getattr(cfg, "intermediate_size", 0) or getattr(cfg, "n_inner", 0) or 4 * hidden
+        )
+        heads = int(getattr(cfg, "num_attention_heads", 0) or getattr(cfg, "n_head", 0) or 1)
+        size = self.word_embeddings.weight.element_size()
+        per_token = max(1, self.n_layers) * (10 * hidden + 2 * inner + 3 * heads * width)
+        return rows * width * per_token * size
+
     def fingerprint(self) -> str:
         """A short hash of the model's configuration and weights, for caches of its outputs."""
         config = getattr(self, "config", None)
@@ -425,6 +446,10 @@ class FunctionAdapter(HFAdapter):
     @property
     def labels(self) -> tuple[str, ...] | None:
         return self._labels
+
+    def activation_bytes(self, rows: int, width: int) -> int:
+        """A guess for an unknown function: twenty embedding-sized tensors a row."""
+        return rows * width * self.embed_dim * 4 * 20
 
     def fingerprint(self) -> str:
         """A hash of the embeddings and of what the forward function computes.

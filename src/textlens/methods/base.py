@@ -170,6 +170,21 @@ def target_values(
     return torch.cat(parts)
 
 
+def path_memory_bytes(
+    model: ModelAdapter, batch: TokenBatch, n_steps: int, rows_per_pass: int, copies: int = 1
+) -> int:
+    """Rough peak memory of a path method: the quadrature, one pass of rows, the sums.
+
+    numpy's Gauss-Legendre rule builds two ``n_steps`` x ``n_steps`` float64 matrices; a
+    forward and backward pass keeps activations for ``rows_per_pass`` rows; ``copies`` tensors
+    of the embeddings' size (inputs, baselines, gradient sums) live through the run.
+    """
+    n, width = batch.input_ids.shape
+    rows = min(rows_per_pass, n * n_steps)
+    embeddings = n * width * model.embed_dim * 4 * (3 + copies)
+    return 16 * n_steps**2 + model.activation_bytes(rows, width) + embeddings
+
+
 def gauss_legendre(n_steps: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Gauss-Legendre points on [0, 1] and their weights (sum 1), as Captum's default uses."""
     if n_steps < 1:

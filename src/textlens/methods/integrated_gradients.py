@@ -14,6 +14,7 @@ from textlens.methods import register
 from textlens.methods.base import (
     Scores,
     chunks,
+    path_memory_bytes,
     path_points,
     target_and_grad,
     target_values,
@@ -56,12 +57,17 @@ class IntegratedGradients:
     name: ClassVar[str] = "integrated-gradients"
     signed: ClassVar[bool] = True
     layered: ClassVar[bool] = False
+    cost_setting: ClassVar[str] = "n_steps"
     n_steps: int = setting(50, low=1, cap=300)
     baseline: BaselineToken = "pad"
     internal_batch_size: int | None = setting(None, low=1)
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         return self.attribute_at(model, batch, target, model.embed(batch))
+
+    def memory_bytes(self, model: ModelAdapter, batch: TokenBatch) -> int:
+        rows = auto_rows(batch, self.internal_batch_size)
+        return path_memory_bytes(model, batch, self.n_steps, rows)
 
     def attribute_at(
         self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget, embeds: torch.Tensor
@@ -118,9 +124,14 @@ class EmbeddingIntegratedGradients:
     name: ClassVar[str] = "embedding-integrated-gradients"
     signed: ClassVar[bool] = True
     layered: ClassVar[bool] = False
+    cost_setting: ClassVar[str] = "n_steps"
     n_steps: int = setting(50, low=1, cap=300)
     baseline: BaselineToken = "pad"
     internal_batch_size: int | None = setting(None, low=1)
+
+    def memory_bytes(self, model: ModelAdapter, batch: TokenBatch) -> int:
+        rows = auto_rows(batch, self.internal_batch_size)
+        return path_memory_bytes(model, batch, self.n_steps, rows, copies=9)
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         tables = model.sub_embeddings()  # type: ignore[attr-defined]

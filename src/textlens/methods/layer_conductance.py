@@ -14,6 +14,7 @@ from textlens.methods.base import (
     Scores,
     chunks,
     mask_pads,
+    path_memory_bytes,
     path_points,
     trim,
     width_of,
@@ -63,11 +64,16 @@ class LayerConductance:
     name: ClassVar[str] = "layer-conductance"
     signed: ClassVar[bool] = True
     layered: ClassVar[bool] = True
+    cost_setting: ClassVar[str] = "n_steps"
     n_steps: int = setting(50, low=1, cap=300)
     baseline: BaselineToken = "pad"
     layers: tuple[int, ...] | None = None
     internal_batch_size: int | None = setting(None, low=1)
     keep_units: bool = False
+
+    def memory_bytes(self, model: ModelAdapter, batch: TokenBatch) -> int:
+        rows = auto_rows(batch, self.internal_batch_size)
+        return path_memory_bytes(model, batch, self.n_steps, rows, copies=2 * model.n_layers)
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         layers = resolve_layers(self.layers, model.n_layers)

@@ -61,6 +61,7 @@ class SmoothGrad:
 
     name: ClassVar[str] = "smoothgrad"
     layered: ClassVar[bool] = False
+    cost_setting: ClassVar[str] = "n_samples"
     base: str = "gradient"
     n_samples: int = setting(10, low=1, cap=64)
     noise_std: float = setting(0.01, low=0)
@@ -77,6 +78,14 @@ class SmoothGrad:
         from textlens.methods import METHODS
 
         return bool(METHODS[self.base].signed)
+
+    def memory_bytes(self, model: ModelAdapter, batch: TokenBatch) -> int:
+        from textlens.methods import get_method
+
+        n, width = batch.input_ids.shape
+        noise = self.n_samples * n * width * model.embed_dim * 4
+        base = getattr(get_method(self.base), "memory_bytes", None)
+        return noise + (base(model, batch) if base else model.activation_bytes(n, width))
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         from textlens.methods import get_method

@@ -3,7 +3,8 @@
 The model is fixed when the app is made; requests choose a method, a target, layers and method
 settings, never a file or a model. Work runs on one worker thread (the model's hooks are not
 shared between threads); at most ``queue`` requests wait for it, and each waits at most
-``time_limit`` seconds. Every refusal is a 4xx with a one-line ``detail``.
+``time_limit`` seconds. Every refusal is a 4xx with a one-line ``detail``. Host check, body
+limit and security headers: ``textlens.server.guard``.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from textlens.errors import TextlensError, one_line
+from textlens.server.guard import LOOPBACK, Guard, content_security_policy
 
 POLL_SECONDS = 0.25
 """How often a waiting request looks whether its client is still connected."""
@@ -31,12 +34,29 @@ POLL_SECONDS = 0.25
 
 @dataclass(frozen=True)
 class Limits:
+    """What the server accepts.
+
+    Attributes:
+        max_chars: Longest text.
+        queue: Requests that may wait for the worker at once.
+        time_limit: Seconds a request may wait for its answer.
+        max_body: Largest request body, in bytes; None = 8 bytes a character of ``max_chars``
+            and 4 KiB more, at least 64 KiB.
+        allowed_hosts: Host names answered (``*`` = any); loopback names by default.
+        threads: Torch threads of the worker; None leaves torch's choice.
+    """
+
     max_chars: int = 2000
     queue: int = 64
     time_limit: float = 60.0
+    max_body: int | None = None
+    allowed_hosts: tuple[str, ...] = LOOPBACK
+    threads: int | None = None
 
 
 class ExplainRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     text: str = Field(..., description="the text to explain")
     method: str = Field("integrated-gradients", description="a name from GET /api/methods")
     target: str | None = Field(None, description="class label or index; default the prediction")
@@ -64,11 +84,27 @@ def create_app(adapter: Any, limits: Limits | None = None) -> FastAPI:
         title="textlens",
         version="1",
         description="Explain what an NLP model does: which input words a prediction depends on.",
+        docs_url=None,  # Swagger and ReDoc load their scripts from a CDN: nothing from outside
+        redoc_url=None,
     )
+    if limits.threads is not None:
+        import torch
+
+        torch.set_num_threads(limits.threads)
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="textlens-worker")
     state = {"waiting": 0}
     lock = threading.Lock()
     page = resources.files("textlens.server").joinpath("static/index.html").read_text("utf-8")
+    app.add_middleware(
+        Guard,
+        allowed_hosts=limits.allowed_hosts,
+        max_body=limits.max_body or max(65536, 8 * limits.max_chars + 4096),
+        policy=content_security_policy(page),
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": describe_validation(error.errors())}, status_code=422)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> str:
@@ -154,6 +190,23 @@ def create_app(adapter: Any, limits: Limits | None = None) -> FastAPI:
                 wrapped.cancel()
 
     return app
+
+
+def describe_validation(errors: list[dict[str, Any]]) -> str:
+    """Pydantic's errors as one line that says what to change."""
+    fields = ", ".join(ExplainRequest.model_fields)
+    parts = []
+    for e in errors:
+        where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
+        if e.get("type") == "extra_forbidden":
+            parts.append(f"unknown field {where!r}: the fields are {fields}")
+        elif e.get("type") == "json_invalid":
+            parts.append("the body is not valid JSON")
+        elif e.get("type") == "missing":
+            parts.append(f"field {where!r} is missing")
+        else:
+            parts.append(f"field {where!r}: {e.get('msg', 'invalid')}")
+    return one_line("; ".join(parts) or "the request is not valid")
 
 
 def _settings(request: ExplainRequest, caps: dict[str, float]) -> dict[str, Any]:
