@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from textlens.errors import TextlensError, one_line
+from textlens.methods import DEFAULT_METHOD
 from textlens.text import check_unicode
 
 EXIT_USAGE = 2
@@ -116,7 +117,7 @@ def main() -> None:
 @click.option("--model", "model_path", default=None, help="model folder (default: demo classifier)")
 @click.option(
     "--method",
-    default="integrated-gradients",
+    default=DEFAULT_METHOD,
     show_default=True,
     help="see `textlens methods`; several separated by commas",
 )
@@ -150,9 +151,8 @@ def explain(
 ) -> None:
     """Explain TEXT: print the prediction and each token's score (coloured on a terminal).
 
-    Several methods separated by commas (``--method integrated-gradients,information-loss``)
-    are explained one after the other and written to one report; each setting flag goes to the
-    methods that have it.
+    Several methods separated by commas (``--method NAME,NAME``) are explained one after the
+    other and written to one report; each setting flag goes to the methods that have it.
     """
     chosen = [m.strip() for m in method.split(",") if m.strip()]
     plans = _plan_methods(chosen, settings, layers)
@@ -255,12 +255,30 @@ def _print_scores(exp: Any) -> None:
     click.echo(f"method: {exp.method}" + (f" ({params})" if params else ""))
     sys.stdout.flush()
     render_terminal(exp, file=sys.stdout)
-    delta = exp.extras.get("convergence_delta")
-    if delta is not None:
-        click.echo(f"convergence delta: {float(delta):+.2e}")
-    steps = exp.extras.get("steps")
-    if steps is not None and exp.method == "information-loss":
-        click.echo("optimiser steps per layer: " + " ".join(str(int(v)) for v in steps.ravel()))
+    for line in diagnostic_lines(exp):
+        click.echo(line)
+
+
+def diagnostic_lines(exp: Any) -> list[str]:
+    """The lines a method asks front ends to print after the scores (its ``diagnostics``)."""
+    import numpy as np
+
+    from textlens.methods import METHODS
+    from textlens.methods.base import describe
+
+    cls = METHODS.get(exp.method)
+    lines = []
+    for extra, label in describe(cls, "diagnostics") if cls else ():
+        value = exp.extras.get(extra)
+        if value is None:
+            continue
+        if value.ndim == 0:
+            lines.append(f"{label}: {float(value):+.2e}")
+        elif np.issubdtype(value.dtype, np.integer) or np.all(value == np.round(value)):
+            lines.append(f"{label}: " + " ".join(str(int(v)) for v in value.ravel()))
+        else:
+            lines.append(f"{label}: " + " ".join(f"{float(v):.4g}" for v in value.ravel()))
+    return lines
 
 
 def _check_writable(path: Path) -> None:
@@ -324,9 +342,7 @@ def methods(as_json: bool) -> None:
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
 @click.option("--out", "output", required=True, help="output file: .jsonl or .parquet")
 @click.option("--model", "model_path", default=None, help="model folder (default: demo classifier)")
-@click.option(
-    "--method", default="integrated-gradients", show_default=True, help="see `textlens methods`"
-)
+@click.option("--method", default=DEFAULT_METHOD, show_default=True, help="see `textlens methods`")
 @click.option("--target", default=None, help="class label or index (default: predicted class)")
 @click.option("--layers", default=None, help="all, or layer numbers like 1,3,6 (layered methods)")
 @click.option("--words", is_flag=True, help="store word-level explanations")

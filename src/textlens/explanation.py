@@ -69,6 +69,8 @@ class Explanation:
             ``{"sigma": ("layer", "token"), "steps": ("layer",)}``: ``to_words`` and ``select``
             cut exactly these axes. An extra not named here is left as it is.
         elapsed: Seconds spent on this text (its share of a batch).
+        score_label: What a score means, as the method describes it (for legends and axes).
+        parts: Names of extras that add up to the scores (e.g. one per sub-embedding).
     """
 
     text: str
@@ -87,6 +89,8 @@ class Explanation:
     extras: Mapping[str, np.ndarray] = field(default_factory=dict)
     extra_axes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     elapsed: float = 0.0
+    score_label: str = ""
+    parts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -98,6 +102,7 @@ class Explanation:
         set_(self, "params", dict(self.params))
         set_(self, "extras", {k: _frozen(v) for k, v in dict(self.extras).items()})
         set_(self, "extra_axes", {k: tuple(v) for k, v in dict(self.extra_axes).items()})
+        set_(self, "parts", tuple(p for p in self.parts if p in self.extras))
         if self.layers is not None:
             set_(self, "layers", tuple(int(v) for v in self.layers))
         n = len(self.tokens)
@@ -269,6 +274,7 @@ class Explanation:
             level="word",
             extras=extras,
             extra_axes=extra_axes,
+            parts=(),
             params={**self.params, "word_reduce": reduce},
         )
 
@@ -291,6 +297,8 @@ class Explanation:
             "target": self.target.to_dict(),
             "model": self.model,
             "extras": {k: self._extra_dict(k, v) for k, v in self.extras.items()},
+            "score_label": self.score_label,
+            "parts": list(self.parts),
             "elapsed": self.elapsed,
         }
 
@@ -327,6 +335,8 @@ class Explanation:
             extras=extras,
             extra_axes=extra_axes,
             elapsed=float(data.get("elapsed", 0.0)),
+            score_label=str(data.get("score_label", "")),
+            parts=tuple(data.get("parts", ())),
         )
 
     def to_json(self, indent: int | None = None) -> str:
@@ -394,7 +404,7 @@ def from_scores(
         model: The model's name.
         elapsed: Seconds for the whole batch, shared evenly among its texts.
     """
-    from textlens.methods.base import params_of
+    from textlens.methods.base import describe, params_of
 
     values = _frozen(scores.values, np.float64)
     special = _frozen(batch.special_mask, bool)
@@ -423,6 +433,8 @@ def from_scores(
                 extras=own,
                 extra_axes=dict(scores.extra_axes),
                 elapsed=elapsed / max(1, len(batch.tokens)),
+                score_label=describe(method, "score_label"),
+                parts=scores.parts,
             )
         )
     return out

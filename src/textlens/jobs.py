@@ -24,6 +24,7 @@ from typing import Any
 from textlens.data import InputRow, read_texts
 from textlens.errors import TextlensError
 from textlens.memory import ResourceError
+from textlens.methods import DEFAULT_METHOD
 
 OUTPUT_SUFFIXES = (".jsonl", ".parquet")
 
@@ -129,7 +130,7 @@ def explain_file(
     output: str | Path,
     *,
     model: Any = None,
-    method: str = "integrated-gradients",
+    method: str = DEFAULT_METHOD,
     target: Any = None,
     params: dict[str, Any] | None = None,
     words: bool = False,

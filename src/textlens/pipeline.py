@@ -14,11 +14,9 @@ from textlens.devices import resolve_device
 from textlens.errors import TextlensError
 from textlens.explanation import Explanation, from_scores
 from textlens.memory import check_memory
-from textlens.methods import get_method
+from textlens.methods import DEFAULT_METHOD, get_method
 from textlens.methods.base import Method
 from textlens.targets import as_target
-
-DEFAULT_METHOD = "integrated-gradients"
 
 
 def explain(

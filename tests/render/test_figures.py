@@ -74,7 +74,7 @@ def test_subembedding_top_and_table(flat):
         "position": np.linspace(1, 0, len(flat)),
         "token_type": np.zeros(len(flat)),
     }
-    exp = dataclasses.replace(flat, extras=parts)
+    exp = dataclasses.replace(flat, extras=parts, parts=tuple(parts))
     top = subembedding_top(exp, k=2)
     assert top["word"][0][0] == "more"  # the last real token (the [SEP] is left out)
     assert top["position"][0][0] == "a"
@@ -88,7 +88,11 @@ def test_subembedding_top_and_table(flat):
 def _with_units(layered):
     rng = np.random.default_rng(0)
     units = rng.normal(0, 1, (4, 16, len(layered))) * np.arange(1, 5)[:, None, None]
-    return dataclasses.replace(layered, extras={"unit_scores": units})
+    return dataclasses.replace(
+        layered,
+        extras={"unit_scores": units},
+        extra_axes={"unit_scores": ("layer", "unit", "token")},
+    )
 
 
 def test_layer_boxplot(tmp_path, layered):

@@ -19,14 +19,6 @@ import numpy as np
 
 from textlens.errors import TextlensError
 
-# settings used in the comparison where a method's defaults do not fit a class target
-METHOD_SETTINGS: dict[str, dict[str, Any]] = {
-    "layer-conductance": {"layers": (1,)},  # the first block: closest to the input words
-    "attention": {},  # last layer, first-token query, mean over heads
-    # the class's logits; a two-unit Phi gives noisy estimates, so the iterations are capped
-    # (benchmarks/information_logits.py: as faithful as 300 iterations, about half the time)
-    "information-loss": {"phi": "logits", "max_steps": 100},
-}
 METRICS = (
     ("comprehensiveness", "higher"),
     ("sufficiency", "lower"),
@@ -100,7 +92,7 @@ def compare_methods(
             seconds = (time.perf_counter() - began) / len(texts)
             results = evaluate_scores(adapter, texts, scores, removal=removal)  # type: ignore[arg-type]
         else:
-            exps = explain_many(texts, adapter, name, **METHOD_SETTINGS.get(name, {}))
+            exps = explain_many(texts, adapter, name, **evaluation_settings(name))
             seconds = (time.perf_counter() - began) / len(texts)
             results = evaluate(exps, adapter, removal=removal)  # type: ignore[arg-type]
         summary = {
@@ -109,7 +101,7 @@ def compare_methods(
         }
         rows[name] = {
             "settings": {k: list(v) if isinstance(v, tuple) else v
-                         for k, v in METHOD_SETTINGS.get(name, {}).items()},
+                         for k, v in evaluation_settings(name).items()},
             "seconds_per_example": seconds,
             "metrics": {k: _interval(v) for k, v in summary.items()},
             "deletion_curve": np.mean([r.deletion_curve for r in results], axis=0).tolist(),
@@ -224,6 +216,25 @@ def token_groups(exp: Any) -> list[str]:
     return groups
 
 
+def evaluation_settings(method: str) -> dict[str, Any]:
+    """The settings a method asks the comparison to use where its defaults do not fit a class
+    target (its ``evaluation_settings``)."""
+    from textlens.methods import METHODS
+    from textlens.methods.base import describe
+
+    return dict(describe(METHODS[method], "evaluation_settings")) if method in METHODS else {}
+
+
+def layer_method() -> str:
+    """The method the layer analysis runs: the first registered one with a ``layer_measure``."""
+    from textlens.methods import METHODS
+
+    found = [n for n, c in sorted(METHODS.items()) if getattr(c, "layer_measure", None)]
+    if not found:
+        raise TextlensError("no method measures information per layer and token")
+    return found[0]
+
+
 def layer_analysis(
     model: Any = None,
     n: int = 200,
@@ -231,8 +242,12 @@ def layer_analysis(
     settings: dict[str, Any] | None = None,
     batch_size: int = 32,
     progress: bool = True,
+    method: str | None = None,
 ) -> tuple[dict[str, Any], list[Any]]:
-    """The information method over all layers for ``n`` test sentences, summarised per word group.
+    """A layered method's per-token measure over all layers for ``n`` test sentences, per group.
+
+    The method (by default ``layer_method()``, the information method) names its measure in
+    ``layer_measure`` (an extra of axes layer x token: the information loss in nats).
 
     Returns a JSON-ready dict (mean information loss in nats per group and layer, with token
     counts) and the explanations (to draw a few of them).
@@ -241,10 +256,13 @@ def layer_analysis(
 
     from textlens.adapters.hf import load_model
     from textlens.data import rotten_tomatoes
+    from textlens.methods import METHODS
     from textlens.pipeline import explain_many
 
     if n < 1:
         raise TextlensError("the layer analysis needs at least one sentence")
+    method = method or layer_method()
+    measure = METHODS[method].layer_measure  # type: ignore[attr-defined]
     adapter = load_model(model)
     settings = dict(settings or {})
     texts = list(rotten_tomatoes("test").texts[:n])
@@ -254,10 +272,10 @@ def layer_analysis(
         range(0, len(texts), batch_size), desc="layer analysis", disable=not progress
     ):
         chunk = texts[start : start + batch_size]
-        exps += explain_many(chunk, adapter, "information-loss", batch_size=batch_size, **settings)
+        exps += explain_many(chunk, adapter, method, batch_size=batch_size, **settings)
     seconds = time.perf_counter() - began
     rows = [
-        (token_groups(e), np.asarray(e.extras["information_nats"], float)) for e in exps
+        (token_groups(e), np.asarray(e.extras[measure], float)) for e in exps
     ]  # (layer, token) each
     return {
         "model": adapter.name,

@@ -16,6 +16,8 @@ from textlens.methods import settings
 from textlens.methods.base import Method, Scores
 
 METHODS: dict[str, type] = {}
+DEFAULT_METHOD = "integrated-gradients"
+"""The method used when none is named (the CLI, the server, jobs and ``explain``)."""
 
 
 def register(cls: type) -> type:
@@ -144,6 +146,18 @@ del (
 
 
 parse_setting = settings.parse_setting
+
+
+def providers(output: str) -> str:
+    """How to get an optional output (``parts``, ``units``): "method='X' with Y" for each."""
+    from textlens.methods.base import describe
+
+    found = []
+    for name, cls in sorted(METHODS.items()):
+        how = describe(cls, "provides").get(output)
+        if how is not None:
+            found.append(f"method={name!r}" + (f" with {how}" if how else ""))
+    return " or ".join(found) or "a method that provides it"
 
 
 def parse_settings(method: str, raw: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ class Attention:
     name: ClassVar[str] = "attention"
     signed: ClassVar[bool] = False
     layered: ClassVar[bool] = True
+    score_label: ClassVar[str] = "attention weight (mean over heads)"
     query: Literal["auto", "first", "last", "mean"] = "auto"
     layers: tuple[int, ...] | None = None
 

@@ -35,6 +35,8 @@ class Scores:
     layers: tuple[int, ...] | None = None
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
     extra_axes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    parts: tuple[str, ...] = ()
+    """Names of extras that add up to the scores (a decomposition, e.g. per sub-embedding)."""
 
     def __post_init__(self) -> None:
         for name, axes in self.extra_axes.items():
@@ -48,7 +50,22 @@ class Scores:
 
 @runtime_checkable
 class Method(Protocol):
-    """An attribution method: a frozen dataclass of settings with ``attribute``."""
+    """An attribution method: a frozen dataclass of settings with ``attribute``.
+
+    Besides its settings (fields made with ``settings.setting``, which carry their ranges), a
+    method describes itself as data, so that no front end, renderer, evaluation or test needs to
+    name it (``describe(cls)`` gives every item with its default):
+
+    - ``score_label``: what a score means, for legends and axes.
+    - ``diagnostics``: ``(extra, label)`` pairs a front end prints after the scores.
+    - ``cost_setting``: the setting that scales the work (and memory), if any.
+    - ``evaluation_settings``: settings the method comparison uses instead of the defaults.
+    - ``test_settings``: cheap settings for the contract tests.
+    - ``batch_tolerance``: how closely a batched result equals one text at a time
+      (``rtol``/``atol``), and ``stable_output``: the output compared (``scores`` or an extra).
+    - ``provides``: optional outputs it can give (``parts``: scores split into parts;
+      ``units``: per-unit scores), each with the settings that turn it on.
+    """
 
     name: ClassVar[str]
     signed: ClassVar[bool]
@@ -59,6 +76,29 @@ class Method(Protocol):
         ...
 
 
+DESCRIPTION_DEFAULTS: dict[str, Any] = {
+    "score_label": "",
+    "diagnostics": (),
+    "cost_setting": None,
+    "evaluation_settings": {},
+    "test_settings": {},
+    "batch_tolerance": {"rtol": 1e-4, "atol": 1e-5},
+    "stable_output": "scores",
+    "provides": {},
+}
+
+
+def describe(cls: Any, item: str) -> Any:
+    """One item of a method class's self-description (see ``Method``), or its default."""
+    default = DESCRIPTION_DEFAULTS[item]
+    if item == "score_label" and not getattr(cls, item, ""):
+        return (
+            "attribution (+ for target)" if getattr(cls, "signed", True) is True else "importance"
+        )
+    return getattr(cls, item, default)
+
+
+@runtime_checkable
 class EmbeddingMethod(Protocol):
     """A method that can start from given word embeddings (so SmoothGrad can wrap it)."""
 

@@ -33,6 +33,7 @@ class Gradient:
     name: ClassVar[str] = "gradient"
     signed: ClassVar[bool] = False
     layered: ClassVar[bool] = False
+    score_label: ClassVar[str] = "gradient norm (higher = more important)"
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         return self.attribute_at(model, batch, target, model.embed(batch))

@@ -83,6 +83,18 @@ class InformationLoss:
     name: ClassVar[str] = "information-loss"
     signed: ClassVar[bool] = False
     layered: ClassVar[bool] = True
+    score_label: ClassVar[str] = "-log sigma (higher = more important)"
+    diagnostics: ClassVar[tuple[tuple[str, str], ...]] = (("steps", "optimiser steps per layer"),)
+    cost_setting: ClassVar[str] = "max_steps"
+    test_settings: ClassVar[dict[str, Any]] = {"max_steps": 30, "corpus_size": 20}
+    # the class's logits; a two-unit Phi gives noisy estimates, so the iterations are capped
+    # (benchmarks/information_logits.py: as faithful as 300 iterations, about half the time)
+    evaluation_settings: ClassVar[dict[str, Any]] = {"phi": "logits", "max_steps": 100}
+    # sampled: batched equals one-at-a-time within its own noise; scores are -log sigma
+    batch_tolerance: ClassVar[dict[str, float]] = {"rtol": 0.02, "atol": 0.0}
+    stable_output: ClassVar[str] = "sigma"
+    layer_measure: ClassVar[str] = "information_nats"
+    """The per-token extra the layer analysis groups (a measure per layer and token)."""
     phi: Literal["hidden", "cls", "logits"] = "hidden"
     layers: tuple[int, ...] | None = None
     rate: float = setting(0.1, low=0, low_open=True)

@@ -58,6 +58,10 @@ class IntegratedGradients:
     signed: ClassVar[bool] = True
     layered: ClassVar[bool] = False
     cost_setting: ClassVar[str] = "n_steps"
+    diagnostics: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("convergence_delta", "convergence delta"),
+    )
+    test_settings: ClassVar[dict[str, Any]] = {"n_steps": 8}
     n_steps: int = setting(50, low=1, cap=300)
     baseline: BaselineToken = "pad"
     internal_batch_size: int | None = setting(None, low=1)
@@ -124,7 +128,9 @@ class EmbeddingIntegratedGradients:
     name: ClassVar[str] = "embedding-integrated-gradients"
     signed: ClassVar[bool] = True
     layered: ClassVar[bool] = False
+    provides: ClassVar[dict[str, str]] = {"parts": ""}
     cost_setting: ClassVar[str] = "n_steps"
+    test_settings: ClassVar[dict[str, Any]] = {"n_steps": 8}
     n_steps: int = setting(50, low=1, cap=300)
     baseline: BaselineToken = "pad"
     internal_batch_size: int | None = setting(None, low=1)
@@ -179,4 +185,6 @@ class EmbeddingIntegratedGradients:
             for k in inputs
         }
         total = torch.stack(list(parts.values())).sum(dim=0)
-        return Scores(total, extras=parts, extra_axes={k: ("token",) for k in parts})
+        return Scores(
+            total, extras=parts, extra_axes={k: ("token",) for k in parts}, parts=tuple(parts)
+        )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
@@ -64,7 +64,11 @@ class LayerConductance:
     name: ClassVar[str] = "layer-conductance"
     signed: ClassVar[bool] = True
     layered: ClassVar[bool] = True
+    provides: ClassVar[dict[str, str]] = {"units": "keep_units=True"}
     cost_setting: ClassVar[str] = "n_steps"
+    test_settings: ClassVar[dict[str, Any]] = {"n_steps": 8}
+    # the first block: closest to the input words
+    evaluation_settings: ClassVar[dict[str, Any]] = {"layers": (1,)}
     n_steps: int = setting(50, low=1, cap=300)
     baseline: BaselineToken = "pad"
     layers: tuple[int, ...] | None = None

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
 from textlens.errors import TextlensError
 from textlens.lazy import torch
 from textlens.methods import register
-from textlens.methods.base import Scores
+from textlens.methods.base import EmbeddingMethod, Scores
 from textlens.methods.settings import setting
 from textlens.targets import BoundTarget
-
-_WRAPPABLE = ("gradient", "gradient-x-input", "integrated-gradients")
 
 
 def embedding_noise(
@@ -38,6 +36,13 @@ def embedding_noise(
     return noise
 
 
+def wrappable_methods() -> list[str]:
+    """Registered methods that can start from given embeddings (``EmbeddingMethod``)."""
+    from textlens.methods import METHODS
+
+    return sorted(n for n, c in METHODS.items() if issubclass(c, EmbeddingMethod))
+
+
 @register
 @dataclass(frozen=True)
 class SmoothGrad:
@@ -49,8 +54,8 @@ class SmoothGrad:
     NoiseTunnel.
 
     Args:
-        base: Registry name of the wrapped method: gradient, gradient-x-input or
-            integrated-gradients.
+        base: Registry name of the wrapped method: any that can start from given embeddings
+            (``EmbeddingMethod``: gradient, gradient-x-input, integrated-gradients...).
         n_samples: Noisy copies per text.
         noise_std: Noise scale relative to the embedding value range.
         seed: Seeds the noise; the same seed gives the same result.
@@ -62,15 +67,19 @@ class SmoothGrad:
     name: ClassVar[str] = "smoothgrad"
     layered: ClassVar[bool] = False
     cost_setting: ClassVar[str] = "n_samples"
+    test_settings: ClassVar[dict[str, Any]] = {"n_samples": 3, "noise_std": 0.05}
     base: str = "gradient"
     n_samples: int = setting(10, low=1, cap=64)
     noise_std: float = setting(0.01, low=0)
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.base not in _WRAPPABLE:
+        from textlens.methods import METHODS
+
+        wrappable = wrappable_methods()
+        if self.base not in wrappable or METHODS[self.base] is type(self):
             raise TextlensError(
-                f"smoothgrad cannot wrap {self.base!r}; use one of: {', '.join(_WRAPPABLE)}"
+                f"smoothgrad cannot wrap {self.base!r}; use one of: {', '.join(wrappable)}"
             )
 
     @property
@@ -91,11 +100,12 @@ class SmoothGrad:
         from textlens.methods import get_method
 
         base = get_method(self.base)
+        assert isinstance(base, EmbeddingMethod)
         embeds = model.embed(batch).detach()
         noise = embedding_noise(embeds, batch, self.n_samples, self.noise_std, self.seed)
         total: torch.Tensor | None = None
         for sample in noise:
-            scores = base.attribute_at(model, batch, target, embeds + sample)  # type: ignore[attr-defined]
+            scores = base.attribute_at(model, batch, target, embeds + sample)
             total = scores.values if total is None else total + scores.values
         assert total is not None
         return Scores(total / self.n_samples)

@@ -126,24 +126,28 @@ def _panel_title(exp: Any) -> str:
     return f"target {label}{detail} · {text!r}"
 
 
+def _providers(output: str) -> str:
+    """Which methods give an optional output, read from the registry (for error messages)."""
+    from textlens.methods import providers
+
+    return providers(output)
+
+
 def _score_name(exp: Any) -> str:
-    if exp.method == "information-loss":
-        return "-log sigma (higher = more important)"
+    if exp.score_label:
+        return exp.score_label
     return "attribution (+ for target)" if exp.signed else "importance"
 
 
 def subembedding_top(exp: Any, k: int = 5) -> dict[str, list[tuple[str, float]]]:
     """The ``k`` tokens with the largest attribution in each sub-embedding.
 
-    Needs an explanation from ``embedding-integrated-gradients`` (extras ``word``, ``position``,
-    ``token_type``). Special tokens are left out.
+    Needs an explanation whose scores come in parts (``exp.parts``, e.g. the sub-embeddings
+    ``word``, ``position``, ``token_type``). Special tokens are left out.
     """
-    parts = [p for p in ("word", "position", "token_type") if p in exp.extras]
+    parts = list(exp.parts)
     if not parts:
-        raise ValueError(
-            "this explanation has no sub-embedding parts: "
-            "use method='embedding-integrated-gradients'"
-        )
+        raise ValueError(f"this explanation has no sub-embedding parts: use {_providers('parts')}")
     out = {}
     for part in parts:
         values = np.asarray(exp.extras[part], float)
@@ -178,11 +182,11 @@ def _token_index(exp: Any, token: int | str) -> int:
 
 
 def _unit_scores(exp: Any) -> np.ndarray:
-    units = exp.extras.get("unit_scores")
+    """The extra with per-unit scores: axes ``(layer, unit, token)`` as the method declared."""
+    names = [k for k, axes in exp.extra_axes.items() if axes == ("layer", "unit", "token")]
+    units = exp.extras[names[0]] if names else None
     if units is None or not exp.layered:
-        raise ValueError(
-            "this needs per-unit scores: use method='layer-conductance' with keep_units=True"
-        )
+        raise ValueError(f"this needs per-unit scores: use {_providers('units')}")
     return np.asarray(units, float)  # (layer, unit, token)
 
 
@@ -224,7 +228,7 @@ def layer_entropy(
 ) -> Any:
     """Per-layer attribution entropy drawn against the layer's total attribution.
 
-    With ``token`` (and per-unit scores from ``layer-conductance(keep_units=True)``) the
+    With ``token`` (and per-unit scores, e.g. layer conductance with ``keep_units=True``) the
     histogram is over that token's hidden units; without it, over the layer's token scores.
     The figure's ``entropy`` and ``total`` attributes hold the plotted numbers.
     """

@@ -26,6 +26,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from textlens.errors import TextlensError, one_line
+from textlens.methods import DEFAULT_METHOD
 from textlens.server.guard import LOOPBACK, Guard, content_security_policy
 
 POLL_SECONDS = 0.25
@@ -58,7 +59,7 @@ class ExplainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(..., description="the text to explain")
-    method: str = Field("integrated-gradients", description="a name from GET /api/methods")
+    method: str = Field(DEFAULT_METHOD, description="a name from GET /api/methods")
     target: str | None = Field(None, description="class label or index; default the prediction")
     layers: str | None = Field(None, description="'all' or layer numbers like '1,3,6'")
     words: bool = Field(False, description="merge sub-words into words")
@@ -123,6 +124,7 @@ def create_app(adapter: Any, limits: Limits | None = None) -> FastAPI:
             "task": adapter.task,
             "labels": list(adapter.labels or ()),
             "n_layers": adapter.n_layers,
+            "default_method": DEFAULT_METHOD,
             "limits": {**limits.__dict__, "work_caps": caps},
         }
 
