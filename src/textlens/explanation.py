@@ -36,6 +36,34 @@ class TargetInfo:
         }
 
 
+def word_groups(
+    text: str, offsets: Sequence[tuple[int, int]], special: Sequence[bool]
+) -> list[list[int]]:
+    """Token indices of each word of ``text``, from the tokens' character offsets.
+
+    Touching pieces join when the characters on both sides are letters or digits; special
+    tokens and tokens without characters belong to no word.
+    """
+    groups: list[list[int]] = []
+    prev_end = -1
+    for i, ((start, end), sp) in enumerate(zip(offsets, special, strict=True)):
+        if sp or end <= start:
+            prev_end = -1
+            continue
+        joins = (
+            groups
+            and start == prev_end
+            and text[start - 1 : start].isalnum()
+            and text[start : start + 1].isalnum()
+        )
+        if joins:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+        prev_end = end
+    return groups
+
+
 def _frozen(values: Any, dtype: Any = np.float64) -> np.ndarray:
     if hasattr(values, "detach"):  # a torch tensor: bring it to the CPU without importing torch
         values = values.detach().cpu().numpy()
@@ -194,24 +222,7 @@ class Explanation:
     # -- words -------------------------------------------------------------------------------
     def word_groups(self) -> list[list[int]]:
         """Token indices of each word: touching pieces join when both sides are letters/digits."""
-        groups: list[list[int]] = []
-        prev_end = -1
-        for i, ((start, end), sp) in enumerate(zip(self.offsets, self.special, strict=True)):
-            if sp or end <= start:
-                prev_end = -1
-                continue
-            joins = (
-                groups
-                and start == prev_end
-                and self.text[start - 1 : start].isalnum()
-                and self.text[start : start + 1].isalnum()
-            )
-            if joins:
-                groups[-1].append(i)
-            else:
-                groups.append([i])
-            prev_end = end
-        return groups
+        return word_groups(self.text, self.offsets, self.special)
 
     def to_words(self, reduce: Reduce = "sum") -> Explanation:
         """Merge sub-word scores into word scores using the tokens' character offsets.
