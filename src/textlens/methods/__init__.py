@@ -1,13 +1,16 @@
 """The method registry: every attribution method by its kebab-case name.
 
-``METHODS`` is filled by ``@register`` when the method modules below are imported; it is the one
-place that lists every key the CLI, the server and the evaluation can use.
+``METHODS`` is filled by ``@register`` when the method modules of this package are imported
+(all of them, at the end of this module); it is the one place that lists every key the CLI, the
+server and the evaluation can use.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
+import pkgutil
 import typing
 from typing import Any
 
@@ -123,26 +126,23 @@ def _type_name(hint: Any) -> str:
     return text or str(hint).replace("typing.", "")
 
 
-from textlens.methods import (  # noqa: E402  (modules register themselves)
-    attention,
-    gradient,
-    information_loss,
-    integrated_gradients,
-    layer_conductance,
-    occlusion,
-    smoothgrad,
-)
+SUPPORT_MODULES = ("base", "settings")
+"""Modules of this package that hold no method; every other module registers one or more."""
+
+
+def _import_method_modules() -> None:
+    """Import every method module of this package: each registers its methods (``@register``).
+
+    A new method is one new module here; nothing else needs to list it.
+    """
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name not in SUPPORT_MODULES and not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+_import_method_modules()
 
 __all__ = ["METHODS", "Method", "Scores", "describe_methods", "get_method", "register"]
-del (
-    attention,
-    gradient,
-    information_loss,
-    integrated_gradients,
-    layer_conductance,
-    occlusion,
-    smoothgrad,
-)
 
 
 parse_setting = settings.parse_setting
