@@ -40,7 +40,7 @@ def test_too_long_text_is_truncated_with_one_warning(tiny_bert):
 
 def test_unknown_method_lists_the_registry(tiny_bert):
     with pytest.raises(TextlensError, match="available: attention, embedding-integrated"):
-        explain(SENTENCES[0], tiny_bert, "lime")
+        explain(SENTENCES[0], tiny_bert, "no-such-method")
 
 
 def test_unknown_setting_names_the_valid_ones(tiny_bert):

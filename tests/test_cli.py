@@ -20,7 +20,8 @@ def test_methods_lists_every_method_with_defaults():
 @pytest.mark.parametrize(
     "args",
     [["--help"], ["explain", "--help"], ["methods"], ["explain", "a film", "--n-steps", "-5"],
-     ["explain", "a film", "--device", "bogus"], ["explain", "a film", "--method", "lime"]],
+     ["explain", "a film", "--device", "bogus"],
+     ["explain", "a film", "--method", "no-such-method"]],
 )  # fmt: skip
 def test_help_listing_and_argument_errors_need_no_torch(args):
     """These answer at once: the method descriptions are read without importing torch."""
@@ -74,7 +75,7 @@ def test_explain_layers_html_and_png(tiny_dir, tmp_path):
     ("args", "message"),
     [
         (["explain", "   "], "the text is empty"),
-        (["explain", "a film", "--method", "lime"], "unknown method 'lime'"),
+        (["explain", "a film", "--method", "no-such-method"], "unknown method 'no-such-method'"),
         (["explain", "a film", "--model", "/no/such/folder"], "does not exist"),
         (
             ["explain", "a film", "--method", "gradient", "--n-steps", "3"],
@@ -90,7 +91,10 @@ def test_explain_layers_html_and_png(tiny_dir, tmp_path):
             "does not exist",
         ),
         (["evaluate", "--n", "1", "--out", "/tmp/never-written"], "--n must be at least 2"),
-        (["evaluate", "--methods", "lime", "--out", "/tmp/never-written"], "unknown method"),
+        (
+            ["evaluate", "--methods", "no-such-method", "--out", "/tmp/never-written"],
+            "unknown method",
+        ),
         (["evaluate", "--layer-analysis", "-3", "--out", "/tmp/never-written"], "0 (off)"),
     ],
 )
@@ -111,3 +115,15 @@ def test_explain_on_the_demo_classifier():
     first = proc.stdout.splitlines()[0]
     assert first.startswith("prediction: fresh")
     assert "convergence delta" in proc.stdout
+
+
+def test_the_prediction_comes_from_the_explanations_run(tiny_bert):
+    """The class probabilities are read from the explained forward pass: no second run."""
+    from textlens import explain
+
+    exp = explain("a good film", tiny_bert, "gradient")
+    label, probs = exp.target.prediction()
+    direct = tiny_bert.class_probabilities("a good film")
+    assert label == max(direct, key=direct.get)
+    assert probs == pytest.approx(direct, abs=1e-6)
+    assert exp.to_dict()["target"]["probabilities"] == pytest.approx(direct, abs=1e-6)

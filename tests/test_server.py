@@ -55,7 +55,7 @@ def test_explain_flat_and_layered(client):
     [
         ({"text": "  "}, 422, "the text is empty"),
         ({"text": "x" * 2001}, 413, "at most 2000"),
-        ({"text": "ok", "method": "lime"}, 422, "unknown method"),
+        ({"text": "ok", "method": "no-such-method"}, 422, "unknown method"),
         ({"text": "ok", "method": "gradient", "params": {"n_steps": 3}}, 422, "not a setting"),
         ({"text": "ok", "params": {"n_steps": 100000}}, 422, "more than this server allows"),
         ({"text": "ok", "params": {"n_steps": "many"}}, 422, "bad value"),

@@ -238,7 +238,8 @@ def _write_outputs(
 def _print_prediction(adapter: Any, exp: Any) -> None:
     t = exp.target
     if adapter.task == "sequence-classification":
-        probs = adapter.class_probabilities(exp.text)
+        known = t.prediction()  # from the explanation's own forward pass
+        probs = known[1] if known else adapter.class_probabilities(exp.text)
         listing = "  ".join(f"{name} {p:.3f}" for name, p in probs.items())
         predicted = max(probs, key=probs.get)
         click.echo(f"prediction: {predicted}   ({listing})")

@@ -25,6 +25,8 @@ class TargetInfo:
     index: int | None = None
     score: float | None = None
     probability: float | None = None
+    probabilities: Mapping[str, float] | None = None
+    """Every class's probability (classifiers), from the same forward pass as the explanation."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -33,7 +35,15 @@ class TargetInfo:
             "index": self.index,
             "score": self.score,
             "probability": self.probability,
+            "probabilities": None if self.probabilities is None else dict(self.probabilities),
         }
+
+    def prediction(self) -> tuple[str, dict[str, float]] | None:
+        """The predicted class and every class's probability, when the target knows them."""
+        if not self.probabilities:
+            return None
+        probs = dict(self.probabilities)
+        return max(probs, key=lambda k: probs[k]), probs
 
 
 def word_groups(

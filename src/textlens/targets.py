@@ -73,6 +73,8 @@ class ClassTarget:
             i = _class_index(adapter, self.label, logits.shape[-1])
             index = torch.full((len(batch),), i, dtype=torch.long, device=logits.device)
         names = _classes(adapter)
+        every = [names[i] if i < len(names) else str(i) for i in range(logits.shape[-1])]
+        table = probs.tolist()
         infos = tuple(
             TargetInfo(
                 kind=f"class-{self.output}",
@@ -80,6 +82,7 @@ class ClassTarget:
                 index=int(k),
                 score=float(logits[b, k]),
                 probability=float(probs[b, k]),
+                probabilities=dict(zip(every, table[b], strict=True)),
             )
             for b, k in enumerate(index.tolist())
         )

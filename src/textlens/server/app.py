@@ -246,7 +246,8 @@ def _run(
     shown = exp.to_words() if request.words else exp
     prediction = None
     if adapter.task == "sequence-classification":
-        probs = adapter.class_probabilities(request.text)
+        known = exp.target.prediction()  # from the explanation's own forward pass
+        probs = known[1] if known else adapter.class_probabilities(request.text)
         prediction = {"label": max(probs, key=probs.get), "probabilities": probs}
     png = None
     if request.heatmap and shown.layered:
