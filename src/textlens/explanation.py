@@ -7,6 +7,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -382,6 +383,27 @@ class Explanation:
         )
 
 
+def load_json(path: str | Path) -> list[Explanation]:
+    """Read a file written by ``render.save_json`` (or one ``Explanation.to_json`` document)."""
+    from textlens.render.export import LIST_SCHEMA
+
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if data.get("schema") == LIST_SCHEMA:
+        return [Explanation.from_dict(d) for d in data["items"]]
+    return [Explanation.from_dict(data)]
+
+
+def settings_of(method: Any) -> dict[str, Any]:
+    """A method's settings as plain values (nested methods by name and settings)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(method):
+        value = getattr(method, f.name)
+        if dataclasses.is_dataclass(value) and hasattr(value, "name"):
+            value = {"name": value.name, **settings_of(value)}
+        out[f.name] = value
+    return out
+
+
 def _to_list(array: np.ndarray) -> Any:
     """Nested lists with non-finite floats written as null (strict JSON)."""
     if array.dtype.kind == "f":
@@ -425,8 +447,6 @@ def from_scores(
         model: The model's name.
         elapsed: Seconds for the whole batch, shared evenly among its texts.
     """
-    from textlens.methods.base import describe, params_of
-
     values = _frozen(scores.values, np.float64)
     special = _frozen(batch.special_mask, bool)
     extras = {k: _frozen(v) for k, v in scores.extras.items()}
@@ -448,13 +468,13 @@ def from_scores(
                 layers=scores.layers,
                 method=method.name,
                 signed=bool(method.signed),
-                params=params_of(method),
+                params=settings_of(method),
                 target=infos[b],
                 model=model,
                 extras=own,
                 extra_axes=dict(scores.extra_axes),
                 elapsed=elapsed / max(1, len(batch.tokens)),
-                score_label=describe(method, "score_label"),
+                score_label=str(getattr(method, "score_label", "") or ""),
                 parts=scores.parts,
             )
         )

@@ -1,132 +1,29 @@
-"""The method registry: every attribution method by its kebab-case name.
+"""Attribution methods: one module each, all registered in ``textlens.methods.registry``.
 
-``METHODS`` is filled by ``@register`` when the method modules of this package are imported
-(all of them, at the end of this module); it is the one place that lists every key the CLI, the
-server and the evaluation can use.
+Importing this package imports every method module in it, each of which registers its methods;
+the registry's names are re-exported here.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import importlib
 import pkgutil
-import typing
-from typing import Any
 
-from textlens.errors import TextlensError
-from textlens.methods import settings
 from textlens.methods.base import Method, Scores
+from textlens.methods.registry import (
+    DEFAULT_METHOD,
+    METHODS,
+    describe_methods,
+    get_method,
+    parse_layers,
+    parse_setting,
+    parse_settings,
+    providers,
+    register,
+    work_caps,
+)
 
-METHODS: dict[str, type] = {}
-DEFAULT_METHOD = "integrated-gradients"
-"""The method used when none is named (the CLI, the server, jobs and ``explain``)."""
-
-
-def register(cls: type) -> type:
-    """Class decorator: add a method dataclass to ``METHODS`` under its ``name``.
-
-    Every instance is checked against the settings' declared types and ranges when it is made
-    (also through ``dataclasses.replace``), so a bad value never reaches the hot path.
-    """
-    name = cls.name  # type: ignore[attr-defined]
-    if name in METHODS and METHODS[name] is not cls:
-        raise ValueError(f"two methods are called {name!r}")
-    init = cls.__init__
-
-    @functools.wraps(init)
-    def checked_init(self: Any, *args: Any, **kwargs: Any) -> None:
-        init(self, *args, **kwargs)
-        settings.check_method(self)
-
-    if not getattr(init, "_checked", False):
-        checked_init._checked = True  # type: ignore[attr-defined]
-        cls.__init__ = checked_init  # type: ignore[misc]
-    METHODS[name] = cls
-    return cls
-
-
-def get_method(method: str | Method, **params: Any) -> Method:
-    """A method instance from a registry name and settings (or the instance itself).
-
-    Raises:
-        TextlensError: unknown name (the message lists the registry), unknown setting, or a
-            value outside the setting's range.
-    """
-    if not isinstance(method, str):
-        if params:
-            try:
-                return dataclasses.replace(method, **params)  # type: ignore[type-var]
-            except TypeError as error:
-                raise TextlensError(f"bad settings for {method.name!r}: {error}") from error
-        return method
-    cls = settings.known_method(METHODS, method)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise TextlensError(
-            f"method {method!r} has no setting {', '.join(unknown)}; "
-            f"its settings: {', '.join(sorted(known)) or 'none'}"
-        )
-    try:
-        return cls(**params)
-    except TextlensError:
-        raise
-    except (TypeError, ValueError) as error:
-        raise TextlensError(f"bad settings for {method!r}: {error}") from error
-
-
-def describe_methods() -> list[dict[str, Any]]:
-    """Every registered method with its parameters, types and defaults, read from the dataclass."""
-    out = []
-    for name in sorted(METHODS):
-        cls = METHODS[name]
-        hints = typing.get_type_hints(cls)
-        params = []
-        for f in dataclasses.fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else None
-            if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-                default = f.default_factory()  # type: ignore[misc]
-            if dataclasses.is_dataclass(default):
-                default = getattr(default, "name", repr(default))
-            bounds = f.metadata.get("range")
-            params.append(
-                {
-                    "name": f.name,
-                    "type": _type_name(hints.get(f.name)),
-                    "default": default,
-                    "range": None if bounds is None else bounds.describe(),
-                    "cap": None if bounds is None else bounds.cap,
-                }
-            )
-        doc = (cls.__doc__ or "").strip().splitlines()
-        out.append(
-            {
-                "name": name,
-                "class": cls.__name__,
-                "signed": _class_flag(cls, "signed"),
-                "layered": _class_flag(cls, "layered"),
-                "summary": doc[0] if doc else "",
-                "params": params,
-            }
-        )
-    return out
-
-
-def _class_flag(cls: Any, name: str) -> bool:
-    """A class-level flag; where it depends on the settings (smoothgrad), its default's value."""
-    value = getattr(cls, name)
-    return bool(value) if isinstance(value, bool) else bool(getattr(cls(), name))
-
-
-def _type_name(hint: Any) -> str:
-    if hint is None:
-        return "any"
-    text = getattr(hint, "__name__", None) if not typing.get_args(hint) else None
-    return text or str(hint).replace("typing.", "")
-
-
-SUPPORT_MODULES = ("base", "settings")
+SUPPORT_MODULES = ("base", "registry", "settings")
 """Modules of this package that hold no method; every other module registers one or more."""
 
 
@@ -142,34 +39,17 @@ def _import_method_modules() -> None:
 
 _import_method_modules()
 
-__all__ = ["METHODS", "Method", "Scores", "describe_methods", "get_method", "register"]
-
-
-parse_setting = settings.parse_setting
-
-
-def providers(output: str) -> str:
-    """How to get an optional output (``parts``, ``units``): "method='X' with Y" for each."""
-    from textlens.methods.base import describe
-
-    found = []
-    for name, cls in sorted(METHODS.items()):
-        how = describe(cls, "provides").get(output)
-        if how is not None:
-            found.append(f"method={name!r}" + (f" with {how}" if how else ""))
-    return " or ".join(found) or "a method that provides it"
-
-
-def parse_settings(method: str, raw: dict[str, Any]) -> dict[str, Any]:
-    """Check and convert settings given as text for ``method`` (see ``settings.parse_settings``)."""
-    return settings.parse_settings(METHODS, method, raw)
-
-
-def parse_layers(method: str, layers: str | None) -> dict[str, Any]:
-    """``"all"`` or ``"1,3,6"`` as the ``layers`` setting of ``method`` ({} when not given)."""
-    return settings.parse_layers(METHODS, method, layers)
-
-
-def work_caps() -> dict[str, float]:
-    """The settings that scale the work, with the most a shared server allows of each."""
-    return settings.work_caps(METHODS)
+__all__ = [
+    "DEFAULT_METHOD",
+    "METHODS",
+    "Method",
+    "Scores",
+    "describe_methods",
+    "get_method",
+    "parse_layers",
+    "parse_setting",
+    "parse_settings",
+    "providers",
+    "register",
+    "work_caps",
+]

@@ -9,9 +9,9 @@ from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
 from textlens.errors import TextlensError
 from textlens.lazy import torch
-from textlens.methods import register
 from textlens.methods.base import Scores, mask_pads
 from textlens.methods.layer_conductance import resolve_layers
+from textlens.methods.registry import register
 from textlens.targets import BoundTarget
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
+from textlens.explanation import settings_of
 from textlens.lazy import torch
 from textlens.targets import BoundTarget
 
@@ -107,15 +108,8 @@ class EmbeddingMethod(Protocol):
     ) -> Scores: ...
 
 
-def params_of(method: Any) -> dict[str, Any]:
-    """The method's settings as plain values (nested methods by name and settings)."""
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(method):
-        value = getattr(method, f.name)
-        if dataclasses.is_dataclass(value) and hasattr(value, "name"):
-            value = {"name": value.name, **params_of(value)}
-        out[f.name] = value
-    return out
+params_of = settings_of
+"""A method's settings as plain values (see ``explanation.settings_of``)."""
 
 
 def row_index(n_texts: int, repeats: int, device: torch.device) -> torch.Tensor:

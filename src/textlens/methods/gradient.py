@@ -8,8 +8,8 @@ from typing import ClassVar
 from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
 from textlens.lazy import torch
-from textlens.methods import register
 from textlens.methods.base import Scores, mask_pads, target_and_grad
+from textlens.methods.registry import register
 from textlens.targets import BoundTarget
 
 

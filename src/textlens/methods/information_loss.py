@@ -27,9 +27,9 @@ from textlens.information import (
     regularization_scale,
 )
 from textlens.lazy import torch
-from textlens.methods import register
 from textlens.methods.base import Scores
 from textlens.methods.layer_conductance import resolve_layers
+from textlens.methods.registry import register
 from textlens.methods.settings import setting
 from textlens.targets import BoundTarget
 

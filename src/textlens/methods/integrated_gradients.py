@@ -10,7 +10,6 @@ from typing import Any, ClassVar, Literal
 from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
 from textlens.lazy import torch
-from textlens.methods import register
 from textlens.methods.base import (
     Scores,
     chunks,
@@ -21,6 +20,7 @@ from textlens.methods.base import (
     trim,
     width_of,
 )
+from textlens.methods.registry import register
 from textlens.methods.settings import setting
 from textlens.targets import BoundTarget
 

@@ -15,7 +15,6 @@ import numpy as np
 
 from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
-from textlens.methods import register
 from textlens.methods.base import Scores
 from textlens.methods.lime import (
     Replacement,
@@ -24,6 +23,7 @@ from textlens.methods.lime import (
     spread_to_tokens,
     weighted_linear_fit,
 )
+from textlens.methods.registry import register
 from textlens.methods.settings import setting
 from textlens.targets import BoundTarget
 

@@ -9,7 +9,6 @@ from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
 from textlens.errors import TextlensError
 from textlens.lazy import torch
-from textlens.methods import register
 from textlens.methods.base import (
     Scores,
     chunks,
@@ -20,6 +19,7 @@ from textlens.methods.base import (
     width_of,
 )
 from textlens.methods.integrated_gradients import BaselineToken, auto_rows
+from textlens.methods.registry import register
 from textlens.methods.settings import setting
 from textlens.targets import BoundTarget
 

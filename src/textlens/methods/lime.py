@@ -16,9 +16,9 @@ from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
 from textlens.explanation import word_groups
 from textlens.lazy import torch
-from textlens.methods import register
 from textlens.methods.base import Scores, target_values
 from textlens.methods.integrated_gradients import auto_rows
+from textlens.methods.registry import register
 from textlens.methods.settings import setting
 from textlens.targets import BoundTarget
 

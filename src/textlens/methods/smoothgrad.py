@@ -9,8 +9,8 @@ from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
 from textlens.errors import TextlensError
 from textlens.lazy import torch
-from textlens.methods import register
 from textlens.methods.base import EmbeddingMethod, Scores
+from textlens.methods.registry import register
 from textlens.methods.settings import setting
 from textlens.targets import BoundTarget
 
@@ -38,7 +38,7 @@ def embedding_noise(
 
 def wrappable_methods() -> list[str]:
     """Registered methods that can start from given embeddings (``EmbeddingMethod``)."""
-    from textlens.methods import METHODS
+    from textlens.methods.registry import METHODS
 
     return sorted(n for n, c in METHODS.items() if issubclass(c, EmbeddingMethod))
 
@@ -74,7 +74,7 @@ class SmoothGrad:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        from textlens.methods import METHODS
+        from textlens.methods.registry import METHODS
 
         wrappable = wrappable_methods()
         if self.base not in wrappable or METHODS[self.base] is type(self):
@@ -84,12 +84,12 @@ class SmoothGrad:
 
     @property
     def signed(self) -> bool:  # type: ignore[override]
-        from textlens.methods import METHODS
+        from textlens.methods.registry import METHODS
 
         return bool(METHODS[self.base].signed)
 
     def memory_bytes(self, model: ModelAdapter, batch: TokenBatch) -> int:
-        from textlens.methods import get_method
+        from textlens.methods.registry import get_method
 
         n, width = batch.input_ids.shape
         noise = self.n_samples * n * width * model.embed_dim * 4
@@ -97,7 +97,7 @@ class SmoothGrad:
         return noise + (base(model, batch) if base else model.activation_bytes(n, width))
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
-        from textlens.methods import get_method
+        from textlens.methods.registry import get_method
 
         base = get_method(self.base)
         assert isinstance(base, EmbeddingMethod)

@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from textlens.explanation import load_json
 from textlens.render.export import (
-    load_json,
     save_csv,
     save_json,
     to_csv,

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from textlens.errors import OutputError
-from textlens.explanation import Explanation
 
 LIST_SCHEMA = "textlens.explanations/1"
 COLUMNS = (
@@ -63,8 +62,9 @@ def write_atomic(path: Path, content: str | bytes) -> Path:
     return path
 
 
-def _as_list(explanations: Any) -> list[Explanation]:
-    return [explanations] if isinstance(explanations, Explanation) else list(explanations)
+def _as_list(explanations: Any) -> list[Any]:
+    """One explanation (anything with ``to_dict``) or many, as a list."""
+    return [explanations] if hasattr(explanations, "to_dict") else list(explanations)
 
 
 def to_json(explanations: Any, indent: int | None = 2) -> str:
@@ -78,14 +78,6 @@ def to_json(explanations: Any, indent: int | None = 2) -> str:
 
 def save_json(explanations: Any, path: str | Path) -> Path:
     return write_atomic(Path(path), to_json(explanations) + "\n")
-
-
-def load_json(path: str | Path) -> list[Explanation]:
-    """Read a file written by ``save_json`` (or one ``Explanation.to_json`` document)."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    if data.get("schema") == LIST_SCHEMA:
-        return [Explanation.from_dict(d) for d in data["items"]]
-    return [Explanation.from_dict(data)]
 
 
 def to_records(explanations: Any) -> list[dict[str, Any]]:
