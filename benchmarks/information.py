@@ -78,7 +78,7 @@ def precise_losses(adapter, text: str, layers, sigma, n: int = 256, seed: int = 
     import numpy as np
     import torch
 
-    from textlens.methods.information_loss import hidden_state_at, regularization
+    from textlens.methods.information_loss import regularization
 
     batch = adapter.encode([text])
     x = adapter.embed(batch).detach()
@@ -88,13 +88,13 @@ def precise_losses(adapter, text: str, layers, sigma, n: int = 256, seed: int = 
     with torch.no_grad():
         for i, layer in enumerate(layers):
             s = torch.tensor(np.array(sigma[i]), dtype=x.dtype)
-            clean = hidden_state_at(adapter, x, batch, torch.zeros(1, dtype=torch.long), layer)
+            clean = adapter.hidden_state_at(x, batch, torch.zeros(1, dtype=torch.long), layer)
             total = 0.0
             for start in range(0, n, 64):
                 k = min(64, n - start)
                 eps = torch.randn((k, *x.shape[1:]), generator=gen)
                 rows = torch.zeros(k, dtype=torch.long)
-                h = hidden_state_at(adapter, x[rows] + s.view(1, -1, 1) * eps, batch, rows, layer)
+                h = adapter.hidden_state_at(x[rows] + s.view(1, -1, 1) * eps, batch, rows, layer)
                 total += float((((h - clean) / scales[layer]) ** 2).mean(dim=(1, 2)).sum())
             out.append(total / n - 0.1 * float(torch.log(s).mean()))
     return out

@@ -128,12 +128,31 @@ def textlens_function_adapter(forward, tokenizer, table):
 
 
 def test_early_exit_hidden_states_equal_the_full_pass(adapter):
-    from textlens.methods.information_loss import hidden_state_at
 
     batch = adapter.encode(SENTENCES)
     rows = torch.arange(len(batch))
     with torch.no_grad():
         full = adapter.forward(adapter.embed(batch), batch, hidden_states=True).hidden_states
         for layer in range(adapter.n_layers + 1):
-            early = hidden_state_at(adapter, adapter.embed(batch), batch, rows, layer)
+            early = adapter.hidden_state_at(adapter.embed(batch), batch, rows, layer)
             torch.testing.assert_close(early[batch.real_mask], full[layer][batch.real_mask])
+
+
+def test_weights_are_frozen_only_while_a_method_runs(tiny_bert):
+    """The pipeline freezes the weights around ``attribute`` and gives them back after."""
+    from textlens import explain
+
+    seen = []
+    original = tiny_bert.forward
+
+    def spy(*args, **kwargs):
+        seen.append(any(p.requires_grad for p in tiny_bert.model.parameters()))
+        return original(*args, **kwargs)
+
+    tiny_bert.forward = spy
+    try:
+        explain("a good film", tiny_bert, "integrated-gradients", n_steps=4)
+    finally:
+        del tiny_bert.forward
+    assert seen[0] and not any(seen[1:])  # the clean pass, then the method's passes frozen
+    assert all(p.requires_grad for p in tiny_bert.model.parameters())

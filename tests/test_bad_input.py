@@ -347,3 +347,14 @@ def test_memory_refusal_cli_and_job(tiny_dir, tiny_bert, tmp_path):
         explain_file(tmp_path / "in.txt", tmp_path / "out.jsonl", model=tiny_bert,
                      params={"n_steps": HUGE}, progress=False)  # fmt: skip
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]
+
+
+def test_a_given_model_is_never_moved_to_another_device(tiny_bert, monkeypatch):
+    import textlens.devices
+
+    monkeypatch.setattr(textlens.devices, "available_devices", lambda: ["cpu", "cuda:0"])
+    with pytest.raises(TextlensError, match="does not move a model it was given"):
+        explain(SENTENCES[0], tiny_bert, "gradient", device="cuda")
+    assert tiny_bert.device.type == "cpu"
+    assert next(tiny_bert.model.parameters()).device.type == "cpu"
+    assert explain(SENTENCES[0], tiny_bert, "gradient", device="cpu").scores.shape[0] > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from collections.abc import Sequence
@@ -111,7 +112,8 @@ def explain_many(
             clean = adapter.forward(adapter.embed(batch), batch, hidden_states=_needs_states(goal))
         bound = goal.bind(adapter, batch, clean)
         check_memory(chosen, adapter, batch)
-        scores = chosen.attribute(adapter, batch, bound)
+        with _frozen(adapter):  # no method needs the weights' gradients
+            scores = chosen.attribute(adapter, batch, bound)
         elapsed = time.perf_counter() - began
         for i, exp in zip(
             index,
@@ -172,6 +174,11 @@ def check_cost(
     check_memory(chosen, adapter, batch)
 
 
+def _frozen(adapter: Any) -> Any:
+    frozen = getattr(adapter, "frozen", None)
+    return frozen() if frozen is not None else contextlib.nullcontext()
+
+
 def _needs_states(goal: Any) -> bool:
     from textlens.targets import CallableTarget, HiddenStateTarget
 
@@ -181,8 +188,12 @@ def _needs_states(goal: Any) -> bool:
 
 
 def _adapter(model: Any, device: str | None) -> HFAdapter:
+    """The adapter for ``model``; a model that was given on another device is not moved."""
     adapter = load_model(model, device=device or "cpu")
     if device is not None and resolve_device(device) != adapter.device:
-        adapter.model.to(device)
-        adapter.device = torch.device(device)
+        raise TextlensError(
+            f"the model is on {adapter.device}, not {device}: textlens does not move a model it "
+            f"was given; load it there (load_model(..., device={str(device)!r})) or leave "
+            "device out"
+        )
     return adapter

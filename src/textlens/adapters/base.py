@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
 from textlens.batch import TokenBatch
@@ -37,6 +38,44 @@ class ModelAdapter(Protocol):
 
     def fingerprint(self) -> str:
         """A short hash of what the model computes, for caches of its outputs."""
+        ...
+
+    @property
+    def causal(self) -> bool:
+        """Whether the model reads left to right only (a decoder-only language model)."""
+        ...
+
+    def embedding_spread(self) -> float:
+        """Standard deviation of the word embedding table's values."""
+        ...
+
+    def special_token_id(self, kind: str) -> int:
+        """Id of the ``pad``, ``mask`` or ``unk`` token (with a fallback where there is none)."""
+        ...
+
+    def sub_embeddings(self) -> dict[str, torch.nn.Module]:
+        """The embedding tables: ``word`` always, ``position`` / ``token_type`` if present."""
+        ...
+
+    def override_embeddings(
+        self, replacements: dict[str, torch.Tensor]
+    ) -> AbstractContextManager[None]:
+        """Within the block, sub-embedding tables return the given tensors instead."""
+        ...
+
+    def eager_attention(self) -> AbstractContextManager[None]:
+        """Within the block, attention runs eagerly (so it can return its weights)."""
+        ...
+
+    def frozen(self) -> AbstractContextManager[None]:
+        """Within the block, the weights need no gradients (backward passes skip them)."""
+        ...
+
+    def hidden_state_at(
+        self, embeds: torch.Tensor, batch: TokenBatch, rows: torch.Tensor, layer: int
+    ) -> torch.Tensor:
+        """Hidden states ``(N, T, H)`` after block ``layer`` (0 = the embedding output),
+        running no further than needed."""
         ...
 
     def encode(

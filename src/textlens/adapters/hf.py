@@ -38,6 +38,10 @@ _CLASS_SUFFIXES = (
 )
 
 
+class _Stop(Exception):
+    """Raised by a hook to end a forward pass once the needed layer has run."""
+
+
 class TruncationWarning(UserWarning):
     """A text was longer than the model accepts and was cut."""
 
@@ -164,6 +168,63 @@ class HFAdapter:
         digest = hashlib.sha256(text.encode())
         _digest_weights(digest, self.model)
         return digest.hexdigest()[:16]
+
+    @property
+    def causal(self) -> bool:
+        """Whether the model reads left to right only (a decoder-only language model)."""
+        return bool(self.wiring.causal)
+
+    def embedding_spread(self) -> float:
+        """Standard deviation of the word embedding table's values."""
+        return float(self.word_embeddings.weight.detach().std())
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """The weights without gradients inside the block (backward passes skip them)."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in params:
+                p.requires_grad_(True)
+
+    def hidden_state_at(
+        self, embeds: torch.Tensor, batch: TokenBatch, rows: torch.Tensor, layer: int
+    ) -> torch.Tensor:
+        """Hidden states ``(N, T, H)`` after block ``layer`` (0 = the embedding output).
+
+        When the blocks are known, the forward pass stops right after the needed one, so
+        explaining layer 1 costs one block, not all of them. Otherwise (ALBERT, unknown models,
+        a decoder's last layer, which HF returns after the final norm) the whole model runs.
+        """
+        blocks = self.layers
+        last = layer == self.n_layers
+        if not isinstance(blocks, torch.nn.ModuleList) or (self.causal and last):
+            out = self.forward(embeds, batch, rows, hidden_states=True)
+            return out.hidden_states[layer]
+        seen: dict[str, torch.Tensor] = {}
+
+        def after(module: Any, args: Any, output: Any) -> None:
+            seen["h"] = output[0] if isinstance(output, tuple) else output
+            raise _Stop
+
+        def before(module: Any, args: Any, kwargs: Any) -> None:
+            seen["h"] = args[0] if args else kwargs["hidden_states"]
+            raise _Stop
+
+        if layer == 0:
+            handle = blocks[0].register_forward_pre_hook(before, with_kwargs=True)
+        else:
+            handle = blocks[layer - 1].register_forward_hook(after)
+        try:
+            self.forward(embeds, batch, rows)
+        except _Stop:
+            pass
+        finally:
+            handle.remove()
+        return seen["h"]
 
     def special_token_id(self, kind: str) -> int:
         """Id of the ``pad``, ``mask`` or ``unk`` token (falling back to pad, then eos)."""

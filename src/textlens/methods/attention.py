@@ -38,7 +38,7 @@ class Attention:
         layers = resolve_layers(self.layers, model.n_layers)
         if 0 in layers:
             raise TextlensError("attention starts at layer 1 (layer 0 is the embedding output)")
-        with torch.no_grad(), model.eager_attention():  # type: ignore[attr-defined]
+        with torch.no_grad(), model.eager_attention():
             out = model.forward(model.embed(batch), batch, attentions=True)
         maps = getattr(out, "attentions", None)
         if not maps:
@@ -46,7 +46,7 @@ class Attention:
         stacked = torch.stack([maps[v - 1].mean(dim=1) for v in layers], dim=1)  # (B, L, T, T)
         query = self.query
         if query == "auto":
-            query = "last" if getattr(model.wiring, "causal", False) else "first"  # type: ignore[attr-defined]
+            query = "last" if model.causal else "first"
         if query == "first":
             values = stacked[:, :, 0, :]
         elif query == "last":

@@ -9,8 +9,7 @@ import math
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -120,7 +119,6 @@ class InformationLoss:
                 init=self.init,
                 seed=self.seed,
             )
-        weight = model.word_embeddings.weight  # type: ignore[attr-defined]
         return Settings(
             rate=self.rate,
             n_samples=1,
@@ -130,7 +128,7 @@ class InformationLoss:
             tol=0.0,
             init="constant",
             parameterization="bounded",
-            scale=10 * float(weight.detach().std()),
+            scale=10 * model.embedding_spread(),
             keep_best=True,
             average_last=False,
             betas=(0.9, 0.999),
@@ -152,12 +150,11 @@ class InformationLoss:
         # (text, layer) has its own noise stream, so a grouping changes results only by float
         # rounding, which can still tip a token with a near-zero estimate towards the upper bound
         parts = []
-        with _frozen(getattr(model, "model", None)):
-            for rows in length_buckets(batch.lengths.tolist()):
-                sub = batch.select(rows)
-                groups = [self._group(model, sub, layer, scales) for layer in layers]
-                x = model.embed(sub).detach()
-                parts.append((rows, optimize(groups, x, sub.real_mask, settings, keys=layers)))
+        for rows in length_buckets(batch.lengths.tolist()):  # weights frozen by the pipeline
+            sub = batch.select(rows)
+            groups = [self._group(model, sub, layer, scales) for layer in layers]
+            x = model.embed(sub).detach()
+            parts.append((rows, optimize(groups, x, sub.real_mask, settings, keys=layers)))
         result = _merge(parts, len(batch), batch.input_ids.shape[1])
         log_sigma = torch.log(result.sigma).nan_to_num(0.0)
         scores = (-log_sigma).masked_fill(~batch.real_mask.unsqueeze(1), 0.0)
@@ -205,24 +202,11 @@ class InformationLoss:
             return Group(phi, scale)
 
         def states(xs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-            return hidden_state_at(model, xs, batch, rows, layer)
+            return model.hidden_state_at(xs, batch, rows, layer)
 
         if self.phi == "cls":
             return Group(lambda xs, rows: states(xs, rows)[:, 0], scale)
         return Group(states, scale, out_mask=lambda rows: real[rows])
-
-
-@contextmanager
-def _frozen(module: Any) -> Iterator[None]:
-    """The module's weights without gradients while inside (backward passes skip them)."""
-    params = [p for p in module.parameters() if p.requires_grad] if module is not None else []
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
 
 
 def length_buckets(lengths: Sequence[int], waste: float = 1.2, most: int = 16) -> list[list[int]]:
@@ -267,50 +251,6 @@ def _merge(parts: list[tuple[list[int], Result]], n: int, width: int) -> Result:
                 i * n_groups : (i + 1) * n_groups
             ]
     return Result(sigma, information, loss, steps, start_loss, curve, start)
-
-
-class _Stop(Exception):
-    """Raised by a hook to end a forward pass once the needed layer has run."""
-
-
-def hidden_state_at(
-    model: Any, xs: torch.Tensor, batch: TokenBatch, rows: torch.Tensor, layer: int
-) -> torch.Tensor:
-    """Hidden states ``(N, T, H)`` after block ``layer`` (0 = the embedding output).
-
-    When the blocks are known, the forward pass stops right after the needed one, so explaining
-    layer 1 costs one block, not all of them. Otherwise (ALBERT, unknown models, a decoder's
-    last layer, which HF returns after the final norm) the whole model runs.
-    """
-    blocks = getattr(model, "layers", None)
-    wiring = getattr(model, "wiring", None)
-    last = layer == getattr(model, "n_layers", -1)
-    if not isinstance(blocks, torch.nn.ModuleList) or (
-        wiring is not None and wiring.causal and last
-    ):
-        out = model.forward(xs, batch, rows, hidden_states=True)
-        return out.hidden_states[layer]
-    seen: dict[str, torch.Tensor] = {}
-
-    def after(module: Any, args: Any, output: Any) -> None:
-        seen["h"] = output[0] if isinstance(output, tuple) else output
-        raise _Stop
-
-    def before(module: Any, args: Any, kwargs: Any) -> None:
-        seen["h"] = args[0] if args else kwargs["hidden_states"]
-        raise _Stop
-
-    if layer == 0:
-        handle = blocks[0].register_forward_pre_hook(before, with_kwargs=True)
-    else:
-        handle = blocks[layer - 1].register_forward_hook(after)
-    try:
-        model.forward(xs, batch, rows)
-    except _Stop:
-        pass
-    finally:
-        handle.remove()
-    return seen["h"]
 
 
 def regularization(model: Any, phi: str, corpus_size: int) -> dict[int, torch.Tensor]:

@@ -140,7 +140,7 @@ class EmbeddingIntegratedGradients:
         return path_memory_bytes(model, batch, self.n_steps, rows, copies=9)
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
-        tables = model.sub_embeddings()  # type: ignore[attr-defined]
+        tables = model.sub_embeddings()
         others = {k: m for k, m in tables.items() if k != "word"}
         x = model.embed(batch).detach()
         x0 = model.embed(batch, model.baseline_ids(batch, self.baseline)).detach()
@@ -168,9 +168,7 @@ class EmbeddingIntegratedGradients:
             }
             with (
                 torch.enable_grad(),
-                model.override_embeddings(  # type: ignore[attr-defined]
-                    {k: v for k, v in leaves.items() if k != "word"}
-                ),
+                model.override_embeddings({k: v for k, v in leaves.items() if k != "word"}),
             ):
                 out = model.forward(
                     leaves["word"], trim(batch, w), r, hidden_states=target.needs_hidden_states

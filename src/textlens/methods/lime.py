@@ -48,7 +48,7 @@ def coalition_values(
     All coalitions of all texts run batched (in chunks of about 4096 tokens, or
     ``internal_batch_size`` rows).
     """
-    fill = model.special_token_id(replacement)  # type: ignore[attr-defined]
+    fill = model.special_token_id(replacement)
     ids, rows = [], []
     for b, (groups, mask) in enumerate(zip(words, masks, strict=True)):
         base = batch.input_ids[b]

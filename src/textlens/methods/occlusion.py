@@ -42,9 +42,8 @@ class Occlusion:
         candidates = batch.real_mask & ~batch.special_mask
         text_idx, pos_idx = candidates.nonzero(as_tuple=True)
         ids = batch.input_ids[text_idx].clone()
-        ids[torch.arange(len(text_idx), device=ids.device), pos_idx] = model.special_token_id(  # type: ignore[attr-defined]
-            self.replacement
-        )
+        fill = model.special_token_id(self.replacement)
+        ids[torch.arange(len(text_idx), device=ids.device), pos_idx] = fill
         all_rows = torch.cat([torch.arange(n, device=batch.device), text_idx])
         embeds = model.embed(batch, torch.cat([batch.input_ids, ids])).detach()
         f = target_values(
