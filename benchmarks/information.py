@@ -46,7 +46,7 @@ def reference_baseline(adapter, text: str, layer: int, steps: int, scale: float)
     """Seconds per step of a reference-semantics run for one layer (see the module doc)."""
     import torch
 
-    from textlens.methods.information_loss import regularization
+    from textlens.methods.information.regularization import regularization
 
     batch = adapter.encode([text])
     x = adapter.embed(batch).detach()[0]
@@ -78,7 +78,7 @@ def precise_losses(adapter, text: str, layers, sigma, n: int = 256, seed: int = 
     import numpy as np
     import torch
 
-    from textlens.methods.information_loss import regularization
+    from textlens.methods.information.regularization import regularization
 
     batch = adapter.encode([text])
     x = adapter.embed(batch).detach()

@@ -1,44 +1,37 @@
-"""InformationLoss: Guan et al.'s information-based explanation of any layer, for HF models."""
+"""``information-loss``: Guan et al.'s information-based explanation of any layer of a HF model.
+
+The theory is in ``docs/information.md``; the loss and its solvers in ``problem``,
+``fixed_point`` and ``adam``; the regularisation in ``regularization``.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import math
-import os
-import tempfile
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
 from textlens.errors import TextlensError
-from textlens.information import (
+from textlens.lazy import torch
+from textlens.methods.base import Scores
+from textlens.methods.information.problem import (
     FLOOR_ABSOLUTE,
     Group,
     Result,
     Settings,
     optimize,
-    regularization_scale,
 )
-from textlens.lazy import torch
-from textlens.methods.base import Scores
+from textlens.methods.information.regularization import MIN_CORPUS, regularization
 from textlens.methods.layer_conductance import resolve_layers
 from textlens.methods.registry import register
 from textlens.methods.settings import setting
 from textlens.targets import BoundTarget
 
-MIN_CORPUS = 10
-"""Fewest corpus sentences accepted for a regularisation."""
 DEFAULT_MAX_STEPS = 300
 COMPAT_MAX_STEPS = 5000
 """``max_steps`` when it is not given: the step cap, and the reference's fixed step count."""
-_LOADED: dict[Path, dict[int, torch.Tensor]] = {}
-"""Regularisations already read from the disk cache in this process."""
 
 
 @register
@@ -59,7 +52,7 @@ class InformationLoss:
         rate: Weight of the entropy term (the reference's default, 0.1).
         n_samples: Noise samples per step.
         solver: ``fixed-point`` (solves the optimum's condition sigma_i^2 = rate / (S a_i) with
-            a_i estimated from the noise samples; see ``textlens.information``) or ``adam``.
+            a_i estimated from the noise samples; see ``docs/information.md``) or ``adam``.
         lr: Adam learning rate on log sigma (``adam`` only).
         max_steps: Step cap; optimisation stops earlier when sigma has converged. None = 300,
             or the reference's 5000 with ``compat``.
@@ -251,72 +244,3 @@ def _merge(parts: list[tuple[list[int], Result]], n: int, width: int) -> Result:
                 i * n_groups : (i + 1) * n_groups
             ]
     return Result(sigma, information, loss, steps, start_loss, curve, start)
-
-
-def regularization(model: Any, phi: str, corpus_size: int) -> dict[int, torch.Tensor]:
-    """Per-unit std of Phi over ``corpus_size`` demo training sentences, cached on disk.
-
-    Returns ``{layer: r}`` for every hidden-state index (``hidden`` / ``cls``), or ``{-1: r}``
-    for the logits. Cached under ``$TEXTLENS_HOME/regularization`` per (model, Phi, corpus).
-    """
-    from textlens.data import rotten_tomatoes
-    from textlens.zoo import textlens_home
-
-    texts = list(rotten_tomatoes("train").texts[:corpus_size])
-    return regularization_from_texts(model, phi, texts, cache=textlens_home() / "regularization")
-
-
-def regularization_from_texts(
-    model: Any, phi: str, texts: Sequence[str], cache: Path | None = None, batch_size: int = 32
-) -> dict[int, torch.Tensor]:
-    """The regularisation of ``phi`` over the given texts (see ``regularization``)."""
-    if len(texts) < MIN_CORPUS:
-        raise TextlensError(
-            f"a regularisation needs at least {MIN_CORPUS} corpus sentences; got {len(texts)}"
-        )
-    corpus_key = hashlib.sha256(json.dumps(list(texts)).encode()).hexdigest()[:12]
-    path = None
-    if cache is not None:
-        path = cache / f"{model.fingerprint()}-{phi}-{len(texts)}-{corpus_key}.pt"
-        if path in _LOADED:
-            return _LOADED[path]
-        if path.exists():
-            _LOADED[path] = torch.load(path, map_location="cpu", weights_only=True)
-            return _LOADED[path]
-    per_layer: dict[int, list[torch.Tensor]] = {}
-    with torch.no_grad():
-        for start in range(0, len(texts), batch_size):
-            batch = model.encode(list(texts[start : start + batch_size]), warn=False)
-            out = model.forward(model.embed(batch), batch, hidden_states=phi != "logits")
-            if phi == "logits":
-                per_layer.setdefault(-1, []).append(out.logits.float().cpu())
-                continue
-            for layer, h in enumerate(out.hidden_states):
-                picked = h[batch.real_mask] if phi == "hidden" else h[:, 0]
-                per_layer.setdefault(layer, []).append(picked.float().cpu())
-    scales = {k: regularization_scale(torch.cat(v), check=False) for k, v in per_layer.items()}
-    if path is not None:
-        _save_cache(scales, path)
-        _LOADED[path] = scales
-    return scales
-
-
-def _save_cache(scales: dict[int, torch.Tensor], path: Path) -> None:
-    """Write the cache file atomically; a failed write leaves no temporary file behind.
-
-    The cache only saves time, so a folder that cannot be written is not an error.
-    """
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        torch.save(scales, tmp)
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as error:
-        warnings.warn(f"could not cache the regularisation in {path.parent}: {error}", stacklevel=3)
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)

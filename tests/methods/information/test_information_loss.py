@@ -7,13 +7,13 @@ import torch
 from conftest import SENTENCES
 from textlens import explain, explain_many, get_method
 from textlens.errors import TextlensError
-from textlens.information import (
+from textlens.methods.information import (
     FLOOR_RELATIVE,
-    _rank_stability,
     information_loss,
+    length_buckets,
     regularization_scale,
 )
-from textlens.methods.information_loss import length_buckets
+from textlens.methods.information.fixed_point import rank_stability
 
 S, K = 5, 256
 W = torch.tensor([10.0, 20.0, 5.0, -20.0, -10.0])
@@ -222,14 +222,14 @@ def test_the_ranking_test_separates_settled_from_unsettled_answers():
     values = torch.linspace(-4, -2, 10).view(1, 1, 10)
     mask = torch.ones(1, 1, 10, dtype=torch.bool)
     draws = torch.randn(32, 10, generator=torch.Generator().manual_seed(0))
-    settled = _rank_stability(values, torch.full_like(values, 1e-3), mask, draws)
-    unsettled = _rank_stability(values, torch.full_like(values, 3.0), mask, draws)
+    settled = rank_stability(values, torch.full_like(values, 1e-3), mask, draws)
+    unsettled = rank_stability(values, torch.full_like(values, 3.0), mask, draws)
     assert float(settled) == pytest.approx(1.0) and float(unsettled) < 0.5
     # padding never counts: a masked token far out of order changes nothing
     padded = torch.cat([values, torch.full((1, 1, 1), -100.0)], -1)
     mask2 = torch.cat([mask, torch.zeros(1, 1, 1, dtype=torch.bool)], -1)
     draws2 = torch.cat([draws, torch.randn(32, 1)], -1)
-    again = _rank_stability(padded, torch.full_like(padded, 3.0), mask2, draws2)
+    again = rank_stability(padded, torch.full_like(padded, 3.0), mask2, draws2)
     assert float(again) == pytest.approx(float(unsettled))
 
 
@@ -259,7 +259,7 @@ def _function_adapter(tokenizer, weight):
 
 def test_regularisation_cache_follows_the_forward_function(tokenizer, tmp_path):
     """Two functions behind one name must not share a cached spread."""
-    from textlens.methods.information_loss import regularization_from_texts
+    from textlens.methods.information import regularization_from_texts
 
     texts = [f"sentence number {i} is here" for i in range(12)]
     one = regularization_from_texts(_function_adapter(tokenizer, 1.0), "logits", texts, tmp_path)
@@ -269,7 +269,7 @@ def test_regularisation_cache_follows_the_forward_function(tokenizer, tmp_path):
 
 
 def test_a_failed_cache_write_leaves_no_temporary_file(tokenizer, tmp_path, monkeypatch):
-    from textlens.methods import information_loss as module
+    import textlens.methods.information.regularization as module
 
     def full_disk(obj, path):
         with open(path, "wb") as handle:

@@ -1,0 +1,379 @@
+"""The loss of Guan et al.'s information-based explanation, batched, and its start.
+
+See ``docs/information.md`` for the method: for word embeddings ``x`` and a function Phi, learn
+one noise scale sigma_i per word that Phi tolerates. ``Problem`` holds the loss of every
+(text, group) pair ("groups" are the Phi explained together, e.g. layers); the solvers
+(``fixed_point``, ``adam``) find its minimum; ``optimize`` runs the chosen one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from textlens.errors import TextlensError
+from textlens.lazy import torch
+from textlens.methods.information.noise import Noise, stream
+
+LOG_2PIE = math.log(2 * math.pi * math.e)
+FLOOR_RELATIVE = 1e-3
+"""Regularisation floor: r_d is at least this fraction of the median r over units."""
+FLOOR_ABSOLUTE = 1e-8
+LOG_SIGMA_MIN, LOG_SIGMA_MAX = math.log(1e-8), math.log(1e4)
+MIN_ITERATIONS = 6
+"""The fixed-point solver runs at least this many iterations."""
+WINDOW = 0.75
+"""The fixed-point solver averages its estimates over this last fraction of its iterations."""
+SE_FLOOR = 0.005
+"""The fixed-point solver also stops once the RMS standard error of log sigma is below this
+(tokens whose order cannot be told apart need not hold it up)."""
+RANK_DRAWS = 32
+"""Draws of the fixed-point solver's ranking test."""
+DEFAULT_TOL = {"fixed-point": 0.03, "adam": 0.05}
+
+Phi = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
+"""``phi(x_rows (N, T, K), rows (N,)) -> (N, ...)``: the function explained, for rows of texts."""
+
+
+@dataclass(frozen=True)
+class Group:
+    """One Phi to explain (e.g. one layer's hidden states) with its regularisation.
+
+    Attributes:
+        phi: The function, on rows of (possibly noisy) embeddings.
+        scale: ``r``, broadcast against Phi's output (usually one value per output unit).
+        out_mask: ``out_mask(rows) -> bool`` tensor marking the output elements that count
+            (e.g. real tokens of hidden states); None = all elements.
+    """
+
+    phi: Phi
+    scale: torch.Tensor
+    out_mask: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Optimiser settings (see ``InformationLoss`` for their meaning)."""
+
+    rate: float = 0.1
+    n_samples: int = 4
+    solver: Literal["fixed-point", "adam"] = "fixed-point"
+    lr: float = 0.03
+    max_steps: int = 300
+    min_steps: int = 20
+    window: int = 10
+    tol: float | None = None
+    max_step: float = 0.5
+    init: Literal["closed-form", "constant"] = "closed-form"
+    n_probes: int = 4
+    parameterization: Literal["log", "bounded"] = "log"
+    scale: float = 0.5
+    keep_best: bool = False
+    average_last: bool = True
+    betas: tuple[float, float] = (0.9, 0.95)
+    polish: float = 1 / 3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.solver not in DEFAULT_TOL:
+            raise TextlensError(f"unknown solver {self.solver!r}; choose fixed-point or adam")
+        if self.solver == "fixed-point" and self.parameterization == "bounded":
+            raise TextlensError("the bounded parameterization needs solver='adam'")
+
+    @property
+    def tolerance(self) -> float:
+        """``tol``, or the solver's default when it is None."""
+        return DEFAULT_TOL[self.solver] if self.tol is None else self.tol
+
+
+@dataclass(frozen=True)
+class Result:
+    """Per (text, group) outputs; token axes are padded like the input.
+
+    Attributes:
+        sigma: ``(B, G, T)`` noise scales (NaN on padding).
+        information: ``(B, G, T)`` H_i in nats (NaN on padding).
+        loss: ``(B, G)`` final loss, estimated with the last steps' samples.
+        steps: ``(B, G)`` optimiser steps each (text, group) took.
+        start_loss: ``(B, G)`` loss estimate at the starting point.
+        curve: ``(n_steps, B, G)`` the loss at every step (single-step estimates).
+    """
+
+    sigma: torch.Tensor
+    information: torch.Tensor
+    loss: torch.Tensor
+    steps: torch.Tensor
+    start_loss: torch.Tensor
+    curve: torch.Tensor
+    start: list[str] = field(default_factory=list)
+
+
+def regularization_scale(outputs: torch.Tensor, dims: int = 1, check: bool = True) -> torch.Tensor:
+    """Per-unit population std of outputs ``(n, *units)`` over the first ``dims`` axes, floored.
+
+    Units that hardly vary (at MiniLM's last layer some vary by 1e-33) would make the loss blow
+    up; each r is raised to at least ``FLOOR_RELATIVE`` times the median r (and 1e-8).
+    """
+    flat = outputs.reshape(-1, *outputs.shape[dims:]).double()
+    if flat.shape[0] < 2:
+        raise TextlensError(
+            f"a regularisation needs Phi on at least 2 inputs (got {flat.shape[0]}); pass more"
+        )
+    std = flat.std(dim=0, unbiased=False)
+    if not torch.isfinite(std).all():
+        raise TextlensError("Phi returned NaN or infinite values on the regularisation corpus")
+    if check:
+        check_scale(std)
+    floor = max(float(std.median()) * FLOOR_RELATIVE, FLOOR_ABSOLUTE)
+    return std.clamp_min(floor).to(outputs.dtype)
+
+
+def check_scale(std: torch.Tensor) -> None:
+    """Refuse a Phi that does not vary over the corpus (nothing could be explained)."""
+    if float(std.max()) <= FLOOR_ABSOLUTE:
+        raise TextlensError(
+            "Phi is constant over the regularisation corpus: there is nothing to explain"
+        )
+
+
+def group_loss(
+    group: Group,
+    x: torch.Tensor,
+    clean: torch.Tensor,
+    sigma: torch.Tensor,
+    noise: torch.Tensor,
+    real: torch.Tensor,
+    rate: float,
+    texts: torch.Tensor,
+) -> torch.Tensor:
+    """Loss of one group for the given texts ``(n,)``; ``sigma (n, T)``, ``noise (n, S, T, K)``."""
+    n, samples, width, _ = noise.shape
+    rows = texts.repeat_interleave(samples)
+    noisy = x[rows] + (sigma.unsqueeze(1).unsqueeze(-1) * noise).reshape(n * samples, width, -1)
+    out = group.phi(noisy, rows)
+    diff = ((out - clean[rows]) / group.scale) ** 2
+    if group.out_mask is not None:
+        mask = group.out_mask(rows).to(diff.dtype)
+        while mask.dim() < diff.dim():
+            mask = mask.unsqueeze(-1)
+        mask = mask.expand_as(diff).reshape(n * samples, -1)
+        data = (diff.reshape(n * samples, -1) * mask).sum(1) / mask.sum(1)
+    else:
+        data = diff.reshape(n * samples, -1).mean(1)
+    data = data.view(n, samples).mean(1)
+    own = real[texts]
+    reg = torch.log(sigma).masked_fill(~own, 0.0).sum(1) / own.sum(1)
+    return data - rate * reg
+
+
+def closed_form(
+    groups: Sequence[Group],
+    x: torch.Tensor,
+    real: torch.Tensor,
+    settings: Settings,
+    keys: Sequence[int],
+) -> torch.Tensor:
+    """First-order start: sigma_i^2 = rate * M / (2 S a_i), a_i from random VJPs. ``(B, G, T)``."""
+    n, width, _ = x.shape
+    k = settings.n_probes
+    rows = torch.arange(n, device=x.device).repeat_interleave(k)
+    log_sigma = torch.zeros((n, len(groups), width), device=x.device, dtype=x.dtype)
+    for g, group in enumerate(groups):
+        gens = [stream(settings.seed + 7919, keys[g], x.device) for _ in range(n)]
+        with torch.enable_grad():
+            leaf = x[rows].detach().requires_grad_(True)
+            out = group.phi(leaf, rows)
+            probes = (
+                torch.cat(
+                    [
+                        torch.randint(0, 2, (k, *out.shape[1:]), generator=gen, device=x.device)
+                        for gen in gens
+                    ]
+                ).to(out.dtype)
+                * 2
+                - 1
+            )
+            if group.out_mask is not None:
+                mask = group.out_mask(rows).to(out.dtype)
+                while mask.dim() < out.dim():
+                    mask = mask.unsqueeze(-1)
+                probes = probes * mask.expand_as(out)
+                m = mask.expand_as(out).reshape(n * k, -1).sum(1).view(n, k)[:, 0]
+            else:
+                m = torch.full((n,), out[0].numel(), device=x.device, dtype=out.dtype)
+            (grad,) = torch.autograd.grad((out * probes / group.scale).sum(), leaf)
+        a = grad.pow(2).sum(-1).view(n, k, width).mean(1)  # (B, T)
+        s = real.sum(1, keepdim=True).to(x.dtype)
+        sigma2 = settings.rate * m.unsqueeze(1) / (2 * s * a.clamp_min(1e-30))
+        log_sigma[:, g] = 0.5 * torch.log(sigma2)
+    return log_sigma.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX).masked_fill(~real.unsqueeze(1), 0.0)
+
+
+def make_result(
+    log_sigma: torch.Tensor,
+    real_g: torch.Tensor,
+    dim: int,
+    final_loss: torch.Tensor,
+    steps: torch.Tensor,
+    start_loss: torch.Tensor | None,
+    curve: list[torch.Tensor],
+    chosen: list[str],
+) -> Result:
+    n, n_groups, _ = real_g.shape
+    sigma = log_sigma.exp().masked_fill(~real_g, math.nan)
+    information = dim * log_sigma + 0.5 * dim * LOG_2PIE
+    return Result(
+        sigma=sigma,
+        information=information.masked_fill(~real_g, math.nan),
+        loss=final_loss,
+        steps=steps,
+        start_loss=start_loss if start_loss is not None else final_loss,
+        curve=torch.stack(curve) if curve else torch.zeros((0, n, n_groups)),
+        start=chosen,
+    )
+
+
+class Problem:
+    """The loss of every (text, group) pair of a batch, its parameterisation and its start.
+
+    Args:
+        groups: The Phi to explain, each with its regularisation.
+        x: Word embeddings ``(B, T, K)``.
+        real: True for real tokens ``(B, T)``; padding is never perturbed nor counted.
+        settings: Optimiser settings.
+        keys: One integer per group (e.g. its layer number) that names its noise stream.
+    """
+
+    def __init__(
+        self,
+        groups: Sequence[Group],
+        x: torch.Tensor,
+        real: torch.Tensor,
+        settings: Settings,
+        keys: Sequence[int],
+    ) -> None:
+        self.groups = list(groups)
+        self.x = x.detach()
+        self.real = real
+        self.settings = settings
+        self.keys = list(keys)
+        n, width, dim = self.x.shape
+        self.n, self.width, self.dim, self.n_groups = n, width, dim, len(self.groups)
+        lengths = real.sum(1).tolist()
+        if min(lengths) < 1:
+            raise TextlensError("a text has no tokens to explain: give at least one word")
+        with torch.no_grad():
+            all_rows = torch.arange(n, device=self.x.device)
+            self.cleans = [group.phi(self.x, all_rows) for group in self.groups]
+        for clean in self.cleans:
+            if not torch.isfinite(clean).all():
+                raise TextlensError("Phi returned NaN or infinite values for the input text")
+        self.noise = Noise(lengths, self.keys, dim, settings.seed, self.x.device)
+        self.real_g = real.unsqueeze(1).expand(n, self.n_groups, width)
+        self.bounded = settings.parameterization == "bounded"
+
+    def everyone(self) -> torch.Tensor:
+        """Every (text, group) pair, ``(B, G)`` True."""
+        return torch.ones((self.n, self.n_groups), dtype=torch.bool, device=self.x.device)
+
+    def losses(
+        self, param: torch.Tensor, samples: torch.Tensor, active: torch.Tensor
+    ) -> torch.Tensor:
+        """Loss ``(B, G)`` of the active (text, group) pairs; 0 for the others."""
+        sigma = self.to_sigma(param)
+        out = torch.zeros((self.n, self.n_groups), device=self.x.device, dtype=self.x.dtype)
+        for g, (group, clean) in enumerate(zip(self.groups, self.cleans, strict=True)):
+            texts = active[:, g].nonzero().squeeze(1)
+            if len(texts):
+                value = group_loss(
+                    group, self.x, clean, sigma[texts, g], samples[texts, g], self.real,
+                    self.settings.rate, texts,
+                )  # fmt: skip
+                out = out.index_put((texts, torch.full_like(texts, g)), value)
+        return out
+
+    def to_sigma(self, param: torch.Tensor) -> torch.Tensor:
+        if self.bounded:
+            return self.settings.scale * torch.sigmoid(param)
+        return torch.exp(param.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX))
+
+    def from_log_sigma(self, log_sigma: torch.Tensor) -> torch.Tensor:
+        if not self.bounded:
+            return log_sigma
+        p = (log_sigma.exp() / self.settings.scale).clamp(1e-6, 1 - 1e-6)
+        return torch.log(p / (1 - p))
+
+    def start(self) -> tuple[torch.Tensor, list[str]]:
+        """The starting parameter ``(B, G, T)`` and, per pair, which start was chosen."""
+        settings, x = self.settings, self.x
+        n, n_groups, width = self.n, self.n_groups, self.width
+        if settings.init == "closed-form":
+            cf = closed_form(self.groups, x, self.real, settings, self.keys)
+            candidates = [cf, cf - math.log(3.0), cf - math.log(10.0)]
+            starts = ["closed-form", "closed-form/3", "closed-form/10"]
+            everyone = self.everyone()
+            with torch.no_grad():
+                # the candidates differ by factors of 3: one sample tells them apart for the
+                # fixed-point solver, which then corrects the level within a few iterations
+                fixed_point = settings.solver == "fixed-point"
+                probe = self.noise.draw(
+                    1 if fixed_point else settings.n_samples, width, x.dtype, everyone
+                )
+                scores = torch.stack(
+                    [self.losses(self.from_log_sigma(c), probe, everyone) for c in candidates]
+                )
+            best = scores.argmin(0)  # (B, G)
+            stacked = torch.stack(candidates)  # (C, B, G, T)
+            index = best[None, :, :, None].expand(1, n, n_groups, width)
+            log_sigma0 = stacked.gather(0, index)[0]
+            return self.from_log_sigma(log_sigma0), [starts[i] for i in best.flatten().tolist()]
+        if self.bounded:  # the reference starts from ratio ~ N(0, 1)
+            param0 = torch.stack(
+                [
+                    torch.stack(
+                        [
+                            torch.randn(width, generator=stream(settings.seed + 1, k, x.device))
+                            for k in self.keys
+                        ]
+                    )
+                    for _ in range(n)
+                ]
+            ).to(x.device, x.dtype)
+        else:
+            param0 = torch.full((n, n_groups, width), math.log(0.1), device=x.device, dtype=x.dtype)
+        return param0, ["constant"] * (n * n_groups)
+
+
+def optimize(
+    groups: Sequence[Group],
+    x: torch.Tensor,
+    real: torch.Tensor,
+    settings: Settings,
+    keys: Sequence[int] | None = None,
+) -> Result:
+    """Learn sigma for every (text, group) with the solver the settings name.
+
+    Args:
+        groups: The Phi to explain, each with its regularisation.
+        x: Word embeddings ``(B, T, K)``.
+        real: True for real tokens ``(B, T)``; padding is never perturbed nor counted.
+        settings: Optimiser settings.
+        keys: One integer per group (e.g. its layer number) that names its noise stream;
+            default ``0..G-1``.
+    """
+    from textlens.methods.information.adam import solve_adam
+    from textlens.methods.information.fixed_point import solve_fixed_point
+
+    problem = Problem(groups, x, real, settings, range(len(groups)) if keys is None else keys)
+    param0, chosen = problem.start()
+    if settings.solver == "fixed-point":
+        log_sigma, steps, start_loss, curve, final_loss = solve_fixed_point(
+            problem.losses, problem.noise, param0, real, settings
+        )
+    else:
+        log_sigma, steps, start_loss, curve, final_loss = solve_adam(problem, param0)
+    return make_result(
+        log_sigma, problem.real_g, problem.dim, final_loss, steps, start_loss, curve, chosen
+    )
