@@ -12,7 +12,6 @@ from textlens.methods.information import (  # noqa: F401  (re-exported)
     Result,
     Settings,
     information_loss,
-    optimize,
     regularization_scale,
 )
 from textlens.methods.information.problem import (  # noqa: F401  (re-exported)
@@ -20,3 +19,4 @@ from textlens.methods.information.problem import (  # noqa: F401  (re-exported)
     LOG_SIGMA_MIN,
     MIN_ITERATIONS,
 )
+from textlens.methods.information.solve import optimize  # noqa: F401  (re-exported)

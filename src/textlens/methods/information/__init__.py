@@ -2,7 +2,7 @@
 
 - ``method``: the ``information-loss`` method for HF models (every layer at once, batched).
 - ``function``: ``information_loss(x, phi)``, the function form for any embeddings and Phi.
-- ``problem``: the loss, its settings and start; ``optimize`` runs a solver.
+- ``problem``: the loss, its settings and start; ``solve.optimize`` runs a solver.
 - ``fixed_point`` and ``adam``: the two solvers. ``noise``: the seeded noise streams.
 - ``regularization``: the per-unit spread of Phi over a corpus, cached.
 
@@ -18,10 +18,10 @@ from textlens.methods.information.problem import (
     Group,
     Result,
     Settings,
-    optimize,
     regularization_scale,
 )
 from textlens.methods.information.regularization import MIN_CORPUS, regularization_from_texts
+from textlens.methods.information.solve import optimize
 
 __all__ = [
     "FLOOR_ABSOLUTE",

@@ -12,9 +12,9 @@ from textlens.methods.information.problem import (
     Group,
     Result,
     Settings,
-    optimize,
     regularization_scale,
 )
+from textlens.methods.information.solve import optimize
 
 
 def information_loss(

@@ -21,9 +21,9 @@ from textlens.methods.information.problem import (
     Group,
     Result,
     Settings,
-    optimize,
 )
 from textlens.methods.information.regularization import MIN_CORPUS, regularization
+from textlens.methods.information.solve import optimize
 from textlens.methods.layer_conductance import resolve_layers
 from textlens.methods.registry import register
 from textlens.methods.settings import setting

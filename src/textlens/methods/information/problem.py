@@ -3,7 +3,7 @@
 See ``docs/information.md`` for the method: for word embeddings ``x`` and a function Phi, learn
 one noise scale sigma_i per word that Phi tolerates. ``Problem`` holds the loss of every
 (text, group) pair ("groups" are the Phi explained together, e.g. layers); the solvers
-(``fixed_point``, ``adam``) find its minimum; ``optimize`` runs the chosen one.
+(``fixed_point``, ``adam``) find its minimum; ``solve.optimize`` runs the chosen one.
 """
 
 from __future__ import annotations
@@ -344,36 +344,3 @@ class Problem:
         else:
             param0 = torch.full((n, n_groups, width), math.log(0.1), device=x.device, dtype=x.dtype)
         return param0, ["constant"] * (n * n_groups)
-
-
-def optimize(
-    groups: Sequence[Group],
-    x: torch.Tensor,
-    real: torch.Tensor,
-    settings: Settings,
-    keys: Sequence[int] | None = None,
-) -> Result:
-    """Learn sigma for every (text, group) with the solver the settings name.
-
-    Args:
-        groups: The Phi to explain, each with its regularisation.
-        x: Word embeddings ``(B, T, K)``.
-        real: True for real tokens ``(B, T)``; padding is never perturbed nor counted.
-        settings: Optimiser settings.
-        keys: One integer per group (e.g. its layer number) that names its noise stream;
-            default ``0..G-1``.
-    """
-    from textlens.methods.information.adam import solve_adam
-    from textlens.methods.information.fixed_point import solve_fixed_point
-
-    problem = Problem(groups, x, real, settings, range(len(groups)) if keys is None else keys)
-    param0, chosen = problem.start()
-    if settings.solver == "fixed-point":
-        log_sigma, steps, start_loss, curve, final_loss = solve_fixed_point(
-            problem.losses, problem.noise, param0, real, settings
-        )
-    else:
-        log_sigma, steps, start_loss, curve, final_loss = solve_adam(problem, param0)
-    return make_result(
-        log_sigma, problem.real_g, problem.dim, final_loss, steps, start_loss, curve, chosen
-    )
