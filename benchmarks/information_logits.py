@@ -46,7 +46,7 @@ def main() -> None:
     import numpy as np
     from scipy.stats import spearmanr
 
-    from textlens.adapters.hf import load_model
+    from textlens.adapters.loading import load_model
     from textlens.data import rotten_tomatoes
     from textlens.evaluate.faithfulness import evaluate
     from textlens.pipeline import explain_many

@@ -14,9 +14,9 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "explain": "textlens.pipeline",
     "explain_many": "textlens.pipeline",
-    "load_model": "textlens.adapters.hf",
+    "load_model": "textlens.adapters.loading",
     "HFAdapter": "textlens.adapters.hf",
-    "FunctionAdapter": "textlens.adapters.hf",
+    "FunctionAdapter": "textlens.adapters.function",
     "Explanation": "textlens.explanation",
     "TextlensError": "textlens.errors",
     "METHODS": "textlens.methods",

@@ -165,7 +165,7 @@ def explain(
             _check_writable(Path(path))
     if png_path and Path(png_path).suffix.lower() not in (".png", ".svg"):
         raise TextlensError(f"--png needs a .png or .svg file name, not {Path(png_path).name}")
-    from textlens.adapters.hf import load_model
+    from textlens.adapters.loading import load_model
     from textlens.pipeline import explain as run
 
     adapter = load_model(model_path, device=device)
@@ -522,7 +522,7 @@ def serve(
     """
     import uvicorn
 
-    from textlens.adapters.hf import load_model
+    from textlens.adapters.loading import load_model
     from textlens.server.app import Limits, create_app
     from textlens.server.guard import LOOPBACK
 

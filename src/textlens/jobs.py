@@ -231,7 +231,7 @@ def _load_and_check(
     model: Any, target: Any, rows: Sequence[InputRow], max_length: int | None
 ) -> Any:
     """Load the model and bind the target on one text: a bad --model or --target fails here."""
-    from textlens.adapters.hf import load_model
+    from textlens.adapters.loading import load_model
     from textlens.pipeline import check_target
 
     adapter = load_model(model)

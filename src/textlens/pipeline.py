@@ -10,7 +10,9 @@ from typing import Any
 
 import torch
 
-from textlens.adapters.hf import HFAdapter, TruncationWarning, load_model
+from textlens.adapters.encoding import TruncationWarning
+from textlens.adapters.hf import HFAdapter
+from textlens.adapters.loading import load_model
 from textlens.devices import resolve_device
 from textlens.errors import TextlensError
 from textlens.explanation import Explanation, from_scores

@@ -10,7 +10,7 @@ from scipy.stats import kendalltau
 
 from conftest import run_cli as run
 from textlens import explain_many
-from textlens.adapters.hf import FunctionAdapter
+from textlens.adapters.function import FunctionAdapter
 from textlens.errors import TextlensError
 from textlens.evaluate import evaluate, evaluate_scores, kendall_tau
 from textlens.evaluate.report import bootstrap_interval, group_summary, token_groups

@@ -11,10 +11,10 @@ from typing import Any
 _EXPORTS = {
     "ModelAdapter": "textlens.adapters.base",
     "TASKS": "textlens.adapters.hf",
-    "FunctionAdapter": "textlens.adapters.hf",
+    "FunctionAdapter": "textlens.adapters.function",
     "HFAdapter": "textlens.adapters.hf",
-    "TruncationWarning": "textlens.adapters.hf",
-    "load_model": "textlens.adapters.hf",
+    "TruncationWarning": "textlens.adapters.encoding",
+    "load_model": "textlens.adapters.loading",
     "WIRING": "textlens.adapters.wiring",
     "Wiring": "textlens.adapters.wiring",
 }

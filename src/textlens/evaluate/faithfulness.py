@@ -153,7 +153,7 @@ def evaluate_scores(
         batch_size: Variants per forward pass.
         completeness: Optional per-text completeness gaps to carry into the results.
     """
-    from textlens.adapters.hf import load_model
+    from textlens.adapters.loading import load_model
 
     adapter = load_model(model)
     if adapter.task != "sequence-classification":

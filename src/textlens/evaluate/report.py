@@ -67,7 +67,7 @@ def compare_methods(
     """Explain ``n`` test sentences with each method and score them; returns a JSON-ready dict."""
     from tqdm.auto import tqdm
 
-    from textlens.adapters.hf import load_model
+    from textlens.adapters.loading import load_model
     from textlens.data import rotten_tomatoes
     from textlens.evaluate.faithfulness import evaluate, evaluate_scores
     from textlens.methods import METHODS
@@ -254,7 +254,7 @@ def layer_analysis(
     """
     from tqdm.auto import tqdm
 
-    from textlens.adapters.hf import load_model
+    from textlens.adapters.loading import load_model
     from textlens.data import rotten_tomatoes
     from textlens.methods import METHODS
     from textlens.pipeline import explain_many
