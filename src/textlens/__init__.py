@@ -6,8 +6,7 @@ not pay for importing torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from textlens.lazy import exports
 
 __version__ = "0.1.0"
 
@@ -34,11 +33,7 @@ def list_methods() -> list[str]:
     return sorted(METHODS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'textlens' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = exports(__name__, _EXPORTS)[0]
 
 
 def __dir__() -> list[str]:

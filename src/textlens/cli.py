@@ -458,23 +458,23 @@ def evaluate(
     quiet: bool,
 ) -> None:
     """Compare methods on the test split: faithfulness table (Markdown), curves (PNG), JSON."""
-    from textlens.evaluate import report as rep
+    from textlens.evaluate import comparison, layers
 
     if layer_n < 0:  # checked here: the layer analysis runs after the comparison
         raise TextlensError("--layer-analysis takes a number of sentences: 0 (off) or more")
     out = Path(out_dir)
     _check_output_folder(out)
     chosen: Any = "all" if methods.strip() == "all" else [m.strip() for m in methods.split(",")]
-    result = rep.compare_methods(
+    result = comparison.compare_methods(
         model_path, n, chosen, removal=removal, seed=seed, progress=not quiet
     )
     out.mkdir(parents=True, exist_ok=True)  # after the work: a refused run leaves nothing behind
-    written = rep.write_report(result, out)
-    click.echo(rep.markdown_table(result))
+    written = comparison.write_report(result, out)
+    click.echo(comparison.markdown_table(result))
     if layer_n:
-        summary, exps = rep.layer_analysis(model_path, layer_n, progress=not quiet)
-        written += rep.write_layer_analysis(summary, exps, out)
-        click.echo(rep.layer_table(summary))
+        summary, exps = layers.layer_analysis(model_path, layer_n, progress=not quiet)
+        written += layers.write_layer_analysis(summary, exps, out)
+        click.echo(layers.layer_table(summary))
     click.echo("wrote " + ", ".join(str(p) for p in written))
 
 

@@ -191,11 +191,12 @@ class Explanation:
 
         For a layered explanation, ``layer`` picks the row (default: the last one).
         """
-        row = self._row(layer)
+        row = self.row(layer)
         order = [i for i in np.argsort(-row, kind="stable") if not self.special[i]]
         return [(self.tokens[i], float(row[i])) for i in order[:k]]
 
-    def _row(self, layer: int | None) -> np.ndarray:
+    def row(self, layer: int | None = None) -> np.ndarray:
+        """The scores of one layer (by layer number; default the last), or the flat scores."""
         if not self.layered:
             return self.scores
         if layer is None:

@@ -29,3 +29,19 @@ class LazyModule(types.ModuleType):
 
 
 torch: Any = LazyModule("torch")
+
+
+def exports(package: str, names: dict[str, str]) -> tuple[Any, Any]:
+    """A package's ``__getattr__`` and ``__dir__`` that import each name from its module on
+    first use (``names``: name -> module), so that importing the package stays cheap."""
+
+    def __getattr__(name: str) -> Any:
+        module = names.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(module), name)
+
+    def __dir__() -> list[str]:
+        return sorted(names)
+
+    return __getattr__, __dir__

@@ -1,6 +1,5 @@
 """Faithfulness metrics: known answers on a model whose output depends on one token."""
 
-import json
 import math
 
 import numpy as np
@@ -8,12 +7,10 @@ import pytest
 import torch
 from scipy.stats import kendalltau
 
-from conftest import run_cli as run
 from textlens import explain_many
 from textlens.adapters.function import FunctionAdapter
 from textlens.errors import TextlensError
 from textlens.evaluate import evaluate, evaluate_scores, kendall_tau
-from textlens.evaluate.report import bootstrap_interval, group_summary, token_groups
 
 TEXTS = [
     "the film is great and the cast is fine",
@@ -104,57 +101,3 @@ def test_explanations_from_any_method(tiny_bert):
         evaluate([exps[0].to_words()], tiny_bert)
     with pytest.raises(TextlensError, match="tokens as the model splits it"):
         evaluate_scores(tiny_bert, TEXTS[:1], [np.ones(3)])
-
-
-def test_bootstrap_and_groups(tiny_bert):
-    mean, low, high = bootstrap_interval(np.arange(100.0))
-    assert low < mean == 49.5 < high and high - low < 15
-    assert all(math.isnan(v) for v in bootstrap_interval([math.nan]))
-    exp = explain_many(["The film is great, really!"], tiny_bert, "gradient")[0]
-    groups = dict(zip(exp.tokens, token_groups(exp), strict=True))
-    assert groups["great"] == "sentiment" and groups["the"] == "function"
-    assert groups[","] == "punctuation" and groups["[CLS]"] == "special"
-    assert groups["film"] == "other words"
-
-
-@pytest.mark.slow
-def test_evaluate_command_end_to_end(tiny_dir, tmp_path):
-    out = tmp_path / "ev"
-    proc = run(
-        "evaluate", "--model", str(tiny_dir), "--n", "3", "--out", str(out),
-        "--layer-analysis", "2", "--quiet", check=True,
-    )  # fmt: skip
-    assert "| random |" in proc.stdout and "| information-loss |" in proc.stdout
-    report = json.loads((out / "evaluation.json").read_text())
-    assert report["n"] == 3 and "random" in report["methods"]
-    from textlens import METHODS
-
-    # every registered method and the random baseline
-    assert sorted(report["methods"]) == sorted([*METHODS, "random"])
-    assert (out / "evaluation-curves.png").stat().st_size > 10_000
-    assert (out / "layers-groups.png").exists() and (out / "layers.md").exists()
-    bad = run(
-        "evaluate", "--model", str(tiny_dir), "--methods", "no-such-method", "--out", str(out)
-    )
-    assert bad.returncode == 2 and "unknown method 'no-such-method'" in bad.stderr
-
-
-def test_group_summary_known_answers():
-    # two sentences, two layers; the second sentence is shifted by -100 nats everywhere (as a
-    # longer sentence would be): the relative measure ignores the shift, the absolute one not
-    first = (["special", "sentiment", "function", "special"], np.array([[0, -10, 10, 0]] * 2))
-    second = (["special", "sentiment", "function", "function", "special"],
-              np.array([[-100, -110, -90, -90, -100], [-100, -120, -90, -90, -100]]))  # fmt: skip
-    out = group_summary([first, second], n_resamples=200)
-    assert out["tokens"] == {
-        "sentiment": 2, "function": 3, "other words": 0, "punctuation": 0, "special": 4,
-    }  # fmt: skip
-    assert out["mean_information_nats"]["other words"] is None
-    assert out["relative_information_nats"]["punctuation"] is None
-    np.testing.assert_allclose(out["mean_information_nats"]["sentiment"], [-60, -65])
-    # relative: sentence means are 0 | -98 and -100; sentiment -10, -12 (layer 1); -10, -20
-    rel = out["relative_information_nats"]["sentiment"]
-    np.testing.assert_allclose(rel["mean"], [-11, -15])
-    assert rel["low"][1] <= -15 <= rel["high"][1] and rel["low"][1] >= -20 - 1e-9
-    np.testing.assert_allclose(out["relative_information_nats"]["function"]["mean"],
-                               [(10 + 8 + 8) / 3, (10 + 10 + 10) / 3])  # fmt: skip

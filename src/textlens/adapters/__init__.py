@@ -5,8 +5,7 @@ Names are imported on first use, so that the protocol can be read without import
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from textlens.lazy import exports
 
 _EXPORTS = {
     "ModelAdapter": "textlens.adapters.base",
@@ -22,12 +21,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'textlens.adapters' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = exports(__name__, _EXPORTS)

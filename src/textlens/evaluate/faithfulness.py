@@ -126,7 +126,7 @@ class _Prober:
 def _row_scores(exp: Any, layer: int | None) -> np.ndarray:
     if not exp.layered:
         return np.asarray(exp.scores, float)
-    return np.asarray(exp._row(layer), float)
+    return np.asarray(exp.row(layer), float)
 
 
 def evaluate_scores(

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from textlens.evaluate.entropy import attribution_entropy
 from textlens.explanation import load_json
 from textlens.render.export import (
     save_csv,
@@ -18,7 +19,6 @@ from textlens.render.export import (
     to_records,
 )
 from textlens.render.heatmap import (
-    attribution_entropy,
     heatmap,
     layer_boxplot,
     layer_entropy,

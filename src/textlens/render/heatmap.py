@@ -16,7 +16,7 @@ from textlens.render._scale import shared_scale
 SUFFIXES = (".png", ".svg")
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     try:
         import matplotlib
     except ImportError as error:  # pragma: no cover - matplotlib is in the plot extra
@@ -64,7 +64,7 @@ def heatmap(
         shared: One colour scale for all panels (True), so that layers and sentences compare;
             False scales each panel on its own.
     """
-    plt = _pyplot()
+    plt = pyplot()
     exps = [explanations] if hasattr(explanations, "scores") else list(explanations)
     if not exps:
         raise ValueError("nothing to draw: give at least one explanation")
@@ -192,7 +192,7 @@ def _unit_scores(exp: Any) -> np.ndarray:
 
 def layer_boxplot(exp: Any, token: int | str, path: str | Path | None = None) -> Any:
     """For one token, the distribution of its per-unit attributions in every layer (box plots)."""
-    plt = _pyplot()
+    plt = pyplot()
     units = _unit_scores(exp)
     i = _token_index(exp, token)
     names = exp.layers or tuple(range(units.shape[0]))
@@ -209,17 +209,6 @@ def layer_boxplot(exp: Any, token: int | str, path: str | Path | None = None) ->
     return fig
 
 
-def attribution_entropy(values: np.ndarray, bins: int = 20) -> float:
-    """Entropy (nats) of the histogram of ``values`` over ``bins`` equal-width bins."""
-    values = np.asarray(values, float)
-    values = values[np.isfinite(values)]
-    if values.size == 0 or np.ptp(values) == 0:
-        return 0.0
-    counts, _ = np.histogram(values, bins=bins)
-    p = counts[counts > 0] / counts.sum()
-    return float(-(p * np.log(p)).sum())
-
-
 def layer_entropy(
     exp: Any,
     token: int | str | None = None,
@@ -232,7 +221,7 @@ def layer_entropy(
     histogram is over that token's hidden units; without it, over the layer's token scores.
     The figure's ``entropy`` and ``total`` attributes hold the plotted numbers.
     """
-    plt = _pyplot()
+    plt = pyplot()
     if not exp.layered:
         raise ValueError("layer_entropy needs a layered explanation (layer x token)")
     keep = ~np.asarray(exp.special, bool)
@@ -243,6 +232,8 @@ def layer_entropy(
     else:
         per_layer = [row[keep] for row in np.asarray(exp.scores, float)]
         what = "all tokens"
+    from textlens.evaluate.entropy import attribution_entropy
+
     entropy = np.array([attribution_entropy(v, bins) for v in per_layer])
     total = np.array([float(np.nansum(v)) for v in per_layer])
     names = exp.layers or tuple(range(len(per_layer)))
