@@ -98,3 +98,12 @@ def test_targets_bind_per_text_in_a_batch(tiny_bert):
     for text, exp in zip(SENTENCES, exps, strict=True):
         probs = tiny_bert.class_probabilities(text)
         assert exp.target.label == max(probs, key=probs.get)
+
+
+def test_an_encoder_without_a_head_explains_its_last_hidden_state(tokenizer):
+    """A base model's default target is the last layer's hidden state (layer -1)."""
+    adapter = HFAdapter(tiny_model("bert", head="base"), tokenizer, name="tiny-base")
+    exp = explain(SENTENCES[0], adapter, "gradient")
+    assert exp.target.kind.startswith("hidden-state") and np.isfinite(exp.scores).all()
+    with pytest.raises(TextlensError, match="layer 9 is out of range"):
+        explain(SENTENCES[0], adapter, "gradient", target=HiddenStateTarget(layer=9))

@@ -188,7 +188,7 @@ def _plan_methods(
     chosen: list[str], settings: dict[str, str | None], layers: str | None
 ) -> list[tuple[str, dict[str, Any]]]:
     """Each method with the settings that belong to it; a flag no chosen method has is an error."""
-    from textlens.methods import METHODS, parse_layers
+    from textlens.methods import METHODS, build_method, parse_layers, settings_of
 
     if not chosen:
         raise TextlensError(f"give a method; available: {', '.join(sorted(METHODS))}")
@@ -199,8 +199,8 @@ def _plan_methods(
         )
     given = {k: v for k, v in settings.items() if v is not None}
     if len(chosen) == 1:
-        params = _collect_params(chosen[0], given)
-        return [(chosen[0], {**params, **parse_layers(chosen[0], layers)})]
+        method = build_method(chosen[0], given, layers)  # every check, before the model loads
+        return [(chosen[0], settings_of(method))]
     owned = {m: {f.name for f in dataclasses.fields(METHODS[m])} for m in chosen}
     for name in given:
         if not any(name in fields for fields in owned.values()):
@@ -210,10 +210,9 @@ def _plan_methods(
         parse_layers(chosen[0], layers)  # raises the usual message
     plans = []
     for m in chosen:
-        params = _collect_params(m, {k: v for k, v in given.items() if k in owned[m]})
-        if "layers" in owned[m]:
-            params.update(parse_layers(m, layers))
-        plans.append((m, params))
+        own = {k: v for k, v in given.items() if k in owned[m]}
+        method = build_method(m, own, layers if "layers" in owned[m] else None)
+        plans.append((m, settings_of(method)))
     return plans
 
 

@@ -114,7 +114,9 @@ def explain_many(
             clean = adapter.forward(adapter.embed(batch), batch, hidden_states=_needs_states(goal))
         bound = goal.bind(adapter, batch, clean)
         check_memory(chosen, adapter, batch)
-        with _frozen(adapter):  # no method needs the weights' gradients
+        # set once around the hot path: no method needs the weights' gradients, and methods
+        # turn gradients on only where they take them (torch.enable_grad)
+        with _frozen(adapter), torch.no_grad():
             scores = chosen.attribute(adapter, batch, bound)
         elapsed = time.perf_counter() - began
         for i, exp in zip(

@@ -258,8 +258,10 @@ class HiddenStateTarget:
         if not states:
             raise TextlensError("this model returns no hidden states to explain")
         n = len(states)
-        if not 0 <= self.layer < n:
-            raise TextlensError(f"layer {self.layer} is out of range; valid: 0..{n - 1}")
+        if not -n <= self.layer < n:  # -1 is the last layer (the default for encoders)
+            raise TextlensError(
+                f"layer {self.layer} is out of range; valid: 0..{n - 1}, or -{n}..-1 from the last"
+            )
         if self.token is not None:
             _check_position(self.token, batch)
         width = states[self.layer].shape[-1]

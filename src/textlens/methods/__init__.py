@@ -9,10 +9,12 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+from textlens.explanation import settings_of
 from textlens.methods.base import Method, Scores
 from textlens.methods.registry import (
     DEFAULT_METHOD,
     METHODS,
+    build_method,
     describe_methods,
     get_method,
     parse_layers,
@@ -44,6 +46,7 @@ __all__ = [
     "METHODS",
     "Method",
     "Scores",
+    "build_method",
     "describe_methods",
     "get_method",
     "parse_layers",
@@ -51,5 +54,6 @@ __all__ = [
     "parse_settings",
     "providers",
     "register",
+    "settings_of",
     "work_caps",
 ]

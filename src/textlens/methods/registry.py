@@ -17,6 +17,8 @@ from textlens.errors import TextlensError
 from textlens.methods.base import Method
 
 METHODS: dict[str, type] = {}
+_CHECKED: set[type] = set()
+"""Method classes whose constructor already checks the settings."""
 DEFAULT_METHOD = "integrated-gradients"
 """The method used when none is named (the CLI, the server, jobs and ``explain``)."""
 
@@ -27,19 +29,19 @@ def register(cls: type) -> type:
     Every instance is checked against the settings' declared types and ranges when it is made
     (also through ``dataclasses.replace``), so a bad value never reaches the hot path.
     """
-    name = cls.name  # type: ignore[attr-defined]
+    name = str(vars(cls)["name"])
     if name in METHODS and METHODS[name] is not cls:
         raise ValueError(f"two methods are called {name!r}")
-    init = cls.__init__
+    if cls not in _CHECKED:
+        init = cls.__init__
 
-    @functools.wraps(init)
-    def checked_init(self: Any, *args: Any, **kwargs: Any) -> None:
-        init(self, *args, **kwargs)
-        settings.check_method(self)
+        @functools.wraps(init)
+        def checked_init(self: Any, *args: Any, **kwargs: Any) -> None:
+            init(self, *args, **kwargs)
+            settings.check_method(self)
 
-    if not getattr(init, "_checked", False):
-        checked_init._checked = True  # type: ignore[attr-defined]
         cls.__init__ = checked_init  # type: ignore[misc]
+        _CHECKED.add(cls)
     METHODS[name] = cls
     return cls
 
@@ -137,6 +139,14 @@ def providers(output: str) -> str:
         if how is not None:
             found.append(f"method={name!r}" + (f" with {how}" if how else ""))
     return " or ".join(found) or "a method that provides it"
+
+
+def build_method(method: str, raw: dict[str, Any], layers: str | None = None) -> Method:
+    """A method instance from raw settings (CLI flags, JSON fields, job arguments) and an
+    optional ``--layers`` text: the one way every front end turns text into a method."""
+    params = parse_settings(method, raw)
+    params.update(parse_layers(method, layers))
+    return get_method(method, **params)
 
 
 def parse_settings(method: str, raw: dict[str, Any]) -> dict[str, Any]:

@@ -212,12 +212,10 @@ def describe_validation(errors: list[dict[str, Any]]) -> str:
 
 
 def _settings(request: ExplainRequest, caps: dict[str, float]) -> dict[str, Any]:
-    from textlens.methods import get_method, parse_layers, parse_settings
+    from textlens.methods import build_method, settings_of
 
     try:
-        params = parse_settings(request.method, request.params)
-        params.update(parse_layers(request.method, request.layers))
-        get_method(request.method, **params)  # every setting in its range
+        params = settings_of(build_method(request.method, request.params, request.layers))
     except TextlensError as error:
         raise HTTPException(422, one_line(str(error))) from error
     for name, cap in caps.items():
