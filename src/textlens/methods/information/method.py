@@ -59,7 +59,8 @@ class InformationLoss:
         tol: Convergence. ``fixed-point``: the ranking of the tokens is settled, i.e. the
             expected Spearman correlation between the answer and the answer moved by its
             standard errors is at least ``1 - tol`` (default 0.03); ``adam``: RMS change of log
-            sigma between two consecutive 10-step windows below ``tol`` (default 0.05).
+            sigma between two consecutive 10-step windows below ``tol`` (default 0.05). 0 runs
+            every step up to ``max_steps``.
         init: ``closed-form`` (first-order start from random vector-Jacobian products) or
             ``constant``.
         corpus_size: Training sentences of the demo corpus used for the regularisation.
@@ -94,7 +95,7 @@ class InformationLoss:
     solver: Literal["fixed-point", "adam"] = "fixed-point"
     lr: float = setting(0.03, low=0, low_open=True)
     max_steps: int | None = setting(None, low=1, cap=2000)
-    tol: float | None = setting(None, low=0, low_open=True)
+    tol: float | None = setting(None, low=0)  # 0: never stop early (run max_steps)
     init: Literal["closed-form", "constant"] = "closed-form"
     corpus_size: int = setting(500, low=MIN_CORPUS, cap=2000, unit="sentences")
     compat: bool = False
