@@ -29,7 +29,6 @@ from textlens.methods.registry import register
 from textlens.methods.settings import setting
 from textlens.targets import BoundTarget
 
-DEFAULT_MAX_STEPS = 300
 COMPAT_MAX_STEPS = 5000
 """``max_steps`` when it is not given: the step cap, and the reference's fixed step count."""
 
@@ -90,16 +89,17 @@ class InformationLoss:
     """The per-token extra the layer analysis groups (a measure per layer and token)."""
     phi: Literal["hidden", "cls", "logits"] = "hidden"
     layers: tuple[int, ...] | None = None
-    rate: float = setting(0.1, low=0, low_open=True)
-    n_samples: int = setting(4, low=1, cap=64)
-    solver: Literal["fixed-point", "adam"] = "fixed-point"
-    lr: float = setting(0.03, low=0, low_open=True)
+    # the defaults are the solver's (problem.Settings): declared there once
+    rate: float = setting(Settings.rate, low=0, low_open=True)
+    n_samples: int = setting(Settings.n_samples, low=1, cap=64)
+    solver: Literal["fixed-point", "adam"] = Settings.solver
+    lr: float = setting(Settings.lr, low=0, low_open=True)
     max_steps: int | None = setting(None, low=1, cap=2000)
     tol: float | None = setting(None, low=0)  # 0: never stop early (run max_steps)
-    init: Literal["closed-form", "constant"] = "closed-form"
+    init: Literal["closed-form", "constant"] = Settings.init
     corpus_size: int = setting(500, low=MIN_CORPUS, cap=2000, unit="sentences")
     compat: bool = False
-    seed: int = 0
+    seed: int = Settings.seed
 
     def settings(self, model: ModelAdapter) -> Settings:
         if not self.compat:
@@ -108,7 +108,7 @@ class InformationLoss:
                 n_samples=self.n_samples,
                 solver=self.solver,
                 lr=self.lr,
-                max_steps=DEFAULT_MAX_STEPS if self.max_steps is None else self.max_steps,
+                max_steps=Settings.max_steps if self.max_steps is None else self.max_steps,
                 tol=self.tol,
                 init=self.init,
                 seed=self.seed,
