@@ -19,6 +19,7 @@ from textlens.methods.base import Scores
 from textlens.methods.lime import (
     Replacement,
     batch_words,
+    coalition_memory_bytes,
     coalition_values,
     spread_to_tokens,
     weighted_linear_fit,
@@ -82,11 +83,7 @@ class KernelShap:
     seed: int = 0
 
     def memory_bytes(self, model: ModelAdapter, batch: TokenBatch) -> int:
-        from textlens.methods.integrated_gradients import auto_rows
-
-        n, width = batch.input_ids.shape
-        rows = min(auto_rows(batch, self.internal_batch_size), n * self.n_samples)
-        return model.activation_bytes(rows, width) // 3 + n * self.n_samples * width * 8
+        return coalition_memory_bytes(model, batch, self.n_samples, self.internal_batch_size)
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         words = batch_words(batch)

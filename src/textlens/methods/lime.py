@@ -72,6 +72,15 @@ def coalition_values(
     return out
 
 
+def coalition_memory_bytes(
+    model: ModelAdapter, batch: TokenBatch, n_samples: int, internal_batch_size: int | None
+) -> int:
+    """Rough peak memory of the coalitions: their ids, and one forward pass of them."""
+    n, width = batch.input_ids.shape
+    rows = min(auto_rows(batch, internal_batch_size), n * n_samples)
+    return model.activation_bytes(rows, width) // 3 + n * n_samples * width * 8
+
+
 def weighted_linear_fit(
     z: np.ndarray, y: np.ndarray, weights: np.ndarray, ridge: float = 0.0
 ) -> np.ndarray:
@@ -136,9 +145,7 @@ class Lime:
     seed: int = 0
 
     def memory_bytes(self, model: ModelAdapter, batch: TokenBatch) -> int:
-        n, width = batch.input_ids.shape
-        rows = min(auto_rows(batch, self.internal_batch_size), n * self.n_samples)
-        return model.activation_bytes(rows, width) // 3 + n * self.n_samples * width * 8
+        return coalition_memory_bytes(model, batch, self.n_samples, self.internal_batch_size)
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         words = batch_words(batch)
