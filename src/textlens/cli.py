@@ -100,12 +100,6 @@ def _describe_hint(hint: Any) -> str:
     return str(getattr(hint, "__name__", hint)).replace("typing.", "")
 
 
-def _collect_params(method: str, raw: dict[str, str | None]) -> dict[str, Any]:
-    from textlens.methods import parse_settings
-
-    return parse_settings(method, {k: v for k, v in raw.items() if v is not None})
-
-
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="textlens")
 def main() -> None:
@@ -377,9 +371,9 @@ def explain_file(
     Stopped by Ctrl-C or a kill, the same command carries on where it stopped.
     """
     from textlens.jobs import explain_file as run_job
-    from textlens.methods import parse_layers
+    from textlens.methods import parse_layers, parse_settings
 
-    params = _collect_params(method, settings)
+    params = parse_settings(method, {k: v for k, v in settings.items() if v is not None})
     params.update(parse_layers(method, layers))
     if batch_size < 1:
         raise TextlensError("--batch-size must be at least 1")

@@ -11,7 +11,6 @@ import numpy as np
 
 from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
-from textlens.explanation import settings_of
 from textlens.lazy import torch
 from textlens.targets import BoundTarget
 
@@ -106,10 +105,6 @@ class EmbeddingMethod(Protocol):
     def attribute_at(
         self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget, embeds: torch.Tensor
     ) -> Scores: ...
-
-
-params_of = settings_of
-"""A method's settings as plain values (see ``explanation.settings_of``)."""
 
 
 def row_index(n_texts: int, repeats: int, device: torch.device) -> torch.Tensor:
