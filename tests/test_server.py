@@ -271,3 +271,12 @@ def test_bodies_that_are_not_json_get_one_line(client):
                     headers={"content-type": "application/json"})  # fmt: skip
     detail = r.json()["detail"]
     assert r.status_code == 422 and isinstance(detail, str) and "not valid JSON" in detail
+
+
+def test_a_setting_that_names_a_file_is_refused(client):
+    response = client.post(
+        "/api/explain",
+        json={"text": "fine", "method": "information-loss", "params": {"corpus": "/etc/passwd"}},
+    )
+    assert response.status_code == 422
+    assert "reads no files" in response.json()["detail"]

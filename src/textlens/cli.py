@@ -236,7 +236,12 @@ def _print_prediction(adapter: Any, exp: Any) -> None:
         listing = "  ".join(f"{name} {p:.3f}" for name, p in probs.items())
         predicted = max(probs, key=probs.get)
         click.echo(f"prediction: {predicted}   ({listing})")
-        click.echo(f"explaining: {t.label} ({t.kind}, model score {t.score:.3f})")
+        if t.explained:
+            click.echo(f"explaining: {t.explained}")
+        else:
+            click.echo(f"explaining: {t.label} ({t.kind}, model score {t.score:.3f})")
+    elif t.explained:
+        click.echo(f"explaining: {t.explained}")
     else:
         detail = f" {t.label}" if t.label is not None else ""
         click.echo(f"explaining: {t.kind}{detail}  (model score {t.score:.3f})")
@@ -254,7 +259,7 @@ def _print_scores(exp: Any) -> None:
 
 
 def diagnostic_lines(exp: Any) -> list[str]:
-    """The lines a method asks front ends to print after the scores (its ``diagnostics``)."""
+    """The lines printed after the scores: the method's ``diagnostics``, then the notes."""
     import numpy as np
 
     from textlens.methods import METHODS
@@ -272,7 +277,10 @@ def diagnostic_lines(exp: Any) -> list[str]:
             lines.append(f"{label}: " + " ".join(str(int(v)) for v in value.ravel()))
         else:
             lines.append(f"{label}: " + " ".join(f"{float(v):.4g}" for v in value.ravel()))
-    return lines
+    from textlens.render.notes import baseline_note
+
+    note = baseline_note(exp)
+    return lines + ([note] if note else [])
 
 
 def _check_writable(path: Path) -> None:
@@ -396,9 +404,9 @@ def explain_file(
                 encoding=encoding,
                 progress=not quiet,
             )
-        for w in caught:
-            if issubclass(w.category, UserWarning):
-                click.echo(f"warning: {one_line(str(w.message))}", err=True)
+        said = [one_line(str(w.message)) for w in caught if issubclass(w.category, UserWarning)]
+        for message in dict.fromkeys(said):  # each batch may warn alike: say it once
+            click.echo(f"warning: {message}", err=True)
     except KeyboardInterrupt:
         click.echo(
             f"interrupted: the rows done so far are saved; run the same command again to carry on "

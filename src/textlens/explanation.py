@@ -28,9 +28,11 @@ class TargetInfo:
     probability: float | None = None
     probabilities: Mapping[str, float] | None = None
     """Every class's probability (classifiers), from the same forward pass as the explanation."""
+    explained: str | None = None
+    """What the scores explain when it is not this target (e.g. a layer's hidden states)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "kind": self.kind,
             "label": self.label,
             "index": self.index,
@@ -38,6 +40,7 @@ class TargetInfo:
             "probability": self.probability,
             "probabilities": None if self.probabilities is None else dict(self.probabilities),
         }
+        return out | ({"explained": self.explained} if self.explained else {})
 
     def prediction(self) -> tuple[str, dict[str, float]] | None:
         """The predicted class and every class's probability, when the target knows them."""
@@ -470,7 +473,11 @@ def from_scores(
                 method=method.name,
                 signed=bool(method.signed),
                 params=settings_of(method),
-                target=infos[b],
+                target=(
+                    dataclasses.replace(infos[b], explained=scores.explains)
+                    if scores.explains
+                    else infos[b]
+                ),
                 model=model,
                 extras=own,
                 extra_axes=dict(scores.extra_axes),

@@ -163,12 +163,19 @@ def explain_file(
     """
     from filelock import FileLock, Timeout
 
-    from textlens.methods import get_method
+    from textlens.corpus import run_corpus
+    from textlens.methods import METHODS, get_method
+    from textlens.methods.base import describe
     from textlens.pipeline import check_cost
 
     input_path, output = Path(input_path), Path(output)
     rows = read_texts(input_path, column, id_column, encoding)
     params = dict(params or {})
+    corpus = describe(METHODS[method], "corpus_setting") if method in METHODS else None
+    if corpus and params.get(corpus) is None:  # the input file stands for the user's data
+        key = run_corpus([r.text for r in rows if r.error is None])
+        if key is not None:
+            params[corpus] = key
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise TextlensError(f"batch_size={batch_size!r} is not valid: use a whole number >= 1")
     journal, sidecar = _paths(output)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 import warnings
 from collections.abc import Sequence
@@ -13,12 +14,13 @@ import torch
 from textlens.adapters.encoding import TruncationWarning
 from textlens.adapters.hf import HFAdapter
 from textlens.adapters.loading import load_model
+from textlens.corpus import run_corpus
 from textlens.devices import resolve_device
 from textlens.errors import TextlensError
 from textlens.explanation import Explanation, from_scores
 from textlens.memory import check_memory
 from textlens.methods import DEFAULT_METHOD, get_method
-from textlens.methods.base import Method
+from textlens.methods.base import Method, describe
 from textlens.targets import as_target
 
 
@@ -97,7 +99,7 @@ def explain_many(
     if not texts:
         return []
     adapter = _adapter(model, device)
-    chosen = get_method(method, **params)
+    chosen = _with_corpus(get_method(method, **params), texts)
     goal = as_target(adapter, target)
     order = sorted(range(len(texts)), key=lambda i: len("".join(texts[i])))
     results: list[Explanation | None] = [None] * len(texts)
@@ -176,6 +178,16 @@ def check_cost(
     except TextlensError:
         return  # a row that does not encode is an error row of its own
     check_memory(chosen, adapter, batch)
+
+
+def _with_corpus(method: Method, texts: Sequence[Any]) -> Method:
+    """A method that takes reference statistics from a corpus gets the run's own texts, when
+    the user gave none and there are enough of them (``textlens.corpus``)."""
+    name = describe(type(method), "corpus_setting")
+    if name is None or getattr(method, name) is not None:
+        return method
+    key = run_corpus(texts)
+    return method if key is None else dataclasses.replace(method, **{name: key})
 
 
 def _frozen(adapter: Any) -> Any:

@@ -26,6 +26,14 @@ class BoundTarget:
     select: Callable[[Any, torch.Tensor], torch.Tensor]
     infos: tuple[TargetInfo, ...]
     needs_hidden_states: bool = False
+    distribution: Callable[[Any, torch.Tensor], torch.Tensor] | None = None
+    """``distribution(outputs, rows) -> (N, C)``: the probabilities over the outcomes the target
+    picks one of (classes, answer positions, vocabulary), for targets that have them; padding
+    positions get 0. Used to say what another input (e.g. a baseline) predicts."""
+    index: torch.Tensor | None = None
+    """The target's outcome (column of ``distribution``) for each text."""
+    outcome: Callable[[int, int], str] | None = None
+    """``outcome(text, k)``: the name of outcome ``k`` for a text (a class name, a token)."""
 
 
 def _classes(adapter: Any) -> tuple[str, ...]:
@@ -92,7 +100,12 @@ class ClassTarget:
             values = out.logits.softmax(-1) if use_prob else out.logits
             return values.gather(1, index[rows].unsqueeze(1)).squeeze(1)
 
-        return BoundTarget(select, infos)
+        def distribution(out: Any, rows: torch.Tensor) -> torch.Tensor:
+            return out.logits.float().softmax(-1)
+
+        return BoundTarget(
+            select, infos, distribution=distribution, index=index, outcome=lambda b, k: every[k]
+        )
 
 
 @dataclass(frozen=True)
@@ -129,11 +142,24 @@ class SpanTarget:
             for b, k in enumerate(index.tolist())
         )
         attr = f"{self.which}_logits"
+        real = batch.real_mask
 
         def select(out: Any, rows: torch.Tensor) -> torch.Tensor:
             return getattr(out, attr).gather(1, index[rows].unsqueeze(1)).squeeze(1)
 
-        return BoundTarget(select, infos)
+        def distribution(out: Any, rows: torch.Tensor) -> torch.Tensor:
+            values = getattr(out, attr).float()
+            keep = real[rows, : values.shape[1]]
+            return values.masked_fill(~keep, float("-inf")).softmax(-1)
+
+        tokens = batch.tokens
+        return BoundTarget(
+            select,
+            infos,
+            distribution=distribution,
+            index=index,
+            outcome=lambda b, k: f"{tokens[b][k]} (token {k})",
+        )
 
 
 def _check_position(position: int, batch: TokenBatch) -> None:
@@ -167,13 +193,16 @@ class TokenTarget:
             index = torch.full((len(batch),), i, dtype=torch.long, device=at.device)
         names = _classes(adapter)
         probs = at.float().softmax(-1)
+        every = [names[i] if i < len(names) else str(i) for i in range(at.shape[-1])]
+        table = probs.tolist()
         infos = tuple(
             TargetInfo(
                 kind=f"token-{self.position}-label",
-                label=names[k] if k < len(names) else str(k),
+                label=every[k],
                 index=k,
                 score=float(at[b, k]),
                 probability=float(probs[b, k]),
+                probabilities=dict(zip(every, table[b], strict=True)),
             )
             for b, k in enumerate(index.tolist())
         )
@@ -182,7 +211,12 @@ class TokenTarget:
         def select(out: Any, rows: torch.Tensor) -> torch.Tensor:
             return out.logits[:, position].gather(1, index[rows].unsqueeze(1)).squeeze(1)
 
-        return BoundTarget(select, infos)
+        def distribution(out: Any, rows: torch.Tensor) -> torch.Tensor:
+            return out.logits[:, position].float().softmax(-1)
+
+        return BoundTarget(
+            select, infos, distribution=distribution, index=index, outcome=lambda b, k: every[k]
+        )
 
 
 @dataclass(frozen=True)
@@ -224,7 +258,18 @@ class NextTokenTarget:
             step = out.logits[n, last[rows]].log_softmax(-1)
             return step.gather(1, index[rows].unsqueeze(1)).squeeze(1)
 
-        return BoundTarget(select, infos)
+        def distribution(out: Any, rows: torch.Tensor) -> torch.Tensor:
+            n = torch.arange(len(rows), device=rows.device)
+            return out.logits[n, last[rows]].float().softmax(-1)
+
+        tokenizer = adapter.tokenizer
+        return BoundTarget(
+            select,
+            infos,
+            distribution=distribution,
+            index=index,
+            outcome=lambda b, k: str(tokenizer.convert_ids_to_tokens(k)),
+        )
 
     def _token_id(self, adapter: Any) -> int:
         if isinstance(self.token, int):

@@ -45,7 +45,7 @@ def load_model(
         from textlens import zoo
 
         model, tok, _ = zoo.load_sentiment_classifier()
-        return HFAdapter(model, tok, task=task, name="demo:minilm-rotten-tomatoes", device=device)
+        return HFAdapter(model, tok, task=task, name=zoo.DEMO_NAME, device=device)
     if isinstance(path_or_model, (str, Path)):
         return _load_from_folder(Path(path_or_model), tokenizer, task, device, model_kwargs)
     if isinstance(path_or_model, torch.nn.Module):

@@ -17,6 +17,7 @@ from textlens.methods.registry import (
     build_method,
     describe_methods,
     get_method,
+    local_settings,
     parse_layers,
     parse_setting,
     parse_settings,
@@ -25,7 +26,7 @@ from textlens.methods.registry import (
     work_caps,
 )
 
-SUPPORT_MODULES = ("base", "registry", "settings")
+SUPPORT_MODULES = ("base", "baseline", "registry", "settings")
 """Modules of this package that hold no method; every other module registers one or more."""
 
 
@@ -49,6 +50,7 @@ __all__ = [
     "build_method",
     "describe_methods",
     "get_method",
+    "local_settings",
     "parse_layers",
     "parse_setting",
     "parse_settings",

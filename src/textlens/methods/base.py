@@ -37,6 +37,8 @@ class Scores:
     extra_axes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     parts: tuple[str, ...] = ()
     """Names of extras that add up to the scores (a decomposition, e.g. per sub-embedding)."""
+    explains: str = ""
+    """What the scores explain, when it is not the bound target (e.g. a layer's hidden states)."""
 
     def __post_init__(self) -> None:
         for name, axes in self.extra_axes.items():
@@ -65,6 +67,8 @@ class Method(Protocol):
       (``rtol``/``atol``), and ``stable_output``: the output compared (``scores`` or an extra).
     - ``provides``: optional outputs it can give (``parts``: scores split into parts;
       ``units``: per-unit scores), each with the settings that turn it on.
+    - ``corpus_setting``: the setting naming a corpus (``textlens.corpus``) the method takes
+      reference statistics from; left None, a run over enough texts fills it with them.
     """
 
     name: ClassVar[str]
@@ -85,6 +89,7 @@ DESCRIPTION_DEFAULTS: dict[str, Any] = {
     "batch_tolerance": {"rtol": 1e-4, "atol": 1e-5},
     "stable_output": "scores",
     "provides": {},
+    "corpus_setting": None,
 }
 
 

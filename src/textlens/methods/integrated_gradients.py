@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
 from textlens.lazy import torch
+from textlens.methods import baseline as baseline_check
 from textlens.methods.base import (
     Scores,
     chunks,
@@ -25,6 +27,7 @@ from textlens.methods.settings import setting
 from textlens.targets import BoundTarget
 
 BaselineToken = Literal["pad", "mask", "unk"]
+BASELINES: tuple[str, ...] = get_args(BaselineToken)
 TOKEN_BUDGET = 4096
 """Default tokens per forward pass when ``internal_batch_size`` is None (bounds memory)."""
 
@@ -67,7 +70,11 @@ class IntegratedGradients:
     internal_batch_size: int | None = setting(None, low=1)
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
-        return self.attribute_at(model, batch, target, model.embed(batch))
+        scores = self.attribute_at(model, batch, target, model.embed(batch))
+        extras = baseline_check.report(
+            target, baseline_check.predictor(model, batch, target), self.baseline, BASELINES
+        )
+        return dataclasses.replace(scores, extras={**scores.extras, **extras})
 
     def memory_bytes(self, model: ModelAdapter, batch: TokenBatch) -> int:
         rows = auto_rows(batch, self.internal_batch_size)
@@ -183,6 +190,16 @@ class EmbeddingIntegratedGradients:
             for k in inputs
         }
         total = torch.stack(list(parts.values())).sum(dim=0)
+
+        def predict(token: str) -> Any:  # every table at its reference, words at ``token``
+            with torch.no_grad(), model.override_embeddings({k: refs[k] for k in others}):
+                start = model.embed(batch, model.baseline_ids(batch, token))
+                return model.forward(start, batch, hidden_states=target.needs_hidden_states)
+
+        seen_at_start = baseline_check.report(target, predict, self.baseline, BASELINES)
         return Scores(
-            total, extras=parts, extra_axes={k: ("token",) for k in parts}, parts=tuple(parts)
+            total,
+            extras={**parts, **seen_at_start},
+            extra_axes={k: ("token",) for k in parts},
+            parts=tuple(parts),
         )

@@ -9,6 +9,7 @@ from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
 from textlens.errors import TextlensError
 from textlens.lazy import torch
+from textlens.methods import baseline as baseline_check
 from textlens.methods.base import (
     Scores,
     chunks,
@@ -18,7 +19,7 @@ from textlens.methods.base import (
     trim,
     width_of,
 )
-from textlens.methods.integrated_gradients import BaselineToken, auto_rows
+from textlens.methods.integrated_gradients import BASELINES, BaselineToken, auto_rows
 from textlens.methods.registry import register
 from textlens.methods.settings import setting
 from textlens.targets import BoundTarget
@@ -125,14 +126,17 @@ class LayerConductance:
                 units.index_add_(0, r[:-1][same], per_unit)
             carry = (h[-1:], g[-1:], r[-1:], s[-1:])
         values = mask_pads(result, batch)
+        extras = baseline_check.report(
+            target, baseline_check.predictor(model, batch, target), self.baseline, BASELINES
+        )
         if units is None:
-            return Scores(values, axes=("batch", "layer", "token"), layers=layers)
+            return Scores(values, axes=("batch", "layer", "token"), layers=layers, extras=extras)
         # (batch, layer, unit, token): the token axis last, as token extras want
         mask = batch.real_mask.to(units.dtype)[:, None, None, :]
         return Scores(
             values,
             axes=("batch", "layer", "token"),
             layers=layers,
-            extras={"unit_scores": units.transpose(2, 3) * mask},
+            extras={"unit_scores": units.transpose(2, 3) * mask, **extras},
             extra_axes={"unit_scores": ("layer", "unit", "token")},
         )

@@ -162,3 +162,8 @@ def parse_layers(method: str, layers: str | None) -> dict[str, Any]:
 def work_caps() -> dict[str, float]:
     """The settings that scale the work, with the most a shared server allows of each."""
     return settings.work_caps(METHODS)
+
+
+def local_settings() -> set[str]:
+    """The settings that name a file on this machine (a shared server refuses them)."""
+    return settings.local_settings(METHODS)

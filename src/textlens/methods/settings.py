@@ -84,10 +84,24 @@ def setting(
     high_open: bool = False,
     cap: float | None = None,
     unit: str = "",
+    local: bool = False,
 ) -> Any:
-    """A method setting with its valid range (a dataclass field)."""
+    """A method setting with its valid range (a dataclass field).
+
+    ``local`` marks a setting that names a file on this machine: a shared server refuses it.
+    """
     bounds = Range(low, high, low_open, high_open, cap, unit)
-    return dataclasses.field(default=default, metadata={"range": bounds})
+    return dataclasses.field(default=default, metadata={"range": bounds, "local": local})
+
+
+def local_settings(methods: dict[str, type]) -> set[str]:
+    """Settings across ``methods`` that name a file on this machine (``setting(local=True)``)."""
+    return {
+        f.name
+        for cls in methods.values()
+        for f in dataclasses.fields(cls)
+        if f.metadata.get("local")
+    }
 
 
 def range_of(cls: Any, name: str) -> Range | None:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from textlens.render._scale import Scale, fmt, shared_scale
+from textlens.render.notes import baseline_note
 
 CSS = """
 .tl-root{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#111;
@@ -24,6 +25,7 @@ CSS = """
 .tl-row{border-top:1px solid #ddd;padding:.6em 0}
 .tl-meta{font-size:.85em;color:#444;margin-bottom:.3em}
 .tl-meta b{color:#111}
+.tl-note{color:#7a4b00}
 .tl-layer{display:flex;gap:.6em;align-items:baseline}
 .tl-layer-name{font-size:.8em;color:#666;min-width:4.5em;text-align:right}
 .tl-text{white-space:pre-wrap;font-size:1.05em}
@@ -126,14 +128,20 @@ def _meta(exp: Any) -> str:
     if params:
         listing = ", ".join(f"{k}={v}" for k, v in params.items())
         bits.append(f"({html.escape(listing)})")
-    bits.append(f"&middot; target <b>{what}</b>")
-    if t.probability is not None:
-        bits.append(f"p={t.probability:.3f}")
-    elif t.score is not None:
-        bits.append(f"score={t.score:.3f}")
+    if t.explained:
+        bits.append(f"&middot; explains <b>{html.escape(t.explained)}</b>")
+    else:
+        bits.append(f"&middot; target <b>{what}</b>")
+        if t.probability is not None:
+            bits.append(f"p={t.probability:.3f}")
+        elif t.score is not None:
+            bits.append(f"score={t.score:.3f}")
     if exp.model:
         bits.append(f"&middot; model {html.escape(exp.model)}")
     bits.append(f"&middot; {exp.level}s")
+    note = baseline_note(exp)
+    if note:
+        bits.append(f'<div class="tl-note">{html.escape(note)}</div>')
     return '<div class="tl-meta">' + " ".join(bits) + "</div>"
 
 

@@ -212,8 +212,13 @@ def describe_validation(errors: list[dict[str, Any]]) -> str:
 
 
 def _settings(request: ExplainRequest, caps: dict[str, float]) -> dict[str, Any]:
-    from textlens.methods import build_method, settings_of
+    from textlens.methods import build_method, local_settings, settings_of
 
+    files = sorted(local_settings() & set(request.params))
+    if files:
+        raise HTTPException(
+            422, f"{files[0]} names a file on the server's machine; this server reads no files"
+        )
     try:
         params = settings_of(build_method(request.method, request.params, request.layers))
     except TextlensError as error:

