@@ -65,7 +65,7 @@ def tokenizer():
 def tiny_model(model_type: str, head: str = "sequence-classification", seed: int = 0, **extra):
     """A randomly initialised tiny model of ``model_type`` with the given head (seeded)."""
     cfg = transformers.AutoConfig.for_model(
-        model_type, vocab_size=30522, **ARCHITECTURES[model_type], **extra
+        model_type, vocab_size=30522, **{**ARCHITECTURES[model_type], **extra}
     )
     if head == "sequence-classification":
         cfg.num_labels = 2

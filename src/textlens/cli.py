@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from textlens import progress
 from textlens.errors import TextlensError, one_line
 from textlens.methods import DEFAULT_METHOD
 from textlens.text import check_unicode
@@ -165,7 +166,10 @@ def explain(
     adapter = load_model(model_path, device=device)
     shown_all = []
     for i, (name, params) in enumerate(plans):
-        with warnings.catch_warnings(record=True) as caught:
+        with (
+            warnings.catch_warnings(record=True) as caught,
+            progress.reporting(_Progress()),
+        ):
             warnings.simplefilter("always")
             exp = run(text, adapter, name, target, max_length=max_length, **params)
         for w in caught:
@@ -176,6 +180,22 @@ def explain(
         _print_scores(shown)
         shown_all.append(shown)
     _write_outputs(shown_all, html_path, png_path, json_path)
+
+
+class _Progress:
+    """Prints a run's cost estimate and progress on standard error: always on a terminal,
+    elsewhere only when the run is expected to take longer than ``LONG_RUN`` seconds."""
+
+    LONG_RUN = 10.0
+
+    def __init__(self) -> None:
+        self.shown = sys.stderr.isatty()
+
+    def __call__(self, message: str, seconds: float | None) -> None:
+        if seconds is not None:
+            self.shown = self.shown or seconds > self.LONG_RUN
+        if self.shown:
+            click.echo(message, err=True)
 
 
 def _plan_methods(
@@ -277,10 +297,10 @@ def diagnostic_lines(exp: Any) -> list[str]:
             lines.append(f"{label}: " + " ".join(str(int(v)) for v in value.ravel()))
         else:
             lines.append(f"{label}: " + " ".join(f"{float(v):.4g}" for v in value.ravel()))
-    from textlens.render.notes import baseline_note
+    from textlens.render.notes import baseline_note, layer_notes
 
     note = baseline_note(exp)
-    return lines + ([note] if note else [])
+    return lines + ([note] if note else []) + layer_notes(exp)
 
 
 def _check_writable(path: Path) -> None:

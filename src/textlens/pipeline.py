@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from textlens import progress
 from textlens.adapters.encoding import TruncationWarning
 from textlens.adapters.hf import HFAdapter
 from textlens.adapters.loading import load_model
@@ -116,6 +117,7 @@ def explain_many(
             clean = adapter.forward(adapter.embed(batch), batch, hidden_states=_needs_states(goal))
         bound = goal.bind(adapter, batch, clean)
         check_memory(chosen, adapter, batch)
+        _say_cost(chosen, adapter, batch)
         # set once around the hot path: no method needs the weights' gradients, and methods
         # turn gradients on only where they take them (torch.enable_grad)
         with _frozen(adapter), torch.no_grad():
@@ -178,6 +180,23 @@ def check_cost(
     except TextlensError:
         return  # a row that does not encode is an error row of its own
     check_memory(chosen, adapter, batch)
+
+
+def _say_cost(method: Method, adapter: Any, batch: Any) -> None:
+    """Tell a listener what a method expects the batch to cost, when it can estimate it (from
+    one more forward pass, timed now that the model is warm)."""
+    estimate = getattr(method, "estimate_seconds", None)
+    if estimate is None or not progress.listening():
+        return
+    clock = time.perf_counter()
+    with torch.no_grad():
+        adapter.forward(adapter.embed(batch), batch)
+    typical, most = estimate(adapter, batch, time.perf_counter() - clock)
+    progress.say(
+        f"{method.name}: about {progress.duration(typical)} for {len(batch)} text(s) "
+        f"(at most {progress.duration(most)}; fewer layers or a lower cost setting are faster)",
+        seconds=typical,
+    )
 
 
 def _with_corpus(method: Method, texts: Sequence[Any]) -> Method:

@@ -10,7 +10,7 @@ from textlens.batch import TokenBatch
 from textlens.errors import TextlensError
 from textlens.lazy import torch
 from textlens.methods.base import Scores, mask_pads
-from textlens.methods.layer_conductance import resolve_layers
+from textlens.methods.layer_conductance import Layers, resolve_layers
 from textlens.methods.registry import register
 from textlens.targets import BoundTarget
 
@@ -32,7 +32,7 @@ class Attention:
     layered: ClassVar[bool] = True
     score_label: ClassVar[str] = "attention weight (mean over heads)"
     query: Literal["auto", "first", "last", "mean"] = "auto"
-    layers: tuple[int, ...] | None = None
+    layers: Layers = None
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         layers = resolve_layers(self.layers, model.n_layers)

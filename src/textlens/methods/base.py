@@ -67,6 +67,8 @@ class Method(Protocol):
       (``rtol``/``atol``), and ``stable_output``: the output compared (``scores`` or an extra).
     - ``provides``: optional outputs it can give (``parts``: scores split into parts;
       ``units``: per-unit scores), each with the settings that turn it on.
+    - ``layer_totals``: what every layer's scores add up to, when the method promises one
+      (pictures say so when the totals differ).
     - ``corpus_setting``: the setting naming a corpus (``textlens.corpus``) the method takes
       reference statistics from; left None, a run over enough texts fills it with them.
     """
@@ -90,6 +92,7 @@ DESCRIPTION_DEFAULTS: dict[str, Any] = {
     "stable_output": "scores",
     "provides": {},
     "corpus_setting": None,
+    "layer_totals": "",
 }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
@@ -24,13 +24,23 @@ from textlens.methods.registry import register
 from textlens.methods.settings import setting
 from textlens.targets import BoundTarget
 
+Layers = tuple[int, ...] | Literal["all"] | None
+"""The ``layers`` setting: layer numbers, ``"all"``, or None for the method's default."""
 
-def resolve_layers(layers: tuple[int, ...] | None, n_layers: int) -> tuple[int, ...]:
-    """Layer numbers 1..n_layers (0 = the embedding output); None means all of 1..n_layers."""
+
+def resolve_layers(
+    layers: Layers, n_layers: int, default: tuple[int, ...] | None = None
+) -> tuple[int, ...]:
+    """Layer numbers 1..n_layers (0 = the embedding output).
+
+    ``"all"`` is every layer 1..n_layers; None is ``default`` (every layer when not given).
+    """
     if n_layers < 1:
         raise TextlensError("this model exposes no layers to explain")
-    if layers is None:
+    if layers == "all" or (layers is None and default is None):
         return tuple(range(1, n_layers + 1))
+    if layers is None:
+        return default  # type: ignore[return-value]
     chosen = tuple(int(v) for v in layers)
     bad = [v for v in chosen if not 0 <= v <= n_layers]
     if bad or not chosen:
@@ -67,12 +77,13 @@ class LayerConductance:
     layered: ClassVar[bool] = True
     provides: ClassVar[dict[str, str]] = {"units": "keep_units=True"}
     cost_setting: ClassVar[str] = "n_steps"
+    layer_totals: ClassVar[str] = "f(input) - f(baseline)"
     test_settings: ClassVar[dict[str, Any]] = {"n_steps": 8}
     # the first block: closest to the input words
     evaluation_settings: ClassVar[dict[str, Any]] = {"layers": (1,)}
     n_steps: int = setting(50, low=1, cap=300)
     baseline: BaselineToken = "pad"
-    layers: tuple[int, ...] | None = None
+    layers: Layers = None
     internal_batch_size: int | None = setting(None, low=1)
     keep_units: bool = False
 

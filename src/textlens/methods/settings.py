@@ -275,7 +275,7 @@ def parse_layers(methods: dict[str, type], method: str, layers: str | None) -> d
             f"--layers applies to {', '.join(with_layers)}; {method!r} has no layers"
         )
     if layers.strip().lower() == "all":
-        return {"layers": None}
+        return {"layers": "all"}
     try:
         return {"layers": tuple(int(v) for v in layers.split(",") if v.strip())}
     except ValueError as error:

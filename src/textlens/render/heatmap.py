@@ -6,12 +6,14 @@ the file's suffix) through a temporary file and a rename.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from textlens.render._scale import shared_scale
+from textlens.render.notes import layer_notes
 
 SUFFIXES = (".png", ".svg")
 
@@ -72,18 +74,21 @@ def heatmap(
     rows = [e.scores.shape[0] if e.layered else 1 for e in exps]
     width = min(40.0, max(6.0, 0.32 * widest + 2.5))
     label_room = 0.09 * max(len(t) for e in exps for t in e.tokens) + 0.5  # rotated labels
-    height = sum(0.32 * r + 0.5 + label_room for r in rows) + 0.6
+    room = max(40, int(width * 11))  # characters of a 9-point line across the panel
+    notes = [[textwrap.fill(n, room) for n in layer_notes(e, show_special)] for e in exps]
+    lines = [sum(n.count("\n") + 1 for n in own) for own in notes]
+    panels = [0.32 * r + 0.5 + label_room + 0.17 * k for r, k in zip(rows, lines, strict=True)]
     fig, axes = plt.subplots(
         len(exps),
         1,
-        figsize=(width, height),
+        figsize=(width, sum(panels) + 0.6),
         squeeze=False,
         layout="constrained",
-        gridspec_kw={"height_ratios": [0.32 * r + 0.5 + label_room for r in rows]},
+        gridspec_kw={"height_ratios": panels},
     )
     scale = shared_scale(exps, special=show_special)
     image = None
-    for ax, exp in zip(axes[:, 0], exps, strict=True):
+    for ax, exp, own_notes in zip(axes[:, 0], exps, notes, strict=True):
         own = scale if shared else shared_scale([exp], special=show_special)
         keep = np.ones(len(exp), bool) if show_special else ~np.asarray(exp.special, bool)
         values = np.atleast_2d(exp.scores)[:, keep]
@@ -104,7 +109,7 @@ def heatmap(
             ax.set_ylabel("layer")
         else:
             ax.set_yticks([])
-        ax.set_title(_panel_title(exp), fontsize=9, loc="left")
+        ax.set_title("\n".join([_panel_title(exp), *own_notes]), fontsize=9, loc="left")
         if not shared:
             fig.colorbar(image, ax=ax, fraction=0.025, pad=0.01)
     if shared and image is not None:

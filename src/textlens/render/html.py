@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from textlens.render._scale import Scale, fmt, shared_scale
-from textlens.render.notes import baseline_note
+from textlens.render.notes import baseline_note, layer_notes
 
 CSS = """
 .tl-root{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#111;
@@ -158,6 +158,8 @@ def _row(exp: Any, scale: Scale, index: int, show_special: bool) -> str:
     else:
         text = _highlight(exp, exp.scores, scale, show_special)
         lines.append(f'<div class="tl-text">{text}</div>')
+    for note in layer_notes(exp, show_special):
+        lines.append(f'<div class="tl-note">{html.escape(note)}</div>')
     return f'<div class="tl-row" data-row="{index}">{_meta(exp)}' + "".join(lines) + "</div>"
 
 

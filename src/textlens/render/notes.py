@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 
 def baseline_note(exp: Any) -> str | None:
     """What the baseline of a path method predicts by itself, from the explanation's extras."""
@@ -30,3 +32,53 @@ def baseline_note(exp: Any) -> str | None:
     if float(extras.get("baseline_favours", 0.0)) > 0:
         line += ": it already favours the target, so the scores say little; try another baseline"
     return line
+
+
+ZERO = 1e-9
+"""A layer's row counts as zero when every shown score is below this share of the largest."""
+SPREAD = 0.05
+"""Layer totals that should agree are said to differ beyond this share of their mean."""
+
+
+def layer_notes(exp: Any, show_special: bool = False) -> list[str]:
+    """Why a layered picture looks as it does: rows of zeros, and layer totals that differ.
+
+    Uses the method's ``layer_totals`` (what every layer's scores add up to, if the method
+    promises a total; see ``textlens.methods.base.describe``).
+    """
+    if not exp.layered:
+        return []
+    scores = np.asarray(exp.scores, dtype=float)
+    shown = np.ones(len(exp), bool) if show_special else ~np.asarray(exp.special, bool)
+    names = list(exp.layers or range(scores.shape[0]))
+    notes = []
+    largest = float(np.abs(scores).max()) if scores.size else 0.0
+    zero = [n for n, row in zip(names, scores, strict=True) if largest > 0 and
+            float(np.abs(row[shown]).max(initial=0.0)) <= ZERO * largest]  # fmt: skip
+    if zero:
+        which = ", ".join(map(str, zero))
+        notes.append(
+            f"layer {which}: zero for every word: the target does not depend on the words' states "
+            "there (after a classifier's last layer only the first token, [CLS], feeds the head)"
+        )
+    promise = _layer_totals(exp.method)
+    if promise and scores.shape[0] > 1:
+        totals = scores.sum(axis=1)
+        middle = max(float(np.abs(totals).mean()), 1e-12)
+        if exp.target.score is not None and "baseline_score" in exp.extras:
+            promise += f" = {exp.target.score - float(exp.extras['baseline_score']):.3g}"
+        if float(totals.max() - totals.min()) > SPREAD * middle:
+            notes.append(
+                f"layer totals run from {totals.min():.3g} to {totals.max():.3g} (special tokens "
+                f"included), though each should be {promise}: the gap is the path's "
+                "discretisation; more steps bring them together"
+            )
+    return notes
+
+
+def _layer_totals(method: str) -> str:
+    from textlens.methods import METHODS
+    from textlens.methods.base import describe
+
+    cls = METHODS.get(method)
+    return str(describe(cls, "layer_totals")) if cls is not None else ""

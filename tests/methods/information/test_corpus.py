@@ -94,4 +94,4 @@ def test_the_header_says_what_is_explained(tiny_dir):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "explaining: every token's hidden state at layers 1-2 (phi=hidden)" in done.stdout
-    assert "warning" not in done.stderr
+    assert "regularisation" not in done.stderr

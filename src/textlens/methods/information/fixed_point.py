@@ -55,10 +55,12 @@ def solve_fixed_point(
     log_sigma0: torch.Tensor,
     real: torch.Tensor,
     settings: Settings,
+    on_settle: Callable[[int, int], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[torch.Tensor], torch.Tensor]:
     """The fixed-point solver (see the module docstring). Returns log sigma ``(B, G, T)``, the
     iterations per pair, the first loss estimate, the loss at every iteration and each pair's
-    loss at its last iteration."""
+    loss at its last iteration. ``on_settle(group, iterations)`` is called as every text of a
+    group has settled."""
     n, n_groups, width = log_sigma0.shape
     device, dtype = log_sigma0.device, log_sigma0.dtype
     real_g = real.unsqueeze(1).expand(n, n_groups, width)
@@ -123,7 +125,11 @@ def solve_fixed_point(
                 stable = rank_stability(log_sigma, se, counted, draws) >= 1 - tol
                 stable |= counted.sum(-1) <= 1  # one word: nothing to rank
                 settled &= stable | (rms <= SE_FLOOR)
+            was = active.any(0)
             active &= ~settled
+            if on_settle is not None:
+                for g in torch.nonzero(was & ~active.any(0)).flatten().tolist():
+                    on_settle(g, step + 1)
             if not active.any():
                 break
     return log_sigma, steps, start_loss, curve, last_loss

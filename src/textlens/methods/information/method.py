@@ -7,10 +7,13 @@ The theory is in ``docs/information.md``; the loss and its solvers in ``problem`
 from __future__ import annotations
 
 import math
+import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from textlens import progress
 from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
 from textlens.errors import TextlensError
@@ -18,19 +21,33 @@ from textlens.lazy import torch
 from textlens.methods.base import Scores
 from textlens.methods.information.problem import (
     FLOOR_ABSOLUTE,
+    LOG_SIGMA_MAX,
     Group,
     Result,
     Settings,
 )
 from textlens.methods.information.regularization import MIN_CORPUS, regularization
 from textlens.methods.information.solve import optimize
-from textlens.methods.layer_conductance import resolve_layers
+from textlens.methods.layer_conductance import Layers, resolve_layers
 from textlens.methods.registry import register
 from textlens.methods.settings import setting
 from textlens.targets import BoundTarget
 
+DEEP = 12
+"""Models with at most this many layers are explained at every layer by default."""
+SPREAD = 8
+"""Layers explained by default on deeper models."""
+TYPICAL_ITERATIONS = 12
+"""Iterations a (text, layer) usually takes with the default settings, for cost estimates: the
+mean over layers of the median iterations on 48 test sentences of the demo classifier (6 to 31
+by layer)."""
+
 COMPAT_MAX_STEPS = 5000
 """``max_steps`` when it is not given: the step cap, and the reference's fixed step count."""
+
+
+class UnsettledWarning(UserWarning):
+    """A (text, layer) ran to ``max_steps`` without settling."""
 
 
 @register
@@ -47,7 +64,9 @@ class InformationLoss:
     Args:
         phi: ``hidden`` (a layer's hidden states, all tokens), ``cls`` (the first token's
             vector at a layer) or ``logits``.
-        layers: Layer numbers 0..n_layers for ``hidden`` / ``cls``; None = every layer.
+        layers: Layer numbers 0..n_layers for ``hidden`` / ``cls``, or ``"all"``. None = every
+            layer of a model up to 12 layers deep, and 8 layers spread from the first to the
+            last on deeper ones (each layer costs forward passes to its depth at every step).
         rate: Weight of the entropy term (the reference's default, 0.1).
         n_samples: Noise samples per step.
         solver: ``fixed-point`` (solves the optimum's condition sigma_i^2 = rate / (S a_i) with
@@ -93,7 +112,7 @@ class InformationLoss:
     layer_measure: ClassVar[str] = "information_nats"
     """The per-token extra the layer analysis groups (a measure per layer and token)."""
     phi: Literal["hidden", "cls", "logits"] = "hidden"
-    layers: tuple[int, ...] | None = None
+    layers: Layers = None
     # the defaults are the solver's (problem.Settings): declared there once
     rate: float = setting(Settings.rate, low=0, low_open=True)
     n_samples: int = setting(Settings.n_samples, low=1, cap=64)
@@ -135,6 +154,54 @@ class InformationLoss:
             seed=self.seed,
         )
 
+    def estimate_seconds(
+        self, model: ModelAdapter, batch: TokenBatch, pass_seconds: float
+    ) -> tuple[float, float]:
+        """Expected and largest seconds for ``batch``, from one forward pass's ``pass_seconds``.
+
+        Every iteration runs, for each layer, ``n_samples`` noisy copies of every text forward to
+        that layer and back (about 3 forward passes' work); ``TYPICAL_ITERATIONS`` is the usual
+        count, ``max_steps`` the most.
+        """
+        settings = self.settings(model)
+        layers = self.chosen_layers(model)
+        depth = sum(min(layer, model.n_layers) / model.n_layers for layer in layers)
+        if self.phi == "logits":
+            depth = 1.0
+        per_iteration = 3.0 * pass_seconds * settings.n_samples * depth
+        typical = min(TYPICAL_ITERATIONS, settings.max_steps)
+        return per_iteration * typical, per_iteration * settings.max_steps
+
+    def _what(self, layer: int) -> str:
+        return "the logits" if self.phi == "logits" else f"layer {layer}"
+
+    def _check_unsettled(
+        self, result: Result, layers: Sequence[int], max_steps: int, n_texts: int
+    ) -> None:
+        """Warn when a layer ran to ``max_steps``, and say whether saturated tokens kept it."""
+        capped = result.steps >= max_steps  # (B, G)
+        if self.tol == 0 or not bool(capped.any()):
+            return
+        where, stuck = [], 0
+        for g in torch.nonzero(capped.any(0)).flatten().tolist():
+            at_bound = torch.log(result.sigma[:, g]) >= LOG_SIGMA_MAX - 1e-3
+            stuck += int((at_bound & capped[:, g].unsqueeze(-1)).sum())
+            where.append(
+                f"{self._what(layers[g])} ({int(capped[:, g].sum())} of {n_texts} text(s))"
+            )
+        cause = (
+            f"{stuck} token(s) kept growing to the largest sigma (Phi barely depends on them: "
+            "saturated), so the ranking never settled"
+            if stuck
+            else "the estimates stayed too noisy to settle the ranking"
+        )
+        warnings.warn(
+            f"max_steps={max_steps} reached without settling at {', '.join(where)}: {cause}; "
+            "the answer is the last iterate",
+            UnsettledWarning,
+            stacklevel=4,
+        )
+
     def explains(self, layers: Sequence[int]) -> str:
         """What Phi is, in words: the scores explain it, not the bound target."""
         if self.phi == "logits":
@@ -145,9 +212,9 @@ class InformationLoss:
     def chosen_layers(self, model: ModelAdapter) -> tuple[int, ...]:
         if self.phi == "logits":
             return (model.n_layers,)
-        if self.layers is not None and any(v < 0 for v in self.layers):
+        if isinstance(self.layers, tuple) and any(v < 0 for v in self.layers):
             raise TextlensError(f"layer numbers run from 0 to {model.n_layers}")
-        return resolve_layers(self.layers, model.n_layers)
+        return resolve_layers(self.layers, model.n_layers, default_layers(model.n_layers))
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         layers = self.chosen_layers(model)
@@ -157,11 +224,22 @@ class InformationLoss:
         # (text, layer) has its own noise stream, so a grouping changes results only by float
         # rounding, which can still tip a token with a near-zero estimate towards the upper bound
         parts = []
+        began = time.perf_counter()
         for rows in length_buckets(batch.lengths.tolist()):  # weights frozen by the pipeline
             sub = batch.select(rows)
             groups = [self._group(model, sub, layer, scales) for layer in layers]
             x = model.embed(sub).detach()
-            parts.append((rows, optimize(groups, x, sub.real_mask, settings, keys=layers)))
+
+            def settled(g: int, k: int, n: int = len(rows)) -> None:
+                spent = time.perf_counter() - began
+                progress.say(
+                    f"{self.name}: {self._what(layers[g])} settled after {k} iterations "
+                    f"({n} text(s), {progress.duration(spent)} so far)"
+                )
+
+            result = optimize(groups, x, sub.real_mask, settings, keys=layers, on_settle=settled)
+            self._check_unsettled(result, layers, settings.max_steps, len(rows))
+            parts.append((rows, result))
         result = _merge(parts, len(batch), batch.input_ids.shape[1])
         log_sigma = torch.log(result.sigma).nan_to_num(0.0)
         scores = (-log_sigma).masked_fill(~batch.real_mask.unsqueeze(1), 0.0)
@@ -215,6 +293,14 @@ class InformationLoss:
         if self.phi == "cls":
             return Group(lambda xs, rows: states(xs, rows)[:, 0], scale)
         return Group(states, scale, out_mask=lambda rows: real[rows])
+
+
+def default_layers(n_layers: int) -> tuple[int, ...]:
+    """Every layer of a model up to ``DEEP`` layers; of a deeper one, ``SPREAD`` layers spread
+    evenly from the first to the last (a layer costs a forward pass to its depth per step)."""
+    if n_layers <= DEEP:
+        return tuple(range(1, n_layers + 1))
+    return tuple(sorted({round(1 + i * (n_layers - 1) / (SPREAD - 1)) for i in range(SPREAD)}))
 
 
 def layer_span(layers: Sequence[int]) -> str:

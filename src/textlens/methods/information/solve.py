@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from textlens.lazy import torch
 from textlens.methods.information.adam import solve_adam
@@ -16,6 +16,7 @@ def optimize(
     real: torch.Tensor,
     settings: Settings,
     keys: Sequence[int] | None = None,
+    on_settle: Callable[[int, int], None] | None = None,
 ) -> Result:
     """Learn sigma for every (text, group) with the solver the settings name.
 
@@ -26,12 +27,14 @@ def optimize(
         settings: Optimiser settings.
         keys: One integer per group (e.g. its layer number) that names its noise stream;
             default ``0..G-1``.
+        on_settle: ``on_settle(group, iterations)`` as every text of a group has settled
+            (fixed-point solver).
     """
     problem = Problem(groups, x, real, settings, range(len(groups)) if keys is None else keys)
     param0, chosen = problem.start()
     if settings.solver == "fixed-point":
         log_sigma, steps, start_loss, curve, final_loss = solve_fixed_point(
-            problem.losses, problem.noise, param0, real, settings
+            problem.losses, problem.noise, param0, real, settings, on_settle
         )
     else:
         log_sigma, steps, start_loss, curve, final_loss = solve_adam(problem, param0)
