@@ -117,7 +117,12 @@ def main() -> None:
     help="see `textlens methods`; several separated by commas",
 )
 @click.option("--target", default=None, help="class label or index (default: predicted class)")
-@click.option("--layers", default=None, help="all, or layer numbers like 1,3,6 (layered methods)")
+@click.option(
+    "--layers",
+    default=None,
+    help="all, or layer numbers like 1,3,6 (layered methods; default: the method's own, see "
+    "`textlens methods`)",
+)
 @click.option("--words", is_flag=True, help="merge sub-words into words")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), help="write an HTML page")
 @click.option(
@@ -358,6 +363,8 @@ def methods(as_json: bool) -> None:
                 f"    --{p['name'].replace('_', '-')}  {p['type']}  (default: {p['default']})"
                 + valid
             )
+            if p["help"]:
+                click.echo(f"        {p['help']}")
 
 
 @main.command("explain-file")
@@ -366,7 +373,12 @@ def methods(as_json: bool) -> None:
 @click.option("--model", "model_path", default=None, help="model folder (default: demo classifier)")
 @click.option("--method", default=DEFAULT_METHOD, show_default=True, help="see `textlens methods`")
 @click.option("--target", default=None, help="class label or index (default: predicted class)")
-@click.option("--layers", default=None, help="all, or layer numbers like 1,3,6 (layered methods)")
+@click.option(
+    "--layers",
+    default=None,
+    help="all, or layer numbers like 1,3,6 (layered methods; default: the method's own, see "
+    "`textlens methods`)",
+)
 @click.option("--words", is_flag=True, help="store word-level explanations")
 @click.option("--column", default="text", show_default=True, help="text field of .jsonl / .csv")
 @click.option("--id-column", default=None, help="field holding a row id (default: row number)")

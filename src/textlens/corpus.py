@@ -79,7 +79,14 @@ def corpus_texts(corpus: str | None, corpus_size: int, notice: bool = True) -> l
     return texts[:corpus_size]
 
 
-def run_corpus(texts: Sequence[Any]) -> str | None:
-    """The corpus the texts of a run make (their ``remember`` key), when there are enough."""
+def run_corpus(texts: Sequence[Any], model_name: str = "") -> str | None:
+    """The corpus the texts of a run make (their ``remember`` key), when there are enough.
+
+    None for the demo classifier: the packaged corpus it was trained on is its corpus.
+    """
+    from textlens.zoo import DEMO_NAME
+
+    if model_name in (DEMO_NAME, PACKAGED):
+        return None
     usable = [t for t in texts if t]
     return remember(usable) if len(usable) >= ENOUGH_TEXTS else None

@@ -173,7 +173,7 @@ def explain_file(
     params = dict(params or {})
     corpus = describe(METHODS[method], "corpus_setting") if method in METHODS else None
     if corpus and params.get(corpus) is None:  # the input file stands for the user's data
-        key = run_corpus([r.text for r in rows if r.error is None])
+        key = run_corpus([r.text for r in rows if r.error is None], _model_name(model))
         if key is not None:
             params[corpus] = key
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:

@@ -100,7 +100,7 @@ def explain_many(
     if not texts:
         return []
     adapter = _adapter(model, device)
-    chosen = _with_corpus(get_method(method, **params), texts)
+    chosen = _with_corpus(get_method(method, **params), texts, adapter.name)
     goal = as_target(adapter, target)
     order = sorted(range(len(texts)), key=lambda i: len("".join(texts[i])))
     results: list[Explanation | None] = [None] * len(texts)
@@ -199,13 +199,13 @@ def _say_cost(method: Method, adapter: Any, batch: Any) -> None:
     )
 
 
-def _with_corpus(method: Method, texts: Sequence[Any]) -> Method:
+def _with_corpus(method: Method, texts: Sequence[Any], model_name: str) -> Method:
     """A method that takes reference statistics from a corpus gets the run's own texts, when
     the user gave none and there are enough of them (``textlens.corpus``)."""
     name = describe(type(method), "corpus_setting")
     if name is None or getattr(method, name) is not None:
         return method
-    key = run_corpus(texts)
+    key = run_corpus(texts, model_name)
     return method if key is None else dataclasses.replace(method, **{name: key})
 
 

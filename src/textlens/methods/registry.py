@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import types
 import typing
 from typing import Any
 
@@ -82,6 +83,7 @@ def describe_methods() -> list[dict[str, Any]]:
     for name in sorted(METHODS):
         cls = METHODS[name]
         hints = typing.get_type_hints(cls)
+        helps = argument_docs(cls.__doc__ or "")
         params = []
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else None
@@ -93,9 +95,10 @@ def describe_methods() -> list[dict[str, Any]]:
             params.append(
                 {
                     "name": f.name,
+                    "help": helps.get(f.name, ""),
                     "type": _type_name(hints.get(f.name)),
                     "default": default,
-                    "range": None if bounds is None else bounds.describe(),
+                    "range": None if bounds is None or bounds.unbounded else bounds.describe(),
                     "cap": None if bounds is None else bounds.cap,
                 }
             )
@@ -120,10 +123,48 @@ def _class_flag(cls: Any, name: str) -> bool:
 
 
 def _type_name(hint: Any) -> str:
+    """``int``, ``fixed-point|adam``, ``layer numbers|all`` or ``str or none``."""
     if hint is None:
         return "any"
-    text = getattr(hint, "__name__", None) if not typing.get_args(hint) else None
+    args = typing.get_args(hint)
+    origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        return "|".join(map(str, args))
+    if origin is tuple:
+        return "numbers"
+    if origin in (typing.Union, types.UnionType):
+        kinds = [_type_name(a) for a in args if a is not type(None)]
+        return " or ".join(kinds) + (" or none" if type(None) in args else "")
+    text = getattr(hint, "__name__", None) if not args else None
     return text or str(hint).replace("typing.", "")
+
+
+def argument_docs(doc: str) -> dict[str, str]:
+    """The ``Args:`` section of a Google-style docstring as ``{name: text}`` (lines joined)."""
+    found: dict[str, str] = {}
+    inside, current, indent = False, None, None
+    for line in doc.splitlines():
+        stripped = line.strip()
+        if stripped == "Args:":
+            inside = True
+            continue
+        if not inside:
+            continue
+        if not stripped:
+            current = None
+            continue
+        depth = len(line) - len(line.lstrip())
+        if indent is None:
+            indent = depth
+        if depth < indent or (depth == indent and stripped.endswith(":") and " " not in stripped):
+            break
+        name, colon, rest = stripped.partition(":")
+        if depth == indent and colon and name.isidentifier():
+            current = name
+            found[name] = rest.strip()
+        elif current is not None:
+            found[current] += " " + stripped
+    return found
 
 
 parse_setting = settings.parse_setting

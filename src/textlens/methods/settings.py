@@ -51,6 +51,10 @@ class Range:
             self.high is not None and (value >= self.high if self.high_open else value > self.high)
         )
 
+    @property
+    def unbounded(self) -> bool:
+        return self.low is None and self.high is None
+
     def describe(self) -> str:
         """``"at least 1"``, ``"above 0"``, ``"between 0 and 1 (both excluded)"``..."""
         text = self._bounds()

@@ -61,6 +61,16 @@ def test_explain_many_uses_its_own_texts_when_there_are_enough(tiny_bert, home):
         explain_many(texts[:5], tiny_bert, "information-loss", **FAST)
 
 
+def test_the_demo_classifier_keeps_the_corpus_it_learnt_from():
+    from textlens.corpus import run_corpus
+    from textlens.zoo import DEMO_NAME
+
+    texts = _corpus(ENOUGH_TEXTS)
+    assert run_corpus(texts, DEMO_NAME) is None and run_corpus(texts, "demo") is None
+    assert run_corpus(texts, "my-model") == remember(texts)
+    assert run_corpus(texts[:-1], "my-model") is None
+
+
 def test_bad_corpora_are_one_line(tmp_path):
     small = tmp_path / "small.txt"
     small.write_text("one\ntwo\n")

