@@ -181,6 +181,8 @@ def explain(
             click.echo(f"warning: {one_line(str(w.message))}", err=True)
         if i == 0:
             _print_prediction(adapter, exp)
+        elif exp.target.explained:  # a later method that explains something else says so
+            click.echo(f"explaining: {exp.target.explained}")
         shown = exp.to_words() if words else exp
         _print_scores(shown)
         shown_all.append(shown)

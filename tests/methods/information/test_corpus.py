@@ -105,3 +105,19 @@ def test_the_header_says_what_is_explained(tiny_dir):
     assert done.returncode == 0, done.stderr
     assert "explaining: every token's hidden state at layers 1-2 (phi=hidden)" in done.stdout
     assert "regularisation" not in done.stderr
+
+
+def test_a_second_method_that_explains_something_else_says_so(tiny_dir):
+    done = run_cli(
+        "explain", "a fine film", "--model", str(tiny_dir), "--method", "gradient,information-loss",
+        "--max-steps", "2", "--corpus-size", "10", "--layers", "1", "--corpus", "demo",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith("explaining:")]
+    assert lines[0].startswith("explaining: positive") or lines[0].startswith(
+        "explaining: negative"
+    )
+    assert (
+        lines[1]
+        == "explaining: every token's hidden state at layer 1 (phi=hidden), not the prediction"
+    )
