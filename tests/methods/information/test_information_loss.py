@@ -291,3 +291,15 @@ def test_compat_keeps_an_explicit_step_count(tiny_bert):
     chosen = get_method("information-loss", compat=True, max_steps=300)
     assert chosen.settings(tiny_bert).max_steps == 300
     assert get_method("information-loss").settings(tiny_bert).max_steps == 300
+
+
+@pytest.mark.parametrize("solver", ["fixed-point", "adam"])
+def test_the_reported_loss_is_the_loss_at_the_returned_sigma(toy, solver):
+    """Linear toy: E[loss] at sigma is c * sum_i w_i^2 sigma_i^2 - rate * mean log sigma."""
+    x, corpus, c = toy
+    res = information_loss(x, linear_phi, corpus=corpus, solver=solver, max_steps=200)
+    sigma = res.sigma[0, 0].double()
+    exact = float(c * (W.double() ** 2 * sigma**2).sum() - 0.1 * torch.log(sigma).mean())
+    se = float(res.loss_se[0, 0])
+    assert 0 < se < 0.05 * abs(exact) + 1e-3
+    assert abs(float(res.loss[0, 0]) - exact) < 4 * se

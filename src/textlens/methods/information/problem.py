@@ -32,6 +32,10 @@ SE_FLOOR = 0.005
 RANK_DRAWS = 32
 """Draws of the fixed-point solver's ranking test."""
 DEFAULT_TOL = {"fixed-point": 0.03, "adam": 0.05}
+LOSS_SAMPLES = 16
+"""Noise samples behind the loss reported at the returned sigma."""
+LOSS_STREAM = 7919
+"""Offset of the seed of that loss's own noise streams (apart from the solver's)."""
 
 Phi = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 """``phi(x_rows (N, T, K), rows (N,)) -> (N, ...)``: the function explained, for rows of texts."""
@@ -95,10 +99,12 @@ class Result:
     Attributes:
         sigma: ``(B, G, T)`` noise scales (NaN on padding).
         information: ``(B, G, T)`` H_i in nats (NaN on padding).
-        loss: ``(B, G)`` final loss, estimated with the last steps' samples.
+        loss: ``(B, G)`` the loss at the returned sigma, the mean over ``LOSS_SAMPLES`` noise
+            samples of its own seeded stream (so two answers' losses compare).
         steps: ``(B, G)`` optimiser steps each (text, group) took.
         start_loss: ``(B, G)`` loss estimate at the starting point.
         curve: ``(n_steps, B, G)`` the loss at every step (single-step estimates).
+        loss_se: ``(B, G)`` the standard error of ``loss`` (sample std / sqrt(LOSS_SAMPLES)).
     """
 
     sigma: torch.Tensor
@@ -108,6 +114,7 @@ class Result:
     start_loss: torch.Tensor
     curve: torch.Tensor
     start: list[str] = field(default_factory=list)
+    loss_se: torch.Tensor | None = None
 
 
 def regularization_scale(outputs: torch.Tensor, dims: int = 1, check: bool = True) -> torch.Tensor:
@@ -147,8 +154,12 @@ def group_loss(
     real: torch.Tensor,
     rate: float,
     texts: torch.Tensor,
+    per_sample: bool = False,
 ) -> torch.Tensor:
-    """Loss of one group for the given texts ``(n,)``; ``sigma (n, T)``, ``noise (n, S, T, K)``."""
+    """Loss of one group for the given texts ``(n,)``; ``sigma (n, T)``, ``noise (n, S, T, K)``.
+
+    ``(n,)``, the mean over the samples; ``(n, S)``, one value per sample, with ``per_sample``.
+    """
     n, samples, width, _ = noise.shape
     rows = texts.repeat_interleave(samples)
     noisy = x[rows] + (sigma.unsqueeze(1).unsqueeze(-1) * noise).reshape(n * samples, width, -1)
@@ -162,10 +173,12 @@ def group_loss(
         data = (diff.reshape(n * samples, -1) * mask).sum(1) / mask.sum(1)
     else:
         data = diff.reshape(n * samples, -1).mean(1)
-    data = data.view(n, samples).mean(1)
+    data = data.view(n, samples)
     own = real[texts]
     reg = torch.log(sigma).masked_fill(~own, 0.0).sum(1) / own.sum(1)
-    return data - rate * reg
+    if per_sample:
+        return data - rate * reg.unsqueeze(1)
+    return data.mean(1) - rate * reg
 
 
 def closed_form(
@@ -293,6 +306,32 @@ class Problem:
                 )  # fmt: skip
                 out = out.index_put((texts, torch.full_like(texts, g)), value)
         return out
+
+    def loss_at(self, log_sigma: torch.Tensor, chunk: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss ``(B, G)`` at ``log_sigma`` over ``LOSS_SAMPLES`` samples, and its SE.
+
+        The samples come from streams of their own (seed + ``LOSS_STREAM``, one per text and
+        group), so the figure is the same whatever solver, batch or stopping step led there.
+        """
+        settings, everyone = self.settings, self.everyone()
+        noise = Noise(
+            self.real.sum(1).tolist(), self.keys, self.dim, settings.seed + LOSS_STREAM,
+            self.x.device,
+        )  # fmt: skip
+        sigma = torch.exp(log_sigma.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX))
+        every_text = torch.arange(self.n, device=self.x.device)
+        parts = []
+        with torch.no_grad():
+            for start in range(0, LOSS_SAMPLES, chunk):
+                samples = noise.draw(min(chunk, LOSS_SAMPLES - start), self.width, self.x.dtype,
+                                     everyone)  # fmt: skip
+                parts.append(torch.stack([
+                    group_loss(group, self.x, clean, sigma[:, g], samples[:, g], self.real,
+                               settings.rate, every_text, per_sample=True)
+                    for g, (group, clean) in enumerate(zip(self.groups, self.cleans, strict=True))
+                ], dim=1))  # fmt: skip
+        values = torch.cat(parts, dim=-1)  # (B, G, LOSS_SAMPLES)
+        return values.mean(-1), values.std(-1) / math.sqrt(values.shape[-1])
 
     def to_sigma(self, param: torch.Tensor) -> torch.Tensor:
         if self.bounded:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 from textlens.lazy import torch
@@ -33,11 +34,13 @@ def optimize(
     problem = Problem(groups, x, real, settings, range(len(groups)) if keys is None else keys)
     param0, chosen = problem.start()
     if settings.solver == "fixed-point":
-        log_sigma, steps, start_loss, curve, final_loss = solve_fixed_point(
+        log_sigma, steps, start_loss, curve, _ = solve_fixed_point(
             problem.losses, problem.noise, param0, real, settings, on_settle
         )
     else:
-        log_sigma, steps, start_loss, curve, final_loss = solve_adam(problem, param0)
-    return make_result(
-        log_sigma, problem.real_g, problem.dim, final_loss, steps, start_loss, curve, chosen
+        log_sigma, steps, start_loss, curve, _ = solve_adam(problem, param0)
+    loss, loss_se = problem.loss_at(log_sigma)
+    result = make_result(
+        log_sigma, problem.real_g, problem.dim, loss, steps, start_loss, curve, chosen
     )
+    return dataclasses.replace(result, loss_se=loss_se)
