@@ -303,3 +303,29 @@ def test_the_reported_loss_is_the_loss_at_the_returned_sigma(toy, solver):
     se = float(res.loss_se[0, 0])
     assert 0 < se < 0.05 * abs(exact) + 1e-3
     assert abs(float(res.loss[0, 0]) - exact) < 4 * se
+
+
+def test_the_stated_standard_errors_cover_the_true_error(toy):
+    """Over 100 seeds of the linear toy, log sigma +- 1.96 SE holds the closed form about 95% of
+    the time (5 words x 100 seeds; 0.91-0.99 allows for the spread of 500 correlated draws)."""
+    x, corpus, c = toy
+    exact = torch.log(closed_form(c))
+    z = []
+    for seed in range(100):
+        res = information_loss(x, linear_phi, corpus=corpus, seed=seed)
+        z.append((torch.log(res.sigma[0, 0]) - exact) / res.log_sigma_se[0, 0])
+    z = torch.cat(z)
+    assert torch.isfinite(z).all()
+    assert 0.91 <= float((z.abs() < 1.96).float().mean()) <= 0.99
+    assert 0.85 <= float(z.pow(2).mean().sqrt()) <= 1.2
+
+
+def test_each_score_carries_its_standard_error(tiny_bert):
+    exp = explain(SENTENCES[0], tiny_bert, "information-loss", layers=(1, 2), max_steps=40,
+                  corpus="demo", corpus_size=10)  # fmt: skip
+    se = exp.extras["log_sigma_se"]
+    assert se.shape == exp.scores.shape
+    words = ~np.array(exp.special)
+    assert np.all(se[:, words] > 0)
+    kept = exp.to_words().extras["subword_log_sigma_se"]  # per sub-word, as the scores were
+    np.testing.assert_array_equal(kept, se)

@@ -49,6 +49,31 @@ def rank_stability(
     return corr.mean(-1)
 
 
+def honest_se(
+    se: torch.Tensor,
+    var: torch.Tensor,
+    mean: torch.Tensor,
+    count: torch.Tensor,
+    counted: torch.Tensor,
+) -> torch.Tensor:
+    """The standard error reported with each log sigma: the window's own ``se`` made honest.
+
+    Two corrections, both measured on the linear toy (``tests``: over 100 seeds the 95%
+    intervals cover the true error at their nominal rate). A variance from a handful of window
+    values is itself noisy, so the SE is scaled by t(0.975, n - 1) / 1.96 (the Student-t
+    quantile, Cornish-Fisher approximation); and the solver stops when the ranking looks
+    settled, which favours windows whose variance came out low, so each token's SE is at least
+    the one its pair's pooled relative variance gives.
+    """
+    nu = (count - 1).clamp_min(1.0)
+    t = 1.96 + 2.4223 / nu + 2.8897 / nu**2
+    scaled = se * (t / 1.96).to(se.dtype)
+    relative = (var / (mean * mean).clamp_min(1e-300)).masked_fill(~counted, 0.0)
+    pooled = relative.sum(-1, keepdim=True) / counted.sum(-1, keepdim=True).clamp_min(1)
+    floor = (0.5 * (pooled / count).sqrt()).to(se.dtype)
+    return torch.maximum(scaled, floor)
+
+
 def solve_fixed_point(
     losses: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
     noise: Noise,
@@ -56,11 +81,14 @@ def solve_fixed_point(
     real: torch.Tensor,
     settings: Settings,
     on_settle: Callable[[int, int], None] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[torch.Tensor], torch.Tensor]:
+) -> tuple[
+    torch.Tensor, torch.Tensor, torch.Tensor | None, list[torch.Tensor], torch.Tensor, torch.Tensor
+]:
     """The fixed-point solver (see the module docstring). Returns log sigma ``(B, G, T)``, the
-    iterations per pair, the first loss estimate, the loss at every iteration and each pair's
-    loss at its last iteration. ``on_settle(group, iterations)`` is called as every text of a
-    group has settled."""
+    iterations per pair, the first loss estimate, the loss at every iteration, each pair's
+    loss at its last iteration and the standard error of each log sigma ``(B, G, T)``
+    (``honest_se``). ``on_settle(group, iterations)`` is called as every text of a group has
+    settled."""
     n, n_groups, width = log_sigma0.shape
     device, dtype = log_sigma0.device, log_sigma0.dtype
     real_g = real.unsqueeze(1).expand(n, n_groups, width)
@@ -79,6 +107,7 @@ def solve_fixed_point(
     curve: list[torch.Tensor] = []
     start_loss = None
     last_loss = torch.full((n, n_groups), math.nan, device=device, dtype=dtype)
+    final_se = torch.full((n, n_groups, width), math.inf, device=device, dtype=dtype)
     for step in range(settings.max_steps):
         samples = noise.draw(settings.n_samples, width, dtype, active)
         with torch.enable_grad():
@@ -125,6 +154,9 @@ def solve_fixed_point(
                 stable = rank_stability(log_sigma, se, counted, draws) >= 1 - tol
                 stable |= counted.sum(-1) <= 1  # one word: nothing to rank
                 settled &= stable | (rms <= SE_FLOOR)
+            final_se = torch.where(
+                active.unsqueeze(-1), honest_se(se, var, mean, count, counted), final_se
+            )
             was = active.any(0)
             active &= ~settled
             if on_settle is not None:
@@ -132,4 +164,4 @@ def solve_fixed_point(
                     on_settle(g, step + 1)
             if not active.any():
                 break
-    return log_sigma, steps, start_loss, curve, last_loss
+    return log_sigma, steps, start_loss, curve, last_loss, final_se

@@ -60,8 +60,8 @@ class InformationLoss:
     relative to each unit's spread over a corpus. Scores are ``-log sigma`` (larger = the word's
     information reaches Phi more); ``extras`` hold ``sigma``, ``information_nats``
     (H = K log sigma + K/2 log 2 pi e), ``loss`` at the returned sigma (the mean over 16 noise
-    samples of its own stream) with its standard error ``loss_se``, ``steps`` and
-    ``loss_curve``.
+    samples of its own stream) with its standard error ``loss_se``, ``log_sigma_se`` (each
+    score's standard error, fixed-point solver), ``steps`` and ``loss_curve``.
 
     Args:
         phi: ``hidden`` (a layer's hidden states, all tokens), ``cls`` (the first token's
@@ -256,6 +256,9 @@ class InformationLoss:
                 "information_nats": result.information,
                 "loss": result.loss,
                 "loss_se": result.loss_se,
+                **(
+                    {"log_sigma_se": result.log_sigma_se} if result.log_sigma_se is not None else {}
+                ),
                 "start_loss": result.start_loss,
                 "steps": result.steps,
                 "loss_curve": result.curve.permute(1, 2, 0),
@@ -265,6 +268,7 @@ class InformationLoss:
                 "information_nats": ("layer", "token"),
                 "loss": ("layer",),
                 "loss_se": ("layer",),
+                "log_sigma_se": ("layer", "token"),
                 "start_loss": ("layer",),
                 "steps": ("layer",),
                 "loss_curve": ("layer", "step"),
@@ -344,6 +348,7 @@ def _merge(parts: list[tuple[list[int], Result]], n: int, width: int) -> Result:
     information = sigma.clone()
     loss = torch.full((n, n_groups), math.nan, dtype=like.dtype, device=like.device)
     start_loss, loss_se = loss.clone(), loss.clone()
+    log_sigma_se = sigma.clone()
     steps = torch.zeros((n, n_groups), dtype=torch.long, device=like.device)
     curve = torch.full((n_steps, n, n_groups), math.nan, dtype=like.dtype, device=like.device)
     start: list[str] = [""] * (n * n_groups)
@@ -355,9 +360,11 @@ def _merge(parts: list[tuple[list[int], Result]], n: int, width: int) -> Result:
         loss[index], start_loss[index], steps[index] = r.loss, r.start_loss, r.steps
         if r.loss_se is not None:
             loss_se[index] = r.loss_se
+        if r.log_sigma_se is not None:
+            log_sigma_se[index, :, :w] = r.log_sigma_se
         curve[: r.curve.shape[0], index] = r.curve.to(curve.dtype)
         for i, row in enumerate(rows):
             start[row * n_groups : (row + 1) * n_groups] = r.start[
                 i * n_groups : (i + 1) * n_groups
             ]
-    return Result(sigma, information, loss, steps, start_loss, curve, start, loss_se)
+    return Result(sigma, information, loss, steps, start_loss, curve, start, loss_se, log_sigma_se)

@@ -105,6 +105,8 @@ class Result:
         start_loss: ``(B, G)`` loss estimate at the starting point.
         curve: ``(n_steps, B, G)`` the loss at every step (single-step estimates).
         loss_se: ``(B, G)`` the standard error of ``loss`` (sample std / sqrt(LOSS_SAMPLES)).
+        log_sigma_se: ``(B, G, T)`` the standard error of each log sigma (fixed-point solver;
+            inf for a token at the largest sigma, NaN on padding), or None.
     """
 
     sigma: torch.Tensor
@@ -115,6 +117,7 @@ class Result:
     curve: torch.Tensor
     start: list[str] = field(default_factory=list)
     loss_se: torch.Tensor | None = None
+    log_sigma_se: torch.Tensor | None = None
 
 
 def regularization_scale(outputs: torch.Tensor, dims: int = 1, check: bool = True) -> torch.Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 
 from textlens.lazy import torch
@@ -34,13 +35,16 @@ def optimize(
     problem = Problem(groups, x, real, settings, range(len(groups)) if keys is None else keys)
     param0, chosen = problem.start()
     if settings.solver == "fixed-point":
-        log_sigma, steps, start_loss, curve, _ = solve_fixed_point(
+        log_sigma, steps, start_loss, curve, _, se = solve_fixed_point(
             problem.losses, problem.noise, param0, real, settings, on_settle
         )
     else:
         log_sigma, steps, start_loss, curve, _ = solve_adam(problem, param0)
+        se = None
     loss, loss_se = problem.loss_at(log_sigma)
     result = make_result(
         log_sigma, problem.real_g, problem.dim, loss, steps, start_loss, curve, chosen
     )
-    return dataclasses.replace(result, loss_se=loss_se)
+    if se is not None:
+        se = se.masked_fill(~problem.real_g, math.nan)
+    return dataclasses.replace(result, loss_se=loss_se, log_sigma_se=se)
