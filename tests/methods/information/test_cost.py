@@ -49,7 +49,7 @@ def test_the_estimate_grows_with_depth_samples_and_steps(tiny_bert):
 def test_a_run_says_its_cost_then_each_layer_as_it_settles(tiny_bert):
     heard = []
     with progress.reporting(lambda message, seconds: heard.append((message, seconds))):
-        explain(SENTENCES[0], tiny_bert, "information-loss", layers=(1, 2), max_steps=50,
+        explain(SENTENCES[0], tiny_bert, "information-loss", layers=(1, 2), max_steps=300,
                 corpus="demo", corpus_size=10)  # fmt: skip
     assert heard[0][1] is not None and heard[0][1] > 0  # the estimate comes first
     assert "about" in heard[0][0] and "at most" in heard[0][0]

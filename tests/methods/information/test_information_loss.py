@@ -329,3 +329,21 @@ def test_each_score_carries_its_standard_error(tiny_bert):
     assert np.all(se[:, words] > 0)
     kept = exp.to_words().extras["subword_log_sigma_se"]  # per sub-word, as the scores were
     np.testing.assert_array_equal(kept, se)
+
+
+def test_the_reference_spread_takes_sentence_means_first(tiny_bert, tmp_path):
+    from textlens.methods.information import regularization_from_texts
+
+    texts = [f"{s} number {i}" for i, s in enumerate(SENTENCES * 4)]
+    means = regularization_from_texts(tiny_bert, "hidden", texts, tmp_path, spread="sentence-means")
+    pooled = regularization_from_texts(tiny_bert, "hidden", texts, tmp_path)
+    batch = tiny_bert.encode(texts)
+    with torch.no_grad():
+        states = tiny_bert.forward(tiny_bert.embed(batch), batch, hidden_states=True).hidden_states
+    m = batch.real_mask.unsqueeze(-1).float()
+    for layer, h in enumerate(states):
+        expected = regularization_scale((h * m).sum(1) / m.sum(1), check=False)
+        torch.testing.assert_close(means[layer], expected, rtol=1e-5, atol=1e-7)
+        every_token = regularization_scale(h[batch.real_mask], check=False)
+        torch.testing.assert_close(pooled[layer], every_token, rtol=1e-5, atol=1e-7)
+    assert len(list(tmp_path.glob("*.pt"))) == 2  # cached apart

@@ -89,9 +89,13 @@ class InformationLoss:
             reviews). None: the texts of the run when there are at least 100 (``explain_many``,
             ``explain-file``; not for the demo classifier, trained on the packaged corpus),
             else the packaged corpus with a notice.
-        compat: Follow the reference implementation: sigma = scale * sigmoid(ratio) with scale
-            10 x std of the word embedding table, ratio ~ N(0, 1), one sample per step, lr 0.01,
-            5000 fixed steps, the lowest single-sample loss kept (Adam).
+        spread: How the regularisation spreads Phi over the corpus (``hidden``): ``tokens``
+            pools every real token's vector; ``sentence-means`` (the reference's, and what
+            ``compat`` uses) first averages each sentence's vectors.
+        compat: Follow the reference implementation: sigma = scale * sigmoid(ratio) with
+            scale 10 x std of the word embedding table, ratio ~ N(0, 1), one sample per step,
+            lr 0.01, 5000 fixed steps, the lowest single-sample loss kept (Adam), and the
+            ``sentence-means`` spread.
         seed: Seeds the noise and the probes.
 
     References:
@@ -126,6 +130,7 @@ class InformationLoss:
     init: Literal["closed-form", "constant"] = Settings.init
     corpus_size: int = setting(500, low=MIN_CORPUS, cap=2000, unit="sentences")
     corpus: str | None = setting(None, local=True)
+    spread: Literal["tokens", "sentence-means"] = "tokens"
     compat: bool = False
     seed: int = Settings.seed
 
@@ -221,7 +226,8 @@ class InformationLoss:
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         layers = self.chosen_layers(model)
-        scales = regularization(model, self.phi, self.corpus_size, self.corpus)
+        spread = "sentence-means" if self.compat else self.spread
+        scales = regularization(model, self.phi, self.corpus_size, self.corpus, spread)
         settings = self.settings(model)
         # texts of similar length run together, so little time goes into padding; every
         # (text, layer) has its own noise stream, so a grouping changes results only by float

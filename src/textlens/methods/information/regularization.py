@@ -28,23 +28,32 @@ _LOADED: dict[Path, dict[int, torch.Tensor]] = {}
 
 
 def regularization(
-    model: Any, phi: str, corpus_size: int, corpus: str | None = None
+    model: Any, phi: str, corpus_size: int, corpus: str | None = None, spread: str = "tokens"
 ) -> dict[int, torch.Tensor]:
     """Per-unit std of Phi over the first ``corpus_size`` texts of ``corpus``, cached on disk.
 
     Returns ``{layer: r}`` for every hidden-state index (``hidden`` / ``cls``), or ``{-1: r}``
     for the logits. Cached under ``$TEXTLENS_HOME/regularization`` per (model, Phi, corpus
-    texts); ``corpus`` as in ``corpus_texts``.
+    texts); ``corpus`` as in ``corpus_texts``. ``spread``: ``tokens`` pools every real token's
+    vector (hidden states); ``sentence-means`` takes each sentence's mean vector first, as the
+    reference does. The first-token vector and the logits are one vector a sentence either way.
     """
     from textlens.zoo import DEMO_NAME, textlens_home
 
     # the demo classifier learnt from the packaged corpus: for it, that corpus is the right one
     texts = corpus_texts(corpus, corpus_size, notice=getattr(model, "name", "") != DEMO_NAME)
-    return regularization_from_texts(model, phi, texts, cache=textlens_home() / "regularization")
+    return regularization_from_texts(
+        model, phi, texts, cache=textlens_home() / "regularization", spread=spread
+    )
 
 
 def regularization_from_texts(
-    model: Any, phi: str, texts: Sequence[str], cache: Path | None = None, batch_size: int = 32
+    model: Any,
+    phi: str,
+    texts: Sequence[str],
+    cache: Path | None = None,
+    batch_size: int = 32,
+    spread: str = "tokens",
 ) -> dict[int, torch.Tensor]:
     """The regularisation of ``phi`` over the given texts (see ``regularization``)."""
     if len(texts) < MIN_CORPUS:
@@ -54,7 +63,8 @@ def regularization_from_texts(
     corpus_key = hashlib.sha256(json.dumps(list(texts)).encode()).hexdigest()[:12]
     path = None
     if cache is not None:
-        path = cache / f"{model.fingerprint()}-{phi}-{len(texts)}-{corpus_key}.pt"
+        pooled = "" if spread == "tokens" or phi != "hidden" else f"-{spread}"
+        path = cache / f"{model.fingerprint()}-{phi}{pooled}-{len(texts)}-{corpus_key}.pt"
         if path in _LOADED:
             return _LOADED[path]
         if path.exists():
@@ -69,7 +79,13 @@ def regularization_from_texts(
                 per_layer.setdefault(-1, []).append(out.logits.float().cpu())
                 continue
             for layer, h in enumerate(out.hidden_states):
-                picked = h[batch.real_mask] if phi == "hidden" else h[:, 0]
+                if phi != "hidden":
+                    picked = h[:, 0]
+                elif spread == "sentence-means":
+                    m = batch.real_mask.unsqueeze(-1).to(h.dtype)
+                    picked = (h * m).sum(1) / m.sum(1)
+                else:
+                    picked = h[batch.real_mask]
                 per_layer.setdefault(layer, []).append(picked.float().cpu())
     scales = {k: regularization_scale(torch.cat(v), check=False) for k, v in per_layer.items()}
     if path is not None:
