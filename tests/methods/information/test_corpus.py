@@ -76,7 +76,7 @@ def test_bad_corpora_are_one_line(tmp_path):
     small.write_text("one\ntwo\n")
     with pytest.raises(TextlensError, match=r"has 2 usable texts; .* at least 10"):
         corpus_texts(str(small), 500)
-    with pytest.raises(TextlensError, match="does not exist"):
+    with pytest.raises(TextlensError, match=r"the corpus file .* does not exist: give"):
         corpus_texts(str(tmp_path / "none.txt"), 500)
     with pytest.raises(TextlensError, match="another process"):
         corpus_texts("texts:000000000000", 500)
