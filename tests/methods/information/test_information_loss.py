@@ -347,3 +347,33 @@ def test_the_reference_spread_takes_sentence_means_first(tiny_bert, tmp_path):
         every_token = regularization_scale(h[batch.real_mask], check=False)
         torch.testing.assert_close(pooled[layer], every_token, rtol=1e-5, atol=1e-7)
     assert len(list(tmp_path.glob("*.pt"))) == 2  # cached apart
+
+
+def test_a_text_gets_the_same_answer_alone_and_in_a_batch(demo):
+    """16 test sentences of the demo classifier in one batch and one at a time: each text has
+    its own noise, probes and draws, so only float rounding may differ (1e-4 relative)."""
+    from textlens.data import rotten_tomatoes
+
+    texts = list(rotten_tomatoes("test").texts[:16])
+    together = explain_many(texts, demo, "information-loss", batch_size=16, corpus="demo")
+    alone = explain_many(texts, demo, "information-loss", batch_size=1, corpus="demo")
+    for a, b in zip(together, alone, strict=True):
+        np.testing.assert_array_equal(a.extras["steps"], b.extras["steps"])
+        np.testing.assert_allclose(a.extras["sigma"], b.extras["sigma"], rtol=1e-4)
+
+
+def test_closed_form_probes_do_not_depend_on_the_padded_width(toy):
+    from textlens.methods.information.problem import Group, Settings, closed_form
+
+    x, _, _ = toy
+
+    def phi(e, rows):  # one output per token (a token axis to pad); padding comes last
+        return torch.tanh(50 * e.cumsum(1))
+
+    group = Group(phi, torch.full((K,), 0.1), out_mask=lambda rows: real[rows])
+    real = torch.ones((1, S), dtype=torch.bool)
+    alone = closed_form([group], x[None], real, Settings(), [0])
+    padded_x = torch.cat([x, torch.zeros(3, K)])[None]
+    real = torch.cat([torch.ones(S), torch.zeros(3)]).bool()[None]
+    padded = closed_form([group], padded_x, real, Settings(), [0])
+    torch.testing.assert_close(padded[..., :S], alone, rtol=1e-6, atol=0)

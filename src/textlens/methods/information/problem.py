@@ -34,8 +34,9 @@ RANK_DRAWS = 32
 DEFAULT_TOL = {"fixed-point": 0.03, "adam": 0.05}
 LOSS_SAMPLES = 16
 """Noise samples behind the loss reported at the returned sigma."""
-LOSS_STREAM = 7919
-"""Offset of the seed of that loss's own noise streams (apart from the solver's)."""
+LOSS_STREAM = 104729
+"""Offset of the seed of that loss's own noise streams (apart from the solver's and the
+closed-form start's)."""
 
 Phi = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 """``phi(x_rows (N, T, K), rows (N,)) -> (N, ...)``: the function explained, for rows of texts."""
@@ -201,16 +202,8 @@ def closed_form(
         with torch.enable_grad():
             leaf = x[rows].detach().requires_grad_(True)
             out = group.phi(leaf, rows)
-            probes = (
-                torch.cat(
-                    [
-                        torch.randint(0, 2, (k, *out.shape[1:]), generator=gen, device=x.device)
-                        for gen in gens
-                    ]
-                ).to(out.dtype)
-                * 2
-                - 1
-            )
+            probes = _signs(gens, k, out.shape[1:], real if group.out_mask is not None else None)
+            probes = probes.to(out.dtype)
             if group.out_mask is not None:
                 mask = group.out_mask(rows).to(out.dtype)
                 while mask.dim() < out.dim():
@@ -225,6 +218,30 @@ def closed_form(
         sigma2 = settings.rate * m.unsqueeze(1) / (2 * s * a.clamp_min(1e-30))
         log_sigma[:, g] = 0.5 * torch.log(sigma2)
     return log_sigma.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX).masked_fill(~real.unsqueeze(1), 0.0)
+
+
+def _signs(
+    gens: Sequence[torch.Generator],
+    k: int,
+    shape: Sequence[int],
+    real: torch.Tensor | None,
+) -> torch.Tensor:
+    """Random +-1 probes ``(B * k, *shape)``, one generator per text. With ``real`` the first
+    axis of ``shape`` is the token axis: each text draws for its real tokens only (0 elsewhere),
+    so its probes do not depend on the padded width."""
+    parts = []
+    for b, gen in enumerate(gens):
+        if real is None:
+            parts.append(torch.randint(0, 2, (k, *shape), generator=gen, device=gen.device) * 2 - 1)
+            continue
+        keep = real[b, : shape[0]]
+        draw = torch.randint(
+            0, 2, (k, int(keep.sum()), *shape[1:]), generator=gen, device=gen.device
+        )
+        full = torch.zeros((k, *shape), dtype=draw.dtype, device=draw.device)
+        full[:, keep] = draw * 2 - 1
+        parts.append(full)
+    return torch.cat(parts)
 
 
 def make_result(
