@@ -156,3 +156,19 @@ def test_weights_are_frozen_only_while_a_method_runs(tiny_bert):
         del tiny_bert.forward
     assert seen[0] and not any(seen[1:])  # the clean pass, then the method's passes frozen
     assert all(p.requires_grad for p in tiny_bert.model.parameters())
+
+
+def test_the_first_block_can_read_given_states(tiny_bert):
+    batch = tiny_bert.encode(SENTENCES)
+    rows = torch.arange(len(SENTENCES))
+    word = tiny_bert.embed(batch)
+    with torch.no_grad():
+        clean = tiny_bert.hidden_state_at(word, batch, rows, 2)
+        start = tiny_bert.hidden_state_at(word, batch, rows, 0)  # the embedding output
+        other = torch.zeros_like(word)
+        assert not torch.allclose(tiny_bert.hidden_state_at(other, batch, rows, 2), clean)
+        with tiny_bert.entering_blocks(start):
+            entered = tiny_bert.hidden_state_at(other, batch, rows, 2)
+            logits = tiny_bert.forward(other, batch, rows).logits
+    torch.testing.assert_close(entered, clean)
+    torch.testing.assert_close(logits, tiny_bert.forward(word, batch, rows).logits)

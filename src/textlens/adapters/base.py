@@ -78,6 +78,11 @@ class ModelAdapter(Protocol):
         running no further than needed."""
         ...
 
+    def entering_blocks(self, states: torch.Tensor) -> AbstractContextManager[None]:
+        """Within the block, the first transformer block reads ``states`` ``(N, T, H)`` instead
+        of the embedding module's output (so that output itself can be perturbed)."""
+        ...
+
     def encode(
         self, texts: Sequence[str | tuple[str, str]], max_length: int | None = None
     ) -> TokenBatch: ...

@@ -127,3 +127,9 @@ class FunctionAdapter(EncodingAdapter):
             "a custom forward function exposes no layers: use a method that needs none "
             "(gradient, integrated-gradients, occlusion, ...)"
         )
+
+    def entering_blocks(self, states: torch.Tensor) -> Iterator[None]:
+        raise TextlensError(
+            "a custom forward function has no embedding module: perturb its input embeddings "
+            "(noise_at='word-embeddings')"
+        )

@@ -190,6 +190,28 @@ class HFAdapter(EncodingAdapter):
             handle.remove()
         return seen["h"]
 
+    @contextlib.contextmanager
+    def entering_blocks(self, states: torch.Tensor) -> Iterator[None]:
+        """Within the block, the first transformer block reads ``states`` ``(N, T, H)`` instead
+        of the embedding module's output; the hook is always removed."""
+        blocks = self.layers
+        if not isinstance(blocks, torch.nn.ModuleList) or len(blocks) == 0:
+            raise TextlensError(
+                f"textlens does not know the blocks of this {self.config.model_type} model, so "
+                "it cannot perturb the embedding output: use noise_at='word-embeddings'"
+            )
+
+        def before(module: Any, args: Any, kwargs: Any) -> Any:
+            if args:
+                return (states, *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": states}
+
+        handle = blocks[0].register_forward_pre_hook(before, with_kwargs=True, prepend=True)
+        try:
+            yield
+        finally:
+            handle.remove()
+
     def forward(
         self,
         embeds: torch.Tensor,

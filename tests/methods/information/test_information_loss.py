@@ -377,3 +377,15 @@ def test_closed_form_probes_do_not_depend_on_the_padded_width(toy):
     real = torch.cat([torch.ones(S), torch.zeros(3)]).bool()[None]
     padded = closed_form([group], padded_x, real, Settings(), [0])
     torch.testing.assert_close(padded[..., :S], alone, rtol=1e-6, atol=0)
+
+
+def test_noise_can_go_where_the_paper_puts_it(tiny_bert):
+    fast = {"layers": (1,), "max_steps": 40, "corpus": "demo", "corpus_size": 10}
+    word = explain(SENTENCES[0], tiny_bert, "information-loss", **fast)
+    out = explain(SENTENCES[0], tiny_bert, "information-loss", noise_at="embedding-output", **fast)
+    assert word.params["noise_at"] == "word-embeddings"
+    assert out.params["noise_at"] == "embedding-output"
+    assert not np.allclose(word.extras["sigma"], out.extras["sigma"], rtol=1e-2)
+    assert np.isfinite(out.extras["sigma"]).all()
+    assert get_method("information-loss", compat=True).input_point == "embedding-output"
+    assert get_method("information-loss").input_point == "word-embeddings"

@@ -6,6 +6,7 @@ The theory is in ``docs/information.md``; the loss and its solvers in ``problem`
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
@@ -92,10 +93,15 @@ class InformationLoss:
         spread: How the regularisation spreads Phi over the corpus (``hidden``): ``tokens``
             pools every real token's vector; ``sentence-means`` (the reference's, and what
             ``compat`` uses) first averages each sentence's vectors.
+        noise_at: Where the noise goes: ``word-embeddings`` (the word table's rows, before
+            position / token-type embeddings and the embedding norm) or ``embedding-output``
+            (what the embedding module passes to the first block: the paper's and the
+            reference's input of Phi, and what ``compat`` uses).
         compat: Follow the reference implementation: sigma = scale * sigmoid(ratio) with
             scale 10 x std of the word embedding table, ratio ~ N(0, 1), one sample per step,
             lr 0.01, 5000 fixed steps, the lowest single-sample loss kept (Adam), and the
-            ``sentence-means`` spread.
+            ``sentence-means`` spread and the ``embedding-output`` input (its scale then 10 x
+            the embedding output's spread).
         seed: Seeds the noise and the probes.
 
     References:
@@ -131,6 +137,7 @@ class InformationLoss:
     corpus_size: int = setting(500, low=MIN_CORPUS, cap=2000, unit="sentences")
     corpus: str | None = setting(None, local=True)
     spread: Literal["tokens", "sentence-means"] = "tokens"
+    noise_at: Literal["word-embeddings", "embedding-output"] = "word-embeddings"
     compat: bool = False
     seed: int = Settings.seed
 
@@ -161,6 +168,11 @@ class InformationLoss:
             betas=(0.9, 0.999),
             seed=self.seed,
         )
+
+    @property
+    def input_point(self) -> str:
+        """Where the noise goes (``compat`` follows the reference: the embedding output)."""
+        return "embedding-output" if self.compat else self.noise_at
 
     def estimate_seconds(
         self, model: ModelAdapter, batch: TokenBatch, pass_seconds: float
@@ -234,10 +246,19 @@ class InformationLoss:
         # rounding, which can still tip a token with a near-zero estimate towards the upper bound
         parts = []
         began = time.perf_counter()
+        point = self.input_point
+        if self.compat and point == "embedding-output":  # the reference: 10 x the input's std
+            r0 = regularization(model, "hidden", self.corpus_size, self.corpus, spread)[0]
+            settings = dataclasses.replace(settings, scale=10 * float(r0.pow(2).mean().sqrt()))
         for rows in length_buckets(batch.lengths.tolist()):  # weights frozen by the pipeline
             sub = batch.select(rows)
-            groups = [self._group(model, sub, layer, scales) for layer in layers]
             x = model.embed(sub).detach()
+            word = None
+            if point == "embedding-output":  # perturb what the embedding module puts out
+                word = x
+                every = torch.arange(len(rows), device=x.device)
+                x = model.hidden_state_at(word, sub, every, 0).detach()
+            groups = [self._group(model, sub, layer, scales, word) for layer in layers]
 
             def settled(g: int, k: int, n: int = len(rows)) -> None:
                 spent = time.perf_counter() - began
@@ -282,6 +303,26 @@ class InformationLoss:
         )
 
     def _group(
+        self,
+        model: ModelAdapter,
+        batch: TokenBatch,
+        layer: int,
+        scales: dict[int, torch.Tensor],
+        word: torch.Tensor | None = None,
+    ) -> Group:
+        """Phi at ``layer`` as a function of the perturbed input: the word embeddings, or, with
+        ``word`` (the clean word embeddings) given, the embedding module's output."""
+        group = self._phi(model, batch, layer, scales)
+        if word is None:
+            return group
+
+        def entered(xs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+            with model.entering_blocks(xs):
+                return group.phi(word[rows], rows)
+
+        return dataclasses.replace(group, phi=entered)
+
+    def _phi(
         self, model: ModelAdapter, batch: TokenBatch, layer: int, scales: dict[int, torch.Tensor]
     ) -> Group:
         scale = scales[layer if self.phi != "logits" else -1].to(batch.device)
