@@ -11,7 +11,7 @@ import pytest
 
 from conftest import TEXTLENS
 from conftest import run_cli as run
-from textlens.data import read_texts
+from textlens.data import read_inputs, read_texts
 from textlens.errors import TextlensError
 from textlens.jobs import _recover, explain_file
 
@@ -34,8 +34,37 @@ def test_readers(tmp_path):
     with pytest.raises(TextlensError, match=r"no column 'text'.*review, label"):
         read_texts(tmp_path / "a.csv")
     (tmp_path / "a.xlsx").write_bytes(b"PK")
-    with pytest.raises(TextlensError, match=r"\.txt, \.jsonl or \.csv"):
+    with pytest.raises(TextlensError, match=r"\.txt, \.jsonl, \.csv or \.parquet"):
         read_texts(tmp_path / "a.xlsx")
+
+
+def test_parquet_folders_and_globs_are_read_as_one_input(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    pq.write_table(
+        pa.table({"body": ["first", None, "third"], "n": [1, 2, 3]}), folder / "b.parquet"
+    )
+    (folder / "a.txt").write_text("zero\n")
+    (folder / "_notes.txt").write_text("skipped: starts with _\n")
+    rows = read_inputs(folder, column="body")
+    assert [r.text for r in rows] == ["zero", "first", "", "third"]
+    assert [r.row for r in rows] == [0, 1, 2, 3]
+    assert [r.id for r in rows] == ["a.txt:0", "b.parquet:0", "b.parquet:1", "b.parquet:2"]
+    assert rows[2].error == "the 'body' value is not a string"
+    assert [r.id for r in read_inputs(folder / "b.parquet", column="body", id_column="n")] == [
+        "1", "2", "3",
+    ]  # fmt: skip
+    assert [r.text for r in read_inputs(str(folder / "?.txt"))] == ["zero"]
+    with pytest.raises(TextlensError, match=r"no column 'text'.*body, n.*--column"):
+        read_inputs(folder / "b.parquet")
+    with pytest.raises(TextlensError, match="no file matches"):
+        read_inputs(str(folder / "*.csv"))
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    with pytest.raises(TextlensError, match="not a readable Parquet file"):
+        read_texts(tmp_path / "bad.parquet")
 
 
 def test_jsonl_output_every_row_once_with_errors(tmp_path, tiny_bert):

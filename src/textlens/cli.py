@@ -370,8 +370,13 @@ def methods(as_json: bool) -> None:
 
 
 @main.command("explain-file")
-@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
-@click.option("--out", "output", required=True, help="output file: .jsonl or .parquet")
+@click.argument("input_path", metavar="INPUT")
+@click.option(
+    "--out",
+    "output",
+    required=True,
+    help="output file: .jsonl or .parquet (--engine ray: a folder of Parquet shards)",
+)
 @click.option("--model", "model_path", default=None, help="model folder (default: demo classifier)")
 @click.option("--method", default=DEFAULT_METHOD, show_default=True, help="see `textlens methods`")
 @click.option("--target", default=None, help="class label or index (default: predicted class)")
@@ -390,6 +395,30 @@ def methods(as_json: bool) -> None:
     "--encoding", default="utf-8", show_default=True, help="the input file's text encoding"
 )
 @click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: this process; ray: a pool of Ray workers (--out is then a folder of Parquet "
+    "shards)",
+)
+@click.option(
+    "--address",
+    default=None,
+    help="Ray cluster to join (default: RAY_ADDRESS, else start Ray here)",
+)
+@click.option("--workers", type=int, default=None, help="Ray workers (default: by CPUs / GPUs)")
+@click.option(
+    "--gpus-per-worker", type=float, default=0.0, show_default=True, help="GPUs per Ray worker"
+)
+@click.option(
+    "--block-rows",
+    type=int,
+    default=None,
+    help="rows per Ray block, the unit of work and of resumption (default: about 64 blocks, "
+    "from one batch to 256 rows)",
+)
 @_method_options
 @_guarded
 def explain_file(
@@ -406,11 +435,18 @@ def explain_file(
     max_length: int | None,
     encoding: str,
     quiet: bool,
+    engine: str,
+    address: str | None,
+    workers: int | None,
+    gpus_per_worker: float,
+    block_rows: int | None,
     **settings: str | None,
 ) -> None:
-    """Explain every text of INPUT (.txt a line each, .jsonl, .csv) into --out, resumably.
+    """Explain every text of INPUT (.txt a line each, .jsonl, .csv, .parquet; or a folder or
+    glob of them) into --out, resumably.
 
-    Stopped by Ctrl-C or a kill, the same command carries on where it stopped.
+    Stopped by Ctrl-C or a kill, the same command carries on where it stopped. With --engine ray
+    the work is spread over Ray workers (on this machine, or on the cluster at --address).
     """
     from textlens.jobs import explain_file as run_job
     from textlens.methods import parse_layers, parse_settings
@@ -437,6 +473,11 @@ def explain_file(
                 max_length=max_length,
                 encoding=encoding,
                 progress=not quiet,
+                engine=engine,
+                address=address,
+                workers=workers,
+                gpus_per_worker=gpus_per_worker,
+                block_rows=block_rows,
             )
         said = [one_line(str(w.message)) for w in caught if issubclass(w.category, UserWarning)]
         for message in dict.fromkeys(said):  # each batch may warn alike: say it once

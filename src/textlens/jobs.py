@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from textlens.data import InputRow, read_texts
+from textlens.data import InputRow, input_files, read_inputs
 from textlens.errors import TextlensError
 from textlens.memory import ResourceError
 from textlens.methods import DEFAULT_METHOD
@@ -40,11 +40,15 @@ class JobSummary:
     """Journal lines skipped because their row is not in the input."""
 
 
-def _fingerprint(path: Path) -> str:
+def _fingerprint(paths: Sequence[Path]) -> str:
+    """A hash of the input's bytes (and, for several files, of their names and order)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for path in paths:
+        if len(paths) > 1:
+            digest.update(path.name.encode() + b"\0")
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()[:16]
 
 
@@ -141,6 +145,11 @@ def explain_file(
     encoding: str = "utf-8",
     progress: bool = True,
     on_batch: Callable[[int], None] | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
+    gpus_per_worker: float = 0.0,
+    block_rows: int | None = None,
 ) -> JobSummary:
     """Explain every row of ``input_path`` into ``output`` (.jsonl or .parquet), resumably.
 
@@ -148,10 +157,13 @@ def explain_file(
     the output is locked while the job runs, so a second job on it is refused in one line.
 
     Args:
-        input_path: ``.txt`` (a text a line), ``.jsonl`` or ``.csv`` (the ``column`` field).
+        input_path: ``.txt`` (a text a line), ``.jsonl``, ``.csv`` or ``.parquet`` (the
+            ``column`` field); or a folder or glob pattern of them, read in name order as one
+            input.
         output: ``.jsonl`` (one JSON object a row) or ``.parquet`` (the explanation as a JSON
-            string column). Each row holds ``row`` (0-based input position), ``id``, ``text``,
-            ``ok``, ``error``, ``label``, ``probability`` and ``explanation``.
+            string column); with ``engine="ray"``, a folder of Parquet shards and a manifest
+            (see ``textlens.cluster``). Each row holds ``row`` (0-based input position), ``id``,
+            ``text``, ``ok``, ``error``, ``label``, ``probability`` and ``explanation``.
         model: As for ``explain``; a folder path is recorded so that a resumed job can check it.
         method, target, params, words, max_length: As for ``explain``; ``words`` stores
             word-level explanations.
@@ -159,7 +171,15 @@ def explain_file(
         batch_size: Texts per model batch (and per flush to disk).
         encoding: The input file's text encoding; rows that do not decode become error rows.
         progress: Show a progress bar with rate and ETA on standard error.
-        on_batch: Called with the number of rows written so far after each flush.
+        on_batch: Called with the number of rows written so far after each flush (the Ray
+            engine: after each block).
+        engine: ``local`` (this process) or ``ray`` (a pool of Ray actors: a local Ray started
+            for the job, or the cluster at ``address`` / ``RAY_ADDRESS``).
+        address: The Ray cluster to join (``ray`` engine).
+        workers: Ray workers (default: one per ``gpus_per_worker`` GPUs, else one per two CPUs).
+        gpus_per_worker: GPUs each Ray worker asks for (0: CPUs only).
+        block_rows: Rows per Ray block, the unit of work and of resumption (default: about
+            64 blocks, from one batch to 256 rows).
     """
     from filelock import FileLock, Timeout
 
@@ -168,8 +188,24 @@ def explain_file(
     from textlens.methods.base import describe
     from textlens.pipeline import check_cost
 
+    if engine not in ("local", "ray"):
+        raise TextlensError(f"engine={engine!r} is not valid: use local or ray")
+    ray_only = {"address": address, "workers": workers, "block_rows": block_rows}
+    ray_only["gpus_per_worker"] = gpus_per_worker or None
+    given = [k for k, v in ray_only.items() if v is not None]
+    if engine == "local" and given:
+        names = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise TextlensError(
+            f"{names} only apply to --engine ray: add --engine ray, or leave them out"
+        )
+    if engine == "ray":
+        from textlens.cluster import require_ray
+
+        require_ray()
+        _check_ray_options(model, workers, gpus_per_worker, block_rows)
     input_path, output = Path(input_path), Path(output)
-    rows = read_texts(input_path, column, id_column, encoding)
+    files = input_files(input_path)
+    rows = read_inputs(input_path, column, id_column, encoding)
     params = dict(params or {})
     corpus = describe(METHODS[method], "corpus_setting") if method in METHODS else None
     if corpus and params.get(corpus) is None:  # the input file stands for the user's data
@@ -181,7 +217,7 @@ def explain_file(
     journal, sidecar = _paths(output)
     job = {
         "input": str(input_path.resolve()),
-        "input_sha256": _fingerprint(input_path),
+        "input_sha256": _fingerprint(files),
         "model": _model_name(model),
         "method": method,
         "target": None if target is None else str(target),
@@ -192,7 +228,15 @@ def explain_file(
         "max_length": max_length,
         "encoding": encoding,
     }
-    _check_output(output, sidecar, journal, job)
+    if engine == "ray":
+        from textlens.cluster import check_folder, default_block_rows
+
+        if block_rows is None:
+            block_rows = default_block_rows(len(rows), batch_size)
+        job["block_rows"] = block_rows
+        check_folder(output, job)
+    else:
+        _check_output(output, sidecar, journal, job)
     get_method(method, **params)  # every setting in its range, before the model loads
     adapter = _load_and_check(model, target, rows, max_length)
     check_cost(
@@ -203,6 +247,16 @@ def explain_file(
         max_length=max_length,
         **params,
     )
+    if engine == "ray":
+        from textlens.cluster import run_on_ray
+
+        named = None if job["model"] == "demo" else job["model"]
+        return run_on_ray(
+            rows, output, job, model=named, method=method, target=target, params=params,
+            words=words, batch_size=batch_size, max_length=max_length, address=address,
+            workers=workers, gpus_per_worker=gpus_per_worker, block_rows=block_rows,
+            progress=progress, on_block=on_batch,
+        )  # fmt: skip
     lock = FileLock(str(output.with_name(output.name + ".lock")), timeout=0)
     try:
         lock.acquire()
@@ -227,6 +281,28 @@ def explain_file(
     finally:
         Path(lock.lock_file).unlink(missing_ok=True)  # still held: nobody else can have it
         lock.release()
+
+
+def _check_ray_options(
+    model: Any, workers: int | None, gpus_per_worker: float, block_rows: int | None
+) -> None:
+    if model is not None and not isinstance(model, str | Path):
+        raise TextlensError(
+            "the Ray engine loads the model in each worker: give a model folder (or None for "
+            "the demo classifier), not a loaded model"
+        )
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+    ):
+        raise TextlensError(f"workers={workers!r} is not valid: use a whole number >= 1")
+    if not isinstance(gpus_per_worker, int | float) or not 0 <= gpus_per_worker <= 64:
+        raise TextlensError(
+            f"gpus_per_worker={gpus_per_worker!r} is not valid: use a number from 0 to 64"
+        )
+    if block_rows is not None and (
+        isinstance(block_rows, bool) or not isinstance(block_rows, int) or block_rows < 1
+    ):
+        raise TextlensError(f"block_rows={block_rows!r} is not valid: use a whole number >= 1")
 
 
 def _disk_full(error: BaseException) -> bool:
@@ -321,6 +397,27 @@ def _remove_stale_temporaries(output: Path, sidecar: Path) -> None:
                 stale.unlink(missing_ok=True)
 
 
+def explain_rows(
+    rows: Sequence[InputRow],
+    adapter: Any,
+    method: str,
+    target: Any,
+    params: dict[str, Any],
+    words: bool,
+    batch_size: int,
+    max_length: int | None,
+) -> list[dict[str, Any]]:
+    """Result rows for ``rows`` in their order: broken rows as error rows, the others explained
+    in length-sorted batches of ``batch_size``."""
+    out = {r.row: _result_row(r, error=r.error) for r in rows if r.error is not None}
+    good = sorted((r for r in rows if r.error is None), key=lambda r: len(r.text))
+    for start in range(0, len(good), batch_size):
+        chunk = good[start : start + batch_size]
+        for result in _explain_chunk(chunk, adapter, method, target, params, words, max_length):
+            out[result["row"]] = result
+    return [out[r.row] for r in rows]
+
+
 def _explain_chunk(
     chunk: Sequence[InputRow],
     adapter: Any,
@@ -379,12 +476,13 @@ def _finish(
     if output.suffix == ".jsonl":
         write_atomic(output, "".join(json.dumps(r, allow_nan=False) + "\n" for r in ordered))
     else:
-        _write_parquet(output, ordered)
+        write_parquet(output, ordered)
         journal.unlink()
     sidecar.unlink()
 
 
-def _write_parquet(output: Path, rows: Sequence[dict[str, Any]]) -> None:
+def write_parquet(output: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Write result rows as a Parquet file (atomically): the explanation as a JSON string."""
     import io
 
     try:
