@@ -2,9 +2,10 @@
 
 Rotten Tomatoes test sentences, the demo classifier, methods ``gradient`` (``--n`` rows) and
 ``integrated-gradients`` (``--ig-n`` rows, its default 50 steps), batches of 16; each
-configuration runs the whole ``textlens.jobs.explain_file`` call into a fresh output, so the
-wall time includes loading the model and, for Ray, starting Ray and its workers. Ray's start-up
-overhead is measured apart: the same job on 16 rows, Ray's wall time minus the local engine's.
+configuration runs the whole ``textlens.jobs.explain_file`` call, in a Python process of its
+own (Ray starts once per process), into a fresh output, so the wall time includes loading the
+model and, for Ray, starting Ray and its workers. Ray's start-up overhead is measured apart: the
+same job on 16 rows, Ray's wall time minus the local engine's.
 Rows per second are given with and without that overhead. All measured side by side in one run.
 
     python benchmarks/corpus.py [--n 2000] [--ig-n 400] [--gpus-per-worker 0]
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,15 +31,33 @@ from _common import write_result
 
 
 def _job(data: Path, folder: Path, method: str, engine: str, workers: int | None, gpus: float):
+    """One whole job in a fresh Python process (Ray starts once per process), timed inside it."""
+    out = folder / (f"{method}-{engine}-{workers}" + (".parquet" if engine == "local" else ""))
+    job = dict(data=str(data), out=str(out), method=method, engine=engine)
+    job["options"] = {} if engine == "local" else {"workers": workers, "gpus_per_worker": gpus}
+    child = subprocess.run(
+        [sys.executable, __file__, "--job", json.dumps(job)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if child.returncode != 0:
+        raise SystemExit(f"the {engine} job failed:\n{child.stderr[-2000:]}")
+    return float(child.stdout.strip().splitlines()[-1])
+
+
+def _run_job(job: dict) -> None:
     from textlens.jobs import explain_file
 
-    out = folder / (f"{method}-{engine}-{workers}" + (".parquet" if engine == "local" else ""))
-    options = {} if engine == "local" else {"workers": workers, "gpus_per_worker": gpus}
+    warnings.simplefilter("ignore")
     began = time.perf_counter()
-    summary = explain_file(data, out, method=method, engine=engine, progress=False, **options)
+    summary = explain_file(
+        Path(job["data"]), Path(job["out"]), method=job["method"], engine=job["engine"],
+        progress=False, **job["options"],
+    )  # fmt: skip
     seconds = time.perf_counter() - began
     assert summary.explained == summary.total, "every row is explained"
-    return seconds
+    print(seconds)
 
 
 def main() -> None:
@@ -47,7 +67,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="rows for gradient")
     parser.add_argument("--ig-n", type=int, default=400, help="rows for integrated-gradients")
     parser.add_argument("--gpus-per-worker", type=float, default=0.0)
+    parser.add_argument("--job", help=argparse.SUPPRESS)  # one configuration, in a child process
     args = parser.parse_args()
+    if args.job:
+        return _run_job(json.loads(args.job))
     warnings.simplefilter("ignore")
     texts = rotten_tomatoes("test").texts
     engines = [("local", None), ("ray", 1), ("ray", 2)]

@@ -19,19 +19,24 @@ import pytest
 import ray
 
 from conftest import TEXTLENS
+from textlens import cluster
 from textlens.cluster import MANIFEST
 from textlens.data import rotten_tomatoes
 from textlens.errors import TextlensError
 from textlens.jobs import explain_file
 
 
-@pytest.fixture(autouse=True)
-def _no_cluster_address(monkeypatch):
-    """Every job starts its own local Ray, whatever the environment says."""
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+@pytest.fixture(scope="module", autouse=True)
+def _one_local_ray():
+    """Every job starts (once) its own local Ray, whatever the environment says; Ray Data cannot
+    start again in a process whose Ray was shut down, so the jobs of this module share it and it
+    stops at the end."""
+    address = os.environ.pop("RAY_ADDRESS", None)
     yield
-    if ray.is_initialized():
-        ray.shutdown()
+    cluster.stop()
+    assert not ray.is_initialized()
+    if address is not None:
+        os.environ["RAY_ADDRESS"] = address
 
 
 def _input(path: Path, n: int, bad_line: int | None = None) -> Path:
@@ -59,7 +64,7 @@ def test_ray_rows_equal_the_local_engine(tmp_path, tiny_dir, method):
     common = dict(model=tiny_dir, method=method, progress=False, batch_size=4)
     explain_file(data, tmp_path / "local.parquet", **common)
     summary = explain_file(data, tmp_path / "ray", engine="ray", workers=1, block_rows=10, **common)
-    assert not ray.is_initialized(), "the job stops the Ray it started"
+    assert ray.is_initialized(), "the Ray the job started stays up for the next job"
     local, remote = _rows(tmp_path / "local.parquet"), _rows(tmp_path / "ray")
     assert [r["row"] for r in remote] == list(range(38)) == [r["row"] for r in local]
     assert (summary.total, summary.failed) == (38, 1)
@@ -174,7 +179,11 @@ def test_another_job_on_the_same_folder_is_refused(tmp_path, tiny_dir):
     assert (again.done_before, again.explained) == (12, 12), "a finished job is not redone"
 
 
-def test_ray_engine_refuses_bad_options_before_anything_is_written(tmp_path, tiny_dir):
+def test_ray_engine_refuses_bad_options_before_anything_is_written(tmp_path, tiny_dir, monkeypatch):
+    def no_ray(address):
+        raise AssertionError("Ray was started for a job that was refused")
+
+    monkeypatch.setattr(cluster, "_ensure_ray", no_ray)
     data = _input(tmp_path / "in.jsonl", 3)
     (tmp_path / "file").write_text("x")
     cases = [
@@ -188,7 +197,18 @@ def test_ray_engine_refuses_bad_options_before_anything_is_written(tmp_path, tin
         with pytest.raises(TextlensError, match=message):
             explain_file(data, engine="ray", **kwargs)
         assert not (tmp_path / "out").exists()
-    assert not ray.is_initialized()
+
+
+def test_one_process_keeps_one_ray(monkeypatch):
+    cluster._ensure_ray(None)
+    assert ray.is_initialized()
+    cluster._ensure_ray(None)  # the next job reuses it
+    with pytest.raises(TextlensError, match="already runs its jobs on Ray at this machine"):
+        cluster._ensure_ray("10.0.0.1:6379")
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setitem(cluster._SESSION, "stopped", True)
+    with pytest.raises(TextlensError, match="cannot start again here: run the job in a new"):
+        cluster._ensure_ray(None)
 
 
 def test_without_ray_the_engine_says_how_to_install_it(tmp_path, monkeypatch):

@@ -489,6 +489,11 @@ def explain_file(
             err=True,
         )
         sys.exit(130)
+    finally:
+        if engine == "ray":
+            from textlens import cluster
+
+            cluster.stop()
     resumed = f", {summary.done_before} done earlier" if summary.done_before else ""
     click.echo(
         f"wrote {summary.output}: {summary.total} rows, {summary.explained} explained, "

@@ -15,6 +15,10 @@ files start with ``_`` or ``.``, which Parquet readers skip).
 Results equal the local engine's: a text's explanation does not depend on its batch companions
 (deterministic methods within float noise, seeded methods seed each text alone), and the seed
 follows the row, not the worker.
+
+Ray is started (or joined) once per Python process: the next job in the same process reuses it,
+and it stops when the process ends or at ``stop()``. Ray Data cannot run again in a process
+whose Ray was shut down, so after ``stop()`` a further job needs a new process.
 """
 
 from __future__ import annotations
@@ -281,9 +285,7 @@ def _execute(
 
     from textlens.corpus import remembered
 
-    started_here = not ray.is_initialized()
-    if started_here:
-        _start_ray(address)
+    _ensure_ray(address)
     bar = tqdm(
         total=len(rows),
         initial=done_before,
@@ -363,15 +365,50 @@ def _execute(
                 )
     finally:
         bar.close()
-        if started_here:
-            ray.shutdown()
 
 
-def _start_ray(address: str | None) -> None:
-    """Join the cluster at ``address`` (or ``RAY_ADDRESS``); with neither, start Ray here."""
+# Ray Data cannot run again in a process whose Ray was shut down and started anew (its cached
+# actors and objects belong to the old session), so the Ray a job starts stays up for the next
+# job in the same process and goes when the process ends (or at ``stop()``).
+_SESSION: dict[str, Any] = {}
+
+
+def _ensure_ray(address: str | None) -> None:
+    """Start or join Ray for this process once; later jobs reuse it."""
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS") or None
+    if ray.is_initialized():
+        if "address" in _SESSION and _SESSION["address"] != address:
+            where = _SESSION["address"] or "this machine"
+            raise TextlensError(
+                f"this Python process already runs its jobs on Ray at {where}: run the job "
+                f"for {address or 'this machine'} in a new process"
+            )
+        return
+    if _SESSION.get("stopped"):
+        raise TextlensError(
+            "Ray was stopped in this Python process and cannot start again here: run the job "
+            "in a new process"
+        )
+    _start_ray(address)
+    _SESSION["address"] = address
+
+
+def stop() -> None:
+    """Shut down the Ray this process started or joined (the process cannot start it again)."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+        _SESSION.clear()
+        _SESSION["stopped"] = True
+
+
+def _start_ray(address: str | None) -> None:
+    """Join the cluster at ``address``; with none, start Ray on this machine."""
+    import ray
+
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # Ray's notes go to its log files
     quiet = dict(log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
     try:
@@ -384,9 +421,11 @@ def _start_ray(address: str | None) -> None:
             f"cannot reach the Ray cluster at {address} ({str(error).splitlines()[0]}): check "
             "the address, or leave out --address to run on this machine"
         ) from None
-    import ray.data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # Ray's notes on its own settings
+        import ray.data
 
-    context = ray.data.DataContext.get_current()
+        context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
     for handler in logging.getLogger("ray.data").handlers:  # its notes still go to its log files
