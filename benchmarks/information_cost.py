@@ -34,7 +34,6 @@ def main() -> None:
     from textlens import progress
     from textlens.adapters.loading import load_model
     from textlens.data import rotten_tomatoes
-    from textlens.methods.information.problem import LOG_SIGMA_MAX
     from textlens.pipeline import explain_many
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -69,7 +68,7 @@ def main() -> None:
                 gaps = np.diff(np.sort(log_sigma))
                 slow.append({
                     "sentence": i, "layer": layers[j], "iterations": int(steps[i, j]),
-                    "at_largest_sigma": int((log_sigma >= LOG_SIGMA_MAX - 1e-3).sum()),
+                    "at_largest_sigma": int(e.extras["saturated"][j][~np.asarray(e.special)].sum()),
                     "median_gap": float(np.median(gaps)),
                 })  # fmt: skip
     gaps = [

@@ -61,7 +61,7 @@ def main() -> None:
         exps = explain_many(
             texts, adapter, "information-loss", max_steps=100, noise_at=point, **phi
         )
-        saturated = float(np.mean([np.mean(e.extras["sigma"][-1] >= 1e3) for e in exps]))
+        saturated = float(np.mean([np.mean(e.saturated[-1][~np.asarray(e.special)]) for e in exps]))
         seconds = (time.perf_counter() - began) / len(texts)
         faith = evaluate(exps, adapter)
         rng = np.random.default_rng(0)

@@ -198,6 +198,26 @@ class Explanation:
         order = [i for i in np.argsort(-row, kind="stable") if not self.special[i]]
         return [(self.tokens[i], float(row[i])) for i in order[:k]]
 
+    @property
+    def saturated(self) -> np.ndarray | None:
+        """True where a token's information is all lost to what was explained, shaped like
+        ``scores`` (the information method's tokens whose sigma reached its bound; a word when
+        all its pieces did), or None when the method reports no such tokens."""
+        flags = self.extras.get("saturated")
+        if flags is not None and self.extra_axes.get("saturated") in (("layer", "token"),):
+            return np.asarray(flags, bool).reshape(self.scores.shape)
+        pieces = self.extras.get("subword_saturated")
+        index = self.extras.get("subword_word_index")
+        if pieces is None or index is None:
+            return None
+        pieces = np.asarray(pieces, bool).reshape(*self.scores.shape[:-1], -1)
+        out = np.zeros(self.scores.shape, bool)
+        for w in range(len(self.tokens)):
+            mine = np.asarray(index) == w
+            if mine.any():
+                out[..., w] = pieces[..., mine].all(-1)
+        return out
+
     def row(self, layer: int | None = None) -> np.ndarray:
         """The scores of one layer (by layer number; default the last), or the flat scores."""
         if not self.layered:

@@ -43,7 +43,9 @@ def test_tokens_carry_exact_values_and_colours(flat):
     assert len(spans) == 10
     assert ("+0.8", "gripping: +0.8") in spans
     # strongest positive word is the deepest red, negative is blue
-    colours = dict(re.findall(r'background:(#[0-9a-f]{6});color:#[0-9a-f]{6}">([^<]+)<', page))
+    colours = dict(
+        re.findall(r'background-color:(#[0-9a-f]{6});color:#[0-9a-f]{6}">([^<]+)<', page)
+    )
     by_word = {word: colour for colour, word in colours.items()}
     assert by_word["gripping"] == "#cb181d"  # +0.8 is the largest magnitude: full red
     red, blue = by_word["gripping"], by_word["film"]

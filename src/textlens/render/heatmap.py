@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from textlens.render._scale import shared_scale
-from textlens.render.notes import layer_notes
+from textlens.render.notes import layer_notes, saturated_note
 
 SUFFIXES = (".png", ".svg")
 
@@ -75,7 +75,10 @@ def heatmap(
     width = min(40.0, max(6.0, 0.32 * widest + 2.5))
     label_room = 0.09 * max(len(t) for e in exps for t in e.tokens) + 0.5  # rotated labels
     room = max(40, int(width * 11))  # characters of a 9-point line across the panel
-    notes = [[textwrap.fill(n, room) for n in layer_notes(e, show_special)] for e in exps]
+    notes = [
+        [textwrap.fill(n, room) for n in [*layer_notes(e, show_special), saturated_note(e)] if n]
+        for e in exps
+    ]
     lines = [sum(n.count("\n") + 1 for n in own) for own in notes]
     panels = [0.32 * r + 0.5 + label_room + 0.17 * k for r, k in zip(rows, lines, strict=True)]
     fig, axes = plt.subplots(
@@ -100,6 +103,7 @@ def heatmap(
             vmax=own.vmax,
             interpolation="nearest",
         )
+        _hatch(ax, exp, keep)
         ax.set_xticks(range(values.shape[1]))
         ax.set_xticklabels(_labels(exp, keep), rotation=60, ha="right", fontsize=8)
         if exp.layered:
@@ -121,6 +125,23 @@ def heatmap(
     if path is not None:
         save_figure(fig, path)
     return fig
+
+
+def _hatch(ax: Any, exp: Any, keep: np.ndarray) -> None:
+    """Hatch the cells of saturated tokens (all their information lost to Phi)."""
+    flags = exp.saturated
+    if flags is None:
+        return
+    from matplotlib.patches import Rectangle
+
+    cells = np.atleast_2d(flags)[:, keep]
+    for r, c in zip(*np.nonzero(cells), strict=True):
+        ax.add_patch(
+            Rectangle(
+                (c - 0.5, r - 0.5), 1, 1, fill=False, hatch="///", edgecolor="#333333",
+                linewidth=0.0,
+            )
+        )  # fmt: skip
 
 
 def _panel_title(exp: Any) -> str:

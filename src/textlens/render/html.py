@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from textlens.render._scale import Scale, fmt, shared_scale
-from textlens.render.notes import baseline_note, layer_notes
+from textlens.render.notes import baseline_note, layer_notes, saturated_note
 
 CSS = """
 .tl-root{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#111;
@@ -30,6 +30,8 @@ CSS = """
 .tl-layer-name{font-size:.8em;color:#666;min-width:4.5em;text-align:right}
 .tl-text{white-space:pre-wrap;font-size:1.05em}
 .tl-tok{border-radius:3px;padding:1px 1px}
+.tl-sat{outline:1px dotted #444;
+background-image:repeating-linear-gradient(135deg,transparent 0 3px,rgba(0,0,0,.35) 3px 4px)}
 .tl-special{font-size:.75em;color:#555;border:1px dashed #aaa;border-radius:3px;padding:0 2px;
   margin:0 2px}
 """
@@ -147,28 +149,37 @@ def _meta(exp: Any) -> str:
 
 def _row(exp: Any, scale: Scale, index: int, show_special: bool) -> str:
     lines = []
+    saturated = exp.saturated
     if exp.layered:
         names = exp.layers or tuple(range(exp.scores.shape[0]))
-        for name, row in zip(names, exp.scores, strict=True):
-            text = _highlight(exp, row, scale, show_special)
+        for i, (name, row) in enumerate(zip(names, exp.scores, strict=True)):
+            flags = None if saturated is None else saturated[i]
+            text = _highlight(exp, row, scale, show_special, flags)
             lines.append(
                 f'<div class="tl-layer"><span class="tl-layer-name">layer {name}</span>'
                 f'<span class="tl-text">{text}</span></div>'
             )
     else:
-        text = _highlight(exp, exp.scores, scale, show_special)
+        text = _highlight(exp, exp.scores, scale, show_special, saturated)
         lines.append(f'<div class="tl-text">{text}</div>')
+    note = saturated_note(exp)
+    if note is not None:
+        lines.append(f'<div class="tl-note">{html.escape(note)}</div>')
     for note in layer_notes(exp, show_special):
         lines.append(f'<div class="tl-note">{html.escape(note)}</div>')
     return f'<div class="tl-row" data-row="{index}">{_meta(exp)}' + "".join(lines) + "</div>"
 
 
-def _highlight(exp: Any, scores: Iterable[float], scale: Scale, show_special: bool) -> str:
-    """The text with each token's span coloured; the gaps between tokens kept as written."""
+def _highlight(
+    exp: Any, scores: Iterable[float], scale: Scale, show_special: bool, saturated: Any = None
+) -> str:
+    """The text with each token's span coloured; the gaps between tokens kept as written;
+    ``saturated`` tokens hatched."""
     out, cursor = [], 0
     text = exp.text
-    for token, (start, end), special, value in zip(
-        exp.tokens, exp.offsets, exp.special, scores, strict=True
+    flags = [False] * len(exp.tokens) if saturated is None else [bool(f) for f in saturated]
+    for token, (start, end), special, value, sat in zip(
+        exp.tokens, exp.offsets, exp.special, scores, flags, strict=True
     ):
         if special or end <= start:
             if show_special:
@@ -181,10 +192,12 @@ def _highlight(exp: Any, scores: Iterable[float], scale: Scale, show_special: bo
             out.append(html.escape(text[cursor:start]))
         piece = text[max(start, cursor) : end]
         if piece:
-            tip = html.escape(f"{token}: {fmt(value)}", quote=True)
+            said = " (saturated: none of its information reaches Phi)" if sat else ""
+            tip = html.escape(f"{token}: {fmt(value)}{said}", quote=True)
+            kind = "tl-tok tl-sat" if sat else "tl-tok"
             out.append(
-                f'<span class="tl-tok" data-score="{fmt(value)}" title="{tip}" '
-                f'style="background:{scale.hex(value)};color:{scale.ink(value)}">'
+                f'<span class="{kind}" data-score="{fmt(value)}" title="{tip}" '
+                f'style="background-color:{scale.hex(value)};color:{scale.ink(value)}">'
                 f"{html.escape(piece)}</span>"
             )
         cursor = max(cursor, end)

@@ -82,3 +82,20 @@ def _layer_totals(method: str) -> str:
 
     cls = METHODS.get(method)
     return str(describe(cls, "layer_totals")) if cls is not None else ""
+
+
+def saturated_note(exp: Any, mark: str = "hatched") -> str | None:
+    """Which tokens are saturated (the information method: sigma at its bound), if any."""
+    flags = exp.saturated
+    if flags is None or not flags.any():
+        return None
+    shown = ~np.asarray(exp.special, bool)
+    hit = flags & shown
+    count = int(hit.any(axis=0).sum() if hit.ndim == 2 else hit.sum())
+    bound = exp.params.get("max_sigma")
+    size = f"{bound:g} x its own size" if isinstance(bound, int | float) else "its bound"
+    unit = "word" if exp.level == "word" else "token"
+    return (
+        f"{mark}: {count} {unit}(s) saturated in at least one row: sigma reached {size}, so "
+        "none of their information reaches Phi (scored at that bound)"
+    )

@@ -5,7 +5,10 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
+import numpy as np
+
 from textlens.render._scale import Scale, fmt, shared_scale
+from textlens.render.notes import saturated_note
 
 
 def render_terminal(
@@ -36,22 +39,37 @@ def render_terminal(
 
     console = Console(file=out, force_terminal=True, color_system="truecolor", highlight=False)
     scale = shared_scale([exp], special=show_special)
-    for label, row in _rows(exp):
-        console.print(_rich_line(exp, row, scale, label, show_special), soft_wrap=True)
+    for (label, row), flags in zip(_rows(exp), _flags(exp), strict=True):
+        console.print(_rich_line(exp, row, scale, label, show_special, flags), soft_wrap=True)
+    note = saturated_note(exp, mark="underlined, ~ in plain text")
+    if note:
+        console.print(note, style="dim")
     console.print(_rich_legend(scale))
 
 
 def plain_text(exp: Any, *, show_special: bool = False) -> str:
-    """``token(+0.123)`` pairs, one line per layer; no escape codes."""
+    """``token(+0.123)`` pairs, one line per layer (``~token`` when saturated); no escape
+    codes."""
     lines = []
-    for label, row in _rows(exp):
+    for (label, row), flags in zip(_rows(exp), _flags(exp), strict=True):
         cells = [
-            f"{tok}({fmt(v)})"
-            for tok, v, sp in zip(exp.tokens, row, exp.special, strict=True)
+            f"{'~' if sat else ''}{tok}({fmt(v)})"
+            for tok, v, sp, sat in zip(exp.tokens, row, exp.special, flags, strict=True)
             if show_special or not sp
         ]
         lines.append((f"{label}: " if label else "") + " ".join(cells))
+    note = saturated_note(exp, mark="~")
+    if note:
+        lines.append(note)
     return "\n".join(lines) + "\n"
+
+
+def _flags(exp: Any) -> list[Any]:
+    """Per row of ``_rows``, each token's saturation flag."""
+    flags = exp.saturated
+    if flags is None:
+        flags = np.zeros(np.shape(exp.scores), bool)
+    return list(flags) if exp.layered else [flags]
 
 
 def _is_tty(out: Any) -> bool:
@@ -68,18 +86,18 @@ def _rows(exp: Any) -> list[tuple[str, Any]]:
     return [("", exp.scores)]
 
 
-def _rich_line(exp: Any, row: Any, scale: Scale, label: str, show_special: bool) -> Any:
+def _rich_line(exp: Any, row: Any, scale: Scale, label: str, show_special: bool, flags: Any) -> Any:
     from rich.text import Text
 
     line = Text()
     if label:
         line.append(f"{label}: ", style="dim")
-    for tok, value, special in zip(exp.tokens, row, exp.special, strict=True):
+    for tok, value, special, sat in zip(exp.tokens, row, exp.special, flags, strict=True):
         if special and not show_special:
             continue
         r, g, b = scale.rgb(value)
         ink = "white" if scale.ink(value) == "#ffffff" else "black"
-        line.append(tok, style=f"{ink} on rgb({r},{g},{b})")
+        line.append(tok, style=f"{ink} on rgb({r},{g},{b})" + (" underline" if sat else ""))
         line.append(" ")
     return line
 

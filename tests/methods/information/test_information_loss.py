@@ -389,3 +389,98 @@ def test_noise_can_go_where_the_paper_puts_it(tiny_bert):
     assert np.isfinite(out.extras["sigma"]).all()
     assert get_method("information-loss", compat=True).input_point == "embedding-output"
     assert get_method("information-loss").input_point == "word-embeddings"
+
+
+def _token_phi(mix):
+    return lambda e: e @ mix  # one output vector per token: (N, T, D)
+
+
+@pytest.mark.parametrize("given_r", [True, False])
+def test_a_text_padded_in_a_batch_gets_its_own_sigma(given_r):
+    gen = torch.Generator().manual_seed(3)
+    mix = torch.randn(K, 6, generator=gen)
+    short = torch.randn(5, K, generator=gen) * 0.01
+    longer = torch.randn(10, K, generator=gen) * 0.01
+    batch = torch.stack([torch.cat([short, torch.randn(5, K, generator=gen)]), longer])
+    mask = torch.ones(2, 10, dtype=torch.bool)
+    mask[0, 5:] = False
+    corpus = torch.randn(50, 10, K, generator=gen) * 0.01
+    r = regularization_scale(_token_phi(mix)(corpus), dims=2) if given_r else None
+    settings = dict(regularization=r, max_steps=300, tol=0.001)
+    alone = information_loss(short, _token_phi(mix), **settings)
+    padded = information_loss(batch, _token_phi(mix), mask=mask, **settings)
+    assert torch.isnan(padded.sigma[0, 0, 5:]).all()
+    torch.testing.assert_close(padded.sigma[0, 0, :5], alone.sigma[0, 0], rtol=1e-4, atol=0)
+    assert int(padded.steps[0, 0]) == int(alone.steps[0, 0])
+
+
+def test_token_axis_is_checked():
+    x = torch.randn(4, K)
+    with pytest.raises(TextlensError, match="token_axis=True needs Phi's axis 1"):
+        information_loss(x, lambda e: e.sum(1), token_axis=True)
+
+
+def test_the_method_is_padding_invariant_on_a_tiny_bert(tiny_bert, monkeypatch):
+    from textlens.methods.information import method
+
+    params = {"max_steps": 60, "corpus_size": 20}
+    alone = explain(SENTENCES[0], tiny_bert, "information-loss", **params)
+    # one bucket for both texts: the short one is padded to the long one's width
+    monkeypatch.setattr(method, "length_buckets", lambda lengths: [list(range(len(lengths)))])
+    both = explain_many([SENTENCES[0], SENTENCES[2]], tiny_bert, "information-loss", **params)
+    np.testing.assert_allclose(both[0].extras["sigma"], alone.extras["sigma"], rtol=1e-4)
+    np.testing.assert_array_equal(both[0].extras["steps"], alone.extras["steps"])
+
+
+def test_sigma_stops_at_a_bound_tied_to_the_input_and_is_reported_saturated():
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(6, 16, generator=gen) * torch.linspace(0.5, 2.0, 6).view(6, 1)
+    mix = torch.randn(16, 8, generator=gen)
+
+    def phi(e):  # word 3 never reaches Phi; Phi saturates (bounded outputs)
+        keep = torch.ones(6, 1)
+        keep[3] = 0
+        return torch.tanh(((e * keep).sum(1)) @ mix)
+
+    corpus = torch.randn(50, 6, 16, generator=gen)
+    rms = x.pow(2).mean(-1).sqrt()
+    for bound in (10.0, 3.0):
+        res = information_loss(x, phi, corpus=corpus, max_steps=200, max_sigma=bound)
+        sigma, saturated = res.sigma[0, 0], res.saturated[0, 0]
+        assert (sigma <= bound * rms * (1 + 1e-6)).all()
+        assert bool(saturated[3])
+        torch.testing.assert_close(sigma[3], bound * rms[3], rtol=1e-6, atol=0)
+        np.testing.assert_array_equal(
+            saturated.numpy(), (torch.log(sigma) >= torch.log(bound * rms) - 0.01).numpy()
+        )
+    with pytest.raises(TextlensError, match="max_sigma=0 is not valid"):
+        information_loss(x, phi, corpus=corpus, max_sigma=0)
+
+
+def test_saturated_tokens_are_marked_in_every_view(tiny_bert, tmp_path):
+    from textlens.explanation import Explanation
+    from textlens.render.heatmap import heatmap
+    from textlens.render.html import render_html
+    from textlens.render.terminal import plain_text
+
+    params = {"max_steps": 10, "corpus_size": 20, "layers": (1, 2)}
+    # a bound far below what any token tolerates: every token saturates
+    tight = explain(SENTENCES[0], tiny_bert, "information-loss", max_sigma=1e-4, **params)
+    real = ~np.asarray(tight.special)
+    assert tight.saturated.shape == tight.scores.shape
+    assert tight.saturated[:, real].all()
+    back = Explanation.from_json(tight.to_json())
+    np.testing.assert_array_equal(back.saturated, tight.saturated)
+    words = tight.to_words()
+    assert words.saturated.shape == words.scores.shape and words.saturated.all()
+    assert 'class="tl-tok tl-sat"' in render_html(tight)
+    assert "~" + tight.tokens[1] + "(" in plain_text(tight)
+    assert "saturated" in plain_text(tight)
+    figure = heatmap(tight)
+    hatched = [p for p in figure.axes[0].patches if p.get_hatch()]
+    assert len(hatched) == int(tight.saturated[:, real].sum())
+    # a method without a bound reports none, and nothing is marked
+    plain = explain(SENTENCES[0], tiny_bert, "gradient")
+    assert plain.saturated is None
+    assert 'class="tl-tok tl-sat"' not in render_html(plain)
+    assert "saturated" not in plain_text(plain)

@@ -57,6 +57,8 @@ def solve_adam(problem: Problem, param0: torch.Tensor) -> Solution:
             moment2 = torch.where(on, beta2 * moment2 + (1 - beta2) * grad * grad, moment2)
             update = (moment1 / (1 - beta1**t)) / ((moment2 / (1 - beta2**t)).sqrt() + 1e-8)
             param = torch.where(on, param - rate.unsqueeze(-1) * update, param)
+            if not problem.bounded:  # projected: a token at its bound can come back
+                param = problem.clamp(param)
         curve.append(loss.detach().masked_fill(~active, math.nan))
         history.append(problem.to_sigma(param).log())
         if settings.tolerance > 0 and step + 1 >= max(settings.min_steps, 2 * w):

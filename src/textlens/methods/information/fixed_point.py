@@ -16,7 +16,6 @@ from collections.abc import Callable
 from textlens.lazy import torch
 from textlens.methods.information.noise import Noise, stream
 from textlens.methods.information.problem import (
-    LOG_SIGMA_MAX,
     LOG_SIGMA_MIN,
     MIN_ITERATIONS,
     RANK_DRAWS,
@@ -80,6 +79,7 @@ def solve_fixed_point(
     log_sigma0: torch.Tensor,
     real: torch.Tensor,
     settings: Settings,
+    upper: torch.Tensor,
     on_settle: Callable[[int, int], None] | None = None,
 ) -> tuple[
     torch.Tensor, torch.Tensor, torch.Tensor | None, list[torch.Tensor], torch.Tensor, torch.Tensor
@@ -87,8 +87,8 @@ def solve_fixed_point(
     """The fixed-point solver (see the module docstring). Returns log sigma ``(B, G, T)``, the
     iterations per pair, the first loss estimate, the loss at every iteration, each pair's
     loss at its last iteration and the standard error of each log sigma ``(B, G, T)``
-    (``honest_se``). ``on_settle(group, iterations)`` is called as every text of a group has
-    settled."""
+    (``honest_se``). ``upper`` ``(B, 1, T)``: each token's largest log sigma.
+    ``on_settle(group, iterations)`` is called as every text of a group has settled."""
     n, n_groups, width = log_sigma0.shape
     device, dtype = log_sigma0.device, log_sigma0.dtype
     real_g = real.unsqueeze(1).expand(n, n_groups, width)
@@ -137,10 +137,11 @@ def solve_fixed_point(
             # at or below 0: grow by the largest step
             grow = torch.full_like(move, settings.max_step)
             move = torch.where(mean > 0, move, grow)
-            new = torch.where(mean == 0, torch.full_like(move, LOG_SIGMA_MAX), log_sigma + move)
-            log_sigma = torch.where(on, new.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX), log_sigma)
+            new = torch.where(mean == 0, upper.expand_as(move), log_sigma + move)
+            new = torch.minimum(new.clamp_min(LOG_SIGMA_MIN), upper)
+            log_sigma = torch.where(on, new, log_sigma)
             # convergence: is the ranking of the tokens settled, given the standard errors?
-            free = log_sigma >= LOG_SIGMA_MAX
+            free = log_sigma >= upper
             counted = real_g & ~free
             var = (mean_sq - mean * mean).clamp_min(0.0) * count / (count - 1).clamp_min(1.0)
             se = 0.5 * (var / count).sqrt() / mean.abs().clamp_min(1e-300)

@@ -22,7 +22,6 @@ from textlens.lazy import torch
 from textlens.methods.base import Scores
 from textlens.methods.information.problem import (
     FLOOR_ABSOLUTE,
-    LOG_SIGMA_MAX,
     Group,
     Result,
     Settings,
@@ -62,7 +61,9 @@ class InformationLoss:
     information reaches Phi more); ``extras`` hold ``sigma``, ``information_nats``
     (H = K log sigma + K/2 log 2 pi e), ``loss`` at the returned sigma (the mean over 16 noise
     samples of its own stream) with its standard error ``loss_se``, ``log_sigma_se`` (each
-    score's standard error, fixed-point solver), ``steps`` and ``loss_curve``.
+    score's standard error, fixed-point solver), ``saturated`` (tokens whose sigma reached
+    its bound, ``max_sigma``: Phi keeps none of their information), ``steps`` and
+    ``loss_curve``.
 
     Args:
         phi: ``hidden`` (a layer's hidden states, all tokens), ``cls`` (the first token's
@@ -97,6 +98,12 @@ class InformationLoss:
             position / token-type embeddings and the embedding norm) or ``embedding-output``
             (what the embedding module passes to the first block: the paper's and the
             reference's input of Phi, and what ``compat`` uses).
+        max_sigma: Each token's largest sigma, as a multiple of the RMS value per dimension of
+            its own input vector (10: noise with 100 times the vector's power drowns it). A
+            token that reaches it is *saturated*: Phi keeps none of its information
+            (``extras["saturated"]``; marked in every view). The bound keeps the loss
+            well-posed where Phi saturates (a classifier's logits), where it would otherwise
+            have no minimum.
         compat: Follow the reference implementation: sigma = scale * sigmoid(ratio) with
             scale 10 x std of the word embedding table, ratio ~ N(0, 1), one sample per step,
             lr 0.01, 5000 fixed steps, the lowest single-sample loss kept (Adam), and the
@@ -138,6 +145,7 @@ class InformationLoss:
     corpus: str | None = setting(None, local=True)
     spread: Literal["tokens", "sentence-means"] = "tokens"
     noise_at: Literal["word-embeddings", "embedding-output"] = "word-embeddings"
+    max_sigma: float = setting(Settings.max_sigma, low=0, low_open=True)
     compat: bool = False
     seed: int = Settings.seed
 
@@ -151,6 +159,7 @@ class InformationLoss:
                 max_steps=Settings.max_steps if self.max_steps is None else self.max_steps,
                 tol=self.tol,
                 init=self.init,
+                max_sigma=self.max_sigma,
                 seed=self.seed,
             )
         return Settings(
@@ -204,7 +213,7 @@ class InformationLoss:
             return
         where, stuck = [], 0
         for g in torch.nonzero(capped.any(0)).flatten().tolist():
-            at_bound = torch.log(result.sigma[:, g]) >= LOG_SIGMA_MAX - 1e-3
+            at_bound = result.saturated[:, g]
             stuck += int((at_bound & capped[:, g].unsqueeze(-1)).sum())
             where.append(
                 f"{self._what(layers[g])} ({int(capped[:, g].sum())} of {n_texts} text(s))"
@@ -286,6 +295,7 @@ class InformationLoss:
                 **(
                     {"log_sigma_se": result.log_sigma_se} if result.log_sigma_se is not None else {}
                 ),
+                "saturated": result.saturated,
                 "start_loss": result.start_loss,
                 "steps": result.steps,
                 "loss_curve": result.curve.permute(1, 2, 0),
@@ -296,6 +306,7 @@ class InformationLoss:
                 "loss": ("layer",),
                 "loss_se": ("layer",),
                 "log_sigma_se": ("layer", "token"),
+                "saturated": ("layer", "token"),
                 "start_loss": ("layer",),
                 "steps": ("layer",),
                 "loss_curve": ("layer", "step"),
@@ -396,6 +407,7 @@ def _merge(parts: list[tuple[list[int], Result]], n: int, width: int) -> Result:
     loss = torch.full((n, n_groups), math.nan, dtype=like.dtype, device=like.device)
     start_loss, loss_se = loss.clone(), loss.clone()
     log_sigma_se = sigma.clone()
+    saturated = torch.zeros((n, n_groups, width), dtype=torch.bool, device=like.device)
     steps = torch.zeros((n, n_groups), dtype=torch.long, device=like.device)
     curve = torch.full((n_steps, n, n_groups), math.nan, dtype=like.dtype, device=like.device)
     start: list[str] = [""] * (n * n_groups)
@@ -409,9 +421,13 @@ def _merge(parts: list[tuple[list[int], Result]], n: int, width: int) -> Result:
             loss_se[index] = r.loss_se
         if r.log_sigma_se is not None:
             log_sigma_se[index, :, :w] = r.log_sigma_se
+        if r.saturated is not None:
+            saturated[index, :, :w] = r.saturated
         curve[: r.curve.shape[0], index] = r.curve.to(curve.dtype)
         for i, row in enumerate(rows):
             start[row * n_groups : (row + 1) * n_groups] = r.start[
                 i * n_groups : (i + 1) * n_groups
             ]
-    return Result(sigma, information, loss, steps, start_loss, curve, start, loss_se, log_sigma_se)
+    return Result(
+        sigma, information, loss, steps, start_loss, curve, start, loss_se, log_sigma_se, saturated
+    )

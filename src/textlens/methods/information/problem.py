@@ -22,6 +22,13 @@ FLOOR_RELATIVE = 1e-3
 """Regularisation floor: r_d is at least this fraction of the median r over units."""
 FLOOR_ABSOLUTE = 1e-8
 LOG_SIGMA_MIN, LOG_SIGMA_MAX = math.log(1e-8), math.log(1e4)
+MAX_SIGMA = 10.0
+"""The default largest sigma of a token, as a multiple of its own input's RMS value per
+dimension: noise with 100 times the power of the token's vector drowns it (its information is
+lost to Phi). Without a bound the loss has no minimum where Phi saturates (a classifier's
+logits): the data term stops growing while ``-rate * mean log sigma`` keeps falling."""
+SATURATED = 0.01
+"""A token whose log sigma is within this of its bound is reported as saturated."""
 MIN_ITERATIONS = 6
 """The fixed-point solver runs at least this many iterations."""
 WINDOW = 0.75
@@ -79,6 +86,7 @@ class Settings:
     average_last: bool = True
     betas: tuple[float, float] = (0.9, 0.95)
     polish: float = 1 / 3
+    max_sigma: float = MAX_SIGMA
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -86,6 +94,8 @@ class Settings:
             raise TextlensError(f"unknown solver {self.solver!r}; choose fixed-point or adam")
         if self.solver == "fixed-point" and self.parameterization == "bounded":
             raise TextlensError("the bounded parameterization needs solver='adam'")
+        if not self.max_sigma > 0:
+            raise TextlensError(f"max_sigma={self.max_sigma} is not valid: give a number above 0")
 
     @property
     def tolerance(self) -> float:
@@ -108,6 +118,8 @@ class Result:
         loss_se: ``(B, G)`` the standard error of ``loss`` (sample std / sqrt(LOSS_SAMPLES)).
         log_sigma_se: ``(B, G, T)`` the standard error of each log sigma (fixed-point solver;
             inf for a token at the largest sigma, NaN on padding), or None.
+        saturated: ``(B, G, T)`` True where a token's sigma reached its bound (Phi keeps none
+            of its information), or None.
     """
 
     sigma: torch.Tensor
@@ -119,6 +131,18 @@ class Result:
     start: list[str] = field(default_factory=list)
     loss_se: torch.Tensor | None = None
     log_sigma_se: torch.Tensor | None = None
+    saturated: torch.Tensor | None = None
+
+
+def log_upper_bound(x: torch.Tensor, real: torch.Tensor, settings: Settings) -> torch.Tensor:
+    """Each token's largest log sigma ``(B, T)``: ``max_sigma`` times the RMS value of its own
+    input vector (the reference's bounded form: its ``scale``); 0 on padding."""
+    if settings.parameterization == "bounded":
+        upper = torch.full(real.shape, math.log(settings.scale), device=x.device, dtype=x.dtype)
+    else:
+        rms = x.detach().pow(2).mean(-1).sqrt().clamp_min(1e-30)
+        upper = torch.log(settings.max_sigma * rms).clamp(LOG_SIGMA_MIN + 1.0, LOG_SIGMA_MAX)
+    return upper.masked_fill(~real.bool(), 0.0)
 
 
 def regularization_scale(outputs: torch.Tensor, dims: int = 1, check: bool = True) -> torch.Tensor:
@@ -191,8 +215,10 @@ def closed_form(
     real: torch.Tensor,
     settings: Settings,
     keys: Sequence[int],
+    upper: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """First-order start: sigma_i^2 = rate * M / (2 S a_i), a_i from random VJPs. ``(B, G, T)``."""
+    """First-order start: sigma_i^2 = rate * M / (2 S a_i), a_i from random VJPs. ``(B, G, T)``;
+    ``upper`` ``(B, T)``: each token's largest log sigma (default: its bound from ``x``)."""
     n, width, _ = x.shape
     k = settings.n_probes
     rows = torch.arange(n, device=x.device).repeat_interleave(k)
@@ -217,7 +243,10 @@ def closed_form(
         s = real.sum(1, keepdim=True).to(x.dtype)
         sigma2 = settings.rate * m.unsqueeze(1) / (2 * s * a.clamp_min(1e-30))
         log_sigma[:, g] = 0.5 * torch.log(sigma2)
-    return log_sigma.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX).masked_fill(~real.unsqueeze(1), 0.0)
+    if upper is None:
+        upper = log_upper_bound(x, real, settings)
+    log_sigma = torch.minimum(log_sigma.clamp_min(LOG_SIGMA_MIN), upper.unsqueeze(1))
+    return log_sigma.masked_fill(~real.unsqueeze(1), 0.0)
 
 
 def _signs(
@@ -306,6 +335,15 @@ class Problem:
         self.noise = Noise(lengths, self.keys, dim, settings.seed, self.x.device)
         self.real_g = real.unsqueeze(1).expand(n, self.n_groups, width)
         self.bounded = settings.parameterization == "bounded"
+        self.upper = log_upper_bound(self.x, real, settings).unsqueeze(1)  # (B, 1, T)
+
+    def clamp(self, log_sigma: torch.Tensor) -> torch.Tensor:
+        """``log_sigma`` ``(B, G, T)`` within each token's bounds."""
+        return torch.minimum(log_sigma.clamp_min(LOG_SIGMA_MIN), self.upper)
+
+    def saturated(self, log_sigma: torch.Tensor) -> torch.Tensor:
+        """True where a real token's log sigma is at its bound ``(B, G, T)``."""
+        return (log_sigma >= self.upper - SATURATED) & self.real_g
 
     def everyone(self) -> torch.Tensor:
         """Every (text, group) pair, ``(B, G)`` True."""
@@ -338,7 +376,7 @@ class Problem:
             self.real.sum(1).tolist(), self.keys, self.dim, settings.seed + LOSS_STREAM,
             self.x.device,
         )  # fmt: skip
-        sigma = torch.exp(log_sigma.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX))
+        sigma = torch.exp(self.clamp(log_sigma))
         every_text = torch.arange(self.n, device=self.x.device)
         parts = []
         with torch.no_grad():
@@ -356,7 +394,7 @@ class Problem:
     def to_sigma(self, param: torch.Tensor) -> torch.Tensor:
         if self.bounded:
             return self.settings.scale * torch.sigmoid(param)
-        return torch.exp(param.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX))
+        return torch.exp(self.clamp(param))
 
     def from_log_sigma(self, log_sigma: torch.Tensor) -> torch.Tensor:
         if not self.bounded:
@@ -369,7 +407,7 @@ class Problem:
         settings, x = self.settings, self.x
         n, n_groups, width = self.n, self.n_groups, self.width
         if settings.init == "closed-form":
-            cf = closed_form(self.groups, x, self.real, settings, self.keys)
+            cf = closed_form(self.groups, x, self.real, settings, self.keys, self.upper[:, 0])
             candidates = [cf, cf - math.log(3.0), cf - math.log(10.0)]
             starts = ["closed-form", "closed-form/3", "closed-form/10"]
             everyone = self.everyone()
@@ -402,4 +440,5 @@ class Problem:
             ).to(x.device, x.dtype)
         else:
             param0 = torch.full((n, n_groups, width), math.log(0.1), device=x.device, dtype=x.dtype)
+            param0 = self.clamp(param0)
         return param0, ["constant"] * (n * n_groups)

@@ -36,15 +36,18 @@ def optimize(
     param0, chosen = problem.start()
     if settings.solver == "fixed-point":
         log_sigma, steps, start_loss, curve, _, se = solve_fixed_point(
-            problem.losses, problem.noise, param0, real, settings, on_settle
+            problem.losses, problem.noise, param0, real, settings, problem.upper, on_settle
         )
     else:
         log_sigma, steps, start_loss, curve, _ = solve_adam(problem, param0)
         se = None
+    if not problem.bounded:
+        log_sigma = problem.clamp(log_sigma)
     loss, loss_se = problem.loss_at(log_sigma)
     result = make_result(
         log_sigma, problem.real_g, problem.dim, loss, steps, start_loss, curve, chosen
     )
     if se is not None:
         se = se.masked_fill(~problem.real_g, math.nan)
-    return dataclasses.replace(result, loss_se=loss_se, log_sigma_se=se)
+    saturated = problem.saturated(log_sigma)
+    return dataclasses.replace(result, loss_se=loss_se, log_sigma_se=se, saturated=saturated)

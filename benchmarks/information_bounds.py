@@ -1,0 +1,95 @@
+"""The information method's bound on sigma (``max_sigma``): is the loss well-posed on the logits?
+
+On the first ``--n`` test sentences of the demo classifier, Phi = the logits: the fixed-point
+solver (``max_steps=100``, as ``textlens evaluate`` runs it) against a long Adam solve
+(``max_steps=1500``, ``tol=0.01``), both with the bound; per sentence the Spearman correlation of
+their sigma over the real tokens (ties at the bound count as ties), the share of tokens each
+leaves saturated, and the largest relative difference of sigma between batches of ``--n`` and
+one text at a time (the answer must not depend on the grouping). Also, on hidden states (all 6
+layers), the share of saturated tokens per layer. Every figure is measured in one run.
+
+    python benchmarks/information_bounds.py [--n 16] [--max-sigma 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from _common import write_result
+
+
+def _real(exp):
+    import numpy as np
+
+    return ~np.asarray(exp.special, bool)
+
+
+def main() -> None:
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    from textlens.adapters.loading import load_model
+    from textlens.data import rotten_tomatoes
+    from textlens.pipeline import explain_many
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=16)
+    parser.add_argument("--max-sigma", type=float, default=10.0)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    adapter = load_model(None)
+    texts = list(rotten_tomatoes("test").texts[: args.n])
+    bound = {"max_sigma": args.max_sigma}
+    common = {"phi": "logits", **bound}
+    fixed = explain_many(texts, adapter, "information-loss", max_steps=100, **common)
+    adam = explain_many(
+        texts, adapter, "information-loss", solver="adam", max_steps=1500, tol=0.01, **common
+    )
+    single = [
+        explain_many([t], adapter, "information-loss", max_steps=100, **common)[0] for t in texts
+    ]
+    rho, sat_fixed, sat_adam, grouping = [], [], [], []
+    for f, a, s in zip(fixed, adam, single, strict=True):
+        real = _real(f)
+        sf, sa = f.extras["sigma"][-1][real], a.extras["sigma"][-1][real]
+        rho.append(float(spearmanr(np.log(sf), np.log(sa)).statistic))
+        sat_fixed.append(float(f.saturated[-1][real].mean()))
+        sat_adam.append(float(a.saturated[-1][real].mean()))
+        ss = s.extras["sigma"][-1][real]
+        grouping.append(float(np.max(np.abs(sf - ss) / ss)))
+    hidden = explain_many(texts, adapter, "information-loss", **bound)
+    layers = list(hidden[0].layers)
+    per_layer = {
+        str(layer): float(np.mean([e.saturated[j][_real(e)].mean() for e in hidden]))
+        for j, layer in enumerate(layers)
+    }
+    metrics = {
+        "n": len(texts),
+        "max_sigma": args.max_sigma,
+        "logits_spearman_fixed_vs_adam": {
+            "median": float(np.median(rho)), "min": float(np.min(rho)), "values": rho,
+        },
+        "logits_saturated_share": {
+            "fixed-point": float(np.mean(sat_fixed)), "adam": float(np.mean(sat_adam)),
+        },
+        "logits_grouping_max_relative_difference": float(np.max(grouping)),
+        "hidden_saturated_share_by_layer": per_layer,
+    }  # fmt: skip
+    print(f"logits, fixed-point vs adam: Spearman median {np.median(rho):.3f}, min {min(rho):.3f}")
+    print(f"saturated share: fixed-point {np.mean(sat_fixed):.3f}, adam {np.mean(sat_adam):.3f}")
+    print(f"batch of {len(texts)} vs one at a time: largest relative sigma difference "
+          f"{np.max(grouping):.2e}")  # fmt: skip
+    print("hidden states, saturated share by layer:", per_layer)
+    write_result("information_bounds", metrics)
+
+
+if __name__ == "__main__":
+    main()
