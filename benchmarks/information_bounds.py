@@ -56,15 +56,25 @@ def main() -> None:
     single = [
         explain_many([t], adapter, "information-loss", max_steps=100, **common)[0] for t in texts
     ]
-    rho, sat_fixed, sat_adam, grouping = [], [], [], []
+    rho, rho_free, jaccard, sat_fixed, sat_adam, grouping, settled = [], [], [], [], [], [], []
+    loss_gap = []
     for f, a, s in zip(fixed, adam, single, strict=True):
         real = _real(f)
         sf, sa = f.extras["sigma"][-1][real], a.extras["sigma"][-1][real]
         rho.append(float(spearmanr(np.log(sf), np.log(sa)).statistic))
-        sat_fixed.append(float(f.saturated[-1][real].mean()))
-        sat_adam.append(float(a.saturated[-1][real].mean()))
+        bf, ba = f.saturated[-1][real], a.saturated[-1][real]
+        free = ~bf & ~ba
+        if free.sum() >= 3:
+            rho_free.append(float(spearmanr(np.log(sf[free]), np.log(sa[free])).statistic))
+        jaccard.append(float((bf & ba).sum() / max(1, (bf | ba).sum())))
+        sat_fixed.append(float(bf.mean()))
+        sat_adam.append(float(ba.mean()))
+        # the loss of each answer, by one common estimator (its own noise stream)
+        loss_f, loss_a = float(f.extras["loss"][-1]), float(a.extras["loss"][-1])
+        loss_gap.append((loss_f - loss_a) / abs(loss_a))
         ss = s.extras["sigma"][-1][real]
         grouping.append(float(np.max(np.abs(sf - ss) / ss)))
+        settled.append(int(f.extras["steps"][-1]) < 100)
     hidden = explain_many(texts, adapter, "information-loss", **bound)
     layers = list(hidden[0].layers)
     per_layer = {
@@ -77,6 +87,19 @@ def main() -> None:
         "logits_spearman_fixed_vs_adam": {
             "median": float(np.median(rho)), "min": float(np.min(rho)), "values": rho,
         },
+        "logits_spearman_over_tokens_neither_saturates": {
+            "median": float(np.median(rho_free)), "min": float(np.min(rho_free)),
+            "texts": len(rho_free),
+        },
+        "logits_saturated_jaccard_fixed_vs_adam": float(np.median(jaccard)),
+        "logits_loss_fixed_minus_adam_relative": {
+            "median": float(np.median(loss_gap)), "values": loss_gap,
+            "fixed_lower": int(np.sum(np.asarray(loss_gap) < 0)),
+        },
+        "logits_fixed_point_settled_within_100": int(np.sum(settled)),
+        "logits_grouping_max_relative_difference_settled": float(
+            np.max([g for g, ok in zip(grouping, settled, strict=True) if ok], initial=0.0)
+        ),
         "logits_saturated_share": {
             "fixed-point": float(np.mean(sat_fixed)), "adam": float(np.mean(sat_adam)),
         },
@@ -84,6 +107,15 @@ def main() -> None:
         "hidden_saturated_share_by_layer": per_layer,
     }  # fmt: skip
     print(f"logits, fixed-point vs adam: Spearman median {np.median(rho):.3f}, min {min(rho):.3f}")
+    print(
+        f"  over tokens neither solver saturates: median {np.median(rho_free):.3f}, "
+        f"min {np.min(rho_free):.3f}; saturated sets' Jaccard median {np.median(jaccard):.3f}"
+    )
+    print(
+        f"loss of fixed-point minus adam's, relative: median {np.median(loss_gap):+.4f}; "
+        f"fixed-point lower on {int(np.sum(np.asarray(loss_gap) < 0))} of {len(texts)}"
+    )
+    print(f"fixed-point settled within 100 iterations on {int(np.sum(settled))} of {len(texts)}")
     print(f"saturated share: fixed-point {np.mean(sat_fixed):.3f}, adam {np.mean(sat_adam):.3f}")
     print(f"batch of {len(texts)} vs one at a time: largest relative sigma difference "
           f"{np.max(grouping):.2e}")  # fmt: skip
