@@ -211,11 +211,10 @@ class Explanation:
         if pieces is None or index is None:
             return None
         pieces = np.asarray(pieces, bool).reshape(*self.scores.shape[:-1], -1)
+        index = np.asarray(index, int)
         out = np.zeros(self.scores.shape, bool)
-        for w in range(len(self.tokens)):
-            mine = np.asarray(index) == w
-            if mine.any():
-                out[..., w] = pieces[..., mine].all(-1)
+        for w in np.unique(index[index >= 0]):
+            out[..., w] = pieces[..., index == w].all(-1)
         return out
 
     def row(self, layer: int | None = None) -> np.ndarray:
