@@ -79,6 +79,15 @@ def _method_fields() -> dict[str, tuple[Any, Any]]:
     return seen
 
 
+_UNIT_OPTION = click.option(
+    "--unit",
+    type=click.Choice(["token", "word", "sentence"]),
+    default=None,
+    help="score sub-word tokens (default), words or sentences (each method's own reduction, "
+    "stated in the output)",
+)
+
+
 def _method_options(fn: Any) -> Any:
     """Add one ``--flag`` per method setting (read from the dataclasses) to a command."""
     for name, (hint, _default) in sorted(_method_fields().items(), reverse=True):
@@ -123,7 +132,8 @@ def main() -> None:
     help="all, or layer numbers like 1,3,6 (layered methods; default: the method's own, see "
     "`textlens methods`)",
 )
-@click.option("--words", is_flag=True, help="merge sub-words into words")
+@click.option("--words", is_flag=True, help="merge sub-words into words (same as --unit word)")
+@_UNIT_OPTION
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), help="write an HTML page")
 @click.option(
     "--png", "png_path", type=click.Path(dir_okay=False), help="write a heatmap (.png or .svg)"
@@ -142,6 +152,7 @@ def explain(
     target: str | None,
     layers: str | None,
     words: bool,
+    unit: str | None,
     html_path: str | None,
     png_path: str | None,
     json_path: str | None,
@@ -156,6 +167,7 @@ def explain(
     """
     chosen = [m.strip() for m in method.split(",") if m.strip()]
     plans = _plan_methods(chosen, settings, layers)
+    unit = _unit(words, unit)
     if not text.strip():
         raise TextlensError("the text is empty: give at least one word to explain")
     check_unicode(text)
@@ -183,10 +195,18 @@ def explain(
             _print_prediction(adapter, exp)
         elif exp.target.explained:  # a later method that explains something else says so
             click.echo(f"explaining: {exp.target.explained}")
-        shown = exp.to_words() if words else exp
+        shown = exp.to_units(unit) if unit else exp
         _print_scores(shown)
         shown_all.append(shown)
     _write_outputs(shown_all, html_path, png_path, json_path)
+
+
+def _unit(words: bool, unit: str | None) -> str | None:
+    """The unit scores are shown in (None: sub-word tokens, as the model sees them)."""
+    if words and unit not in (None, "word"):
+        raise TextlensError(f"--words means --unit word; give --unit {unit} alone")
+    unit = "word" if words else unit
+    return None if unit == "token" else unit
 
 
 class _Progress:
@@ -276,9 +296,12 @@ def _print_prediction(adapter: Any, exp: Any) -> None:
 
 def _print_scores(exp: Any) -> None:
     from textlens.render import render_terminal
+    from textlens.render.notes import unit_note
 
     params = ", ".join(f"{k}={v}" for k, v in exp.params.items() if k != "word_reduce")
     click.echo(f"method: {exp.method}" + (f" ({params})" if params else ""))
+    if exp.level != "subword":
+        click.echo(unit_note(exp))
     sys.stdout.flush()
     render_terminal(exp, file=sys.stdout)
     for line in diagnostic_lines(exp):
@@ -386,7 +409,8 @@ def methods(as_json: bool) -> None:
     help="all, or layer numbers like 1,3,6 (layered methods; default: the method's own, see "
     "`textlens methods`)",
 )
-@click.option("--words", is_flag=True, help="store word-level explanations")
+@click.option("--words", is_flag=True, help="store word-level explanations (same as --unit word)")
+@_UNIT_OPTION
 @click.option("--column", default="text", show_default=True, help="text field of .jsonl / .csv")
 @click.option("--id-column", default=None, help="field holding a row id (default: row number)")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="texts per batch")
@@ -429,6 +453,7 @@ def explain_file(
     target: str | None,
     layers: str | None,
     words: bool,
+    unit: str | None,
     column: str,
     id_column: str | None,
     batch_size: int,
@@ -453,6 +478,7 @@ def explain_file(
 
     params = parse_settings(method, {k: v for k, v in settings.items() if v is not None})
     params.update(parse_layers(method, layers))
+    chosen_unit = _unit(words, unit)
     if batch_size < 1:
         raise TextlensError("--batch-size must be at least 1")
     _check_common(max_length, None)
@@ -466,7 +492,7 @@ def explain_file(
                 method=method,
                 target=target,
                 params=params,
-                words=words,
+                words=chosen_unit or False,
                 column=column,
                 id_column=id_column,
                 batch_size=batch_size,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,13 @@ import numpy as np
 
 SCHEMA = "textlens.explanation/1"
 Reduce = Literal["sum", "mean", "max", "l2"]
+Unit = Literal["token", "word", "sentence"]
 _REDUCERS = ("sum", "mean", "max", "l2")
+UNITS = ("token", "word", "sentence")
+_LEVEL = {"word": "word", "sentence": "sentence"}
+# A sentence ends after . ! ? or an ellipsis (with closing quotes or brackets), before white
+# space; a line break always ends one.
+_SENTENCE_END = re.compile(r"[.!?\u2026\u3002\uff01\uff1f]+[\"'\u2019\u201d)\]]*(?=\s)|\n")
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,54 @@ def word_groups(
     return groups
 
 
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` character span of each sentence of ``text``, white space left out.
+
+    A sentence ends after ``.``, ``!``, ``?`` or an ellipsis (and any closing quotes or
+    brackets) that white space follows, and at every line break. The spans are in order and do
+    not overlap, so the text between them is white space only.
+    """
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        spans.append((start, match.end()))
+        start = match.end()
+    spans.append((start, len(text)))
+    out = []
+    for a, b in spans:
+        piece = text[a:b]
+        lead = len(piece) - len(piece.lstrip())
+        trail = len(piece) - len(piece.rstrip())
+        if b - trail > a + lead:
+            out.append((a + lead, b - trail))
+    return out
+
+
+def unit_groups(
+    text: str, offsets: Sequence[tuple[int, int]], special: Sequence[bool], unit: Unit
+) -> list[list[int]]:
+    """Token indices of each unit (``"token"``, ``"word"`` or ``"sentence"``) of ``text``.
+
+    Special tokens and tokens without characters belong to no unit; a token belongs to the
+    sentence its first character is in. Units without tokens are left out.
+    """
+    if unit == "word":
+        return word_groups(text, offsets, special)
+    pairs = zip(offsets, special, strict=True)
+    real = [i for i, ((a, b), sp) in enumerate(pairs) if not sp and b > a]
+    if unit == "token":
+        return [[i] for i in real]
+    if unit != "sentence":
+        raise ValueError(f"unknown unit {unit!r}; use one of {', '.join(UNITS)}")
+    spans = sentence_spans(text)
+    ends = [b for _, b in spans]
+    groups: dict[int, list[int]] = {}
+    for i in real:
+        s = int(np.searchsorted(ends, offsets[i][0], side="right"))
+        groups.setdefault(min(s, len(spans) - 1), []).append(i)
+    return [groups[k] for k in sorted(groups)]
+
+
 def _frozen(values: Any, dtype: Any = np.float64) -> np.ndarray:
     if hasattr(values, "detach"):  # a torch tensor: bring it to the CPU without importing torch
         values = values.detach().cpu().numpy()
@@ -105,7 +160,7 @@ class Explanation:
         model: The model's name.
         special: True for special tokens ([CLS], [SEP], ...).
         layers: Layer numbers of the rows of a layered ``scores`` (hidden-state indices).
-        level: ``"subword"`` or ``"word"``.
+        level: ``"subword"``, or ``"word"`` / ``"sentence"`` after ``to_units``.
         extras: Method outputs besides the scores (e.g. ``convergence_delta``, ``sigma``).
         extra_axes: The axes of each extra, as the method declared them, e.g.
             ``{"sigma": ("layer", "token"), "steps": ("layer",)}``: ``to_words`` and ``select``
@@ -113,6 +168,8 @@ class Explanation:
         elapsed: Seconds spent on this text (its share of a batch).
         score_label: What a score means, as the method describes it (for legends and axes).
         parts: Names of extras that add up to the scores (e.g. one per sub-embedding).
+        unit_reduce: How the method's sub-word scores combine into words and sentences unless
+            told otherwise: ``sum`` for additive scores, ``max`` where a sum means nothing.
     """
 
     text: str
@@ -127,12 +184,13 @@ class Explanation:
     model: str = ""
     special: tuple[bool, ...] = ()
     layers: tuple[int, ...] | None = None
-    level: Literal["subword", "word"] = "subword"
+    level: Literal["subword", "word", "sentence"] = "subword"
     extras: Mapping[str, np.ndarray] = field(default_factory=dict)
     extra_axes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     elapsed: float = 0.0
     score_label: str = ""
     parts: tuple[str, ...] = ()
+    unit_reduce: Reduce = "sum"
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -253,31 +311,51 @@ class Explanation:
         scale = np.where(scale > 0, scale, 1.0)
         return dataclasses.replace(self, scores=self.scores / scale)
 
-    # -- words -------------------------------------------------------------------------------
+    # -- words and sentences -----------------------------------------------------------------
     def word_groups(self) -> list[list[int]]:
         """Token indices of each word: touching pieces join when both sides are letters/digits."""
         return word_groups(self.text, self.offsets, self.special)
 
-    def to_words(self, reduce: Reduce = "sum") -> Explanation:
-        """Merge sub-word scores into word scores using the tokens' character offsets.
+    def to_words(self, reduce: Reduce | None = None) -> Explanation:
+        """Merge sub-word scores into word scores (``to_units("word", reduce)``)."""
+        return self.to_units("word", reduce)
+
+    def to_sentences(self, reduce: Reduce | None = None) -> Explanation:
+        """Merge sub-word scores into sentence scores (``to_units("sentence", reduce)``)."""
+        return self.to_units("sentence", reduce)
+
+    def to_units(self, unit: Unit = "word", reduce: Reduce | None = None) -> Explanation:
+        """Merge sub-word scores into words or sentences using the tokens' character offsets.
 
         Special tokens are dropped; the original scores stay in ``extras["subword_scores"]``
-        and each sub-word's word number in ``extras["subword_word_index"]`` (-1 for specials).
+        and each sub-word's unit number in ``extras["subword_word_index"]`` (-1 for specials).
+        Each unit's offsets span its first to its last piece, so the text between two units is
+        what the tokenizer left out (white space, characters it drops).
 
         Args:
-            reduce: How the pieces of one word combine: ``sum``, ``mean``, ``max`` or ``l2``
-                (the root of the sum of squares; the result is unsigned).
+            unit: ``"token"`` (returns ``self``), ``"word"`` or ``"sentence"``.
+            reduce: How the pieces of one unit combine: ``sum``, ``mean``, ``max`` or ``l2``
+                (the root of the sum of squares; the result is unsigned). Default: the
+                method's own (``unit_reduce``: a sum for additive scores).
 
         Returns:
-            A new Explanation whose tokens are words. ``self`` is unchanged.
+            A new Explanation whose tokens are the units. ``self`` is unchanged.
         """
+        if unit not in UNITS:
+            raise ValueError(f"unknown unit {unit!r}; use one of {', '.join(UNITS)}")
+        reduce = self.unit_reduce if reduce is None else reduce
         if reduce not in _REDUCERS:
             raise ValueError(f"unknown reduce {reduce!r}; use one of {', '.join(_REDUCERS)}")
-        if self.level == "word":
+        if unit == "token" or self.level == unit:
             return self
-        if all(a == b == 0 for a, b in self.offsets):
+        if self.level != "subword":
+            raise ValueError(
+                f"this explanation is already at {self.level} level; start from sub-words"
+            )
+        plain = [o for o, s in zip(self.offsets, self.special, strict=True) if not s]
+        if plain and all(a == b == 0 for a, b in plain) and self.text.strip():
             raise ValueError("this explanation has no character offsets (a slow tokenizer?)")
-        groups = self.word_groups()
+        groups = unit_groups(self.text, self.offsets, self.special, unit)
         n = len(self.tokens)
 
         def merge(values: np.ndarray) -> np.ndarray:
@@ -290,6 +368,8 @@ class Explanation:
                 out = [p.max(axis=-1) for p in parts]
             else:
                 out = [np.sqrt((p**2).sum(axis=-1)) for p in parts]
+            if not out:
+                return np.zeros((*values.shape[:-1], 0))
             return np.stack(out, axis=-1)
 
         word_index = np.full(n, -1)
@@ -308,7 +388,7 @@ class Explanation:
         extra_axes["subword_scores"] = ("layer", "subword") if self.layered else ("subword",)
         extras["subword_word_index"] = word_index
         extra_axes["subword_word_index"] = ("subword",)
-        spans = [(self.offsets[g[0]][0], self.offsets[g[-1]][1]) for g in groups]
+        spans = [(self.offsets[g[0]][0], max(self.offsets[i][1] for i in g)) for g in groups]
         return dataclasses.replace(
             self,
             tokens=tuple(self.text[a:b] for a, b in spans),
@@ -316,11 +396,12 @@ class Explanation:
             special=(False,) * len(groups),
             scores=merge(self.scores),
             signed=self.signed and reduce != "l2",
-            level="word",
+            level=_LEVEL[unit],
             extras=extras,
             extra_axes=extra_axes,
             parts=(),
             params={**self.params, "word_reduce": reduce},
+            unit_reduce=reduce,
         )
 
     # -- serialisation -----------------------------------------------------------------------
@@ -344,6 +425,7 @@ class Explanation:
             "extras": {k: self._extra_dict(k, v) for k, v in self.extras.items()},
             "score_label": self.score_label,
             "parts": list(self.parts),
+            "unit_reduce": self.unit_reduce,
             "elapsed": self.elapsed,
         }
 
@@ -382,6 +464,7 @@ class Explanation:
             elapsed=float(data.get("elapsed", 0.0)),
             score_label=str(data.get("score_label", "")),
             parts=tuple(data.get("parts", ())),
+            unit_reduce=data.get("unit_reduce", "sum"),
         )
 
     def to_json(self, indent: int | None = None) -> str:
@@ -502,6 +585,7 @@ def from_scores(
                 extra_axes=dict(scores.extra_axes),
                 elapsed=elapsed / max(1, len(batch.tokens)),
                 score_label=str(getattr(method, "score_label", "") or ""),
+                unit_reduce=getattr(method, "unit_reduce", "sum"),
                 parts=scores.parts,
             )
         )

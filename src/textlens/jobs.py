@@ -137,7 +137,7 @@ def explain_file(
     method: str = DEFAULT_METHOD,
     target: Any = None,
     params: dict[str, Any] | None = None,
-    words: bool = False,
+    words: bool | str = False,
     column: str = "text",
     id_column: str | None = None,
     batch_size: int = 16,
@@ -166,7 +166,7 @@ def explain_file(
             ``text``, ``ok``, ``error``, ``label``, ``probability`` and ``explanation``.
         model: As for ``explain``; a folder path is recorded so that a resumed job can check it.
         method, target, params, words, max_length: As for ``explain``; ``words`` stores
-            word-level explanations.
+            word-level explanations when True, or names the unit (``"word"``, ``"sentence"``).
         column, id_column: Field names for .jsonl / .csv inputs.
         batch_size: Texts per model batch (and per flush to disk).
         encoding: The input file's text encoding; rows that do not decode become error rows.
@@ -333,7 +333,7 @@ def _run_job(
     method: str,
     target: Any,
     params: dict[str, Any],
-    words: bool,
+    words: bool | str,
     batch_size: int,
     max_length: int | None,
     progress: bool,
@@ -403,7 +403,7 @@ def explain_rows(
     method: str,
     target: Any,
     params: dict[str, Any],
-    words: bool,
+    words: bool | str,
     batch_size: int,
     max_length: int | None,
 ) -> list[dict[str, Any]]:
@@ -424,7 +424,7 @@ def _explain_chunk(
     method: str,
     target: Any,
     params: dict[str, Any],
-    words: bool,
+    words: bool | str,
     max_length: int | None,
 ) -> list[dict[str, Any]]:
     """Explain a batch; when it fails, one text at a time, so that only bad rows fail."""
@@ -444,7 +444,8 @@ def _explain_chunk(
                 max_length=max_length,
                 **params,
             )
-        return [e.to_words() if words else e for e in exps]
+        unit = "word" if words is True else (words or None)
+        return [e.to_units(unit) if unit else e for e in exps]
 
     if len(chunk) > 1:
         try:

@@ -59,6 +59,8 @@ class Method(Protocol):
     name it (``describe(cls)`` gives every item with its default):
 
     - ``score_label``: what a score means, for legends and axes.
+    - ``unit_reduce``: how sub-word scores combine into words and sentences (``sum`` for
+      additive scores; ``max``, ``mean`` or ``l2`` where a sum has no meaning).
     - ``diagnostics``: ``(extra, label)`` pairs a front end prints after the scores.
     - ``cost_setting``: the setting that scales the work (and memory), if any.
     - ``evaluation_settings``: settings the method comparison uses instead of the defaults.
@@ -84,6 +86,7 @@ class Method(Protocol):
 
 DESCRIPTION_DEFAULTS: dict[str, Any] = {
     "score_label": "",
+    "unit_reduce": "sum",
     "diagnostics": (),
     "cost_setting": None,
     "evaluation_settings": {},

@@ -34,6 +34,7 @@ class Gradient:
     signed: ClassVar[bool] = False
     layered: ClassVar[bool] = False
     score_label: ClassVar[str] = "gradient norm (higher = more important)"
+    unit_reduce: ClassVar[str] = "l2"  # the norm of the gradient over all of a unit's pieces
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         return self.attribute_at(model, batch, target, model.embed(batch))

@@ -27,6 +27,7 @@ COLUMNS = (
     "method",
     "target",
     "model",
+    "unit",
 )
 
 
@@ -83,14 +84,16 @@ def save_json(explanations: Any, path: str | Path) -> Path:
 def to_records(explanations: Any) -> list[dict[str, Any]]:
     """One dict per token (and per layer for layered explanations), in ``COLUMNS`` order.
 
-    ``word_index`` / ``word`` name the word a sub-word belongs to (-1 and "" for special tokens);
-    ``layer`` is None for explanations without layers.
+    ``word_index`` / ``word`` name the word a sub-word belongs to (-1 and "" for special tokens
+    and for sentences); ``layer`` is None for explanations without layers; ``unit`` is
+    ``subword``, ``word`` or ``sentence`` (the explanation's level).
     """
     rows: list[dict[str, Any]] = []
     for text_id, exp in enumerate(_as_list(explanations)):
         word_of = np.full(len(exp), -1)
         words: list[str] = []
-        for w, group in enumerate(exp.word_groups()):
+        groups = exp.word_groups() if exp.level != "sentence" else []
+        for w, group in enumerate(groups):
             word_of[group] = w
             words.append(exp.text[exp.offsets[group[0]][0] : exp.offsets[group[-1]][1]])
         if exp.layered:
@@ -116,6 +119,7 @@ def to_records(explanations: Any) -> list[dict[str, Any]]:
                         "method": exp.method,
                         "target": label,
                         "model": exp.model,
+                        "unit": exp.level,
                     }
                 )
     return rows

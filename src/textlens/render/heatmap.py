@@ -43,8 +43,16 @@ def save_figure(figure: Any, path: str | Path, dpi: int = 150) -> Path:
     return write_atomic(path, buffer.getvalue())
 
 
+LABEL_CHARS = 24  # longer labels (sentences) are cut, with an ellipsis
+
+
+def _short(label: str) -> str:
+    label = " ".join(label.split())
+    return label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1] + "\u2026"
+
+
 def _labels(exp: Any, keep: np.ndarray) -> list[str]:
-    return [t for t, k in zip(exp.tokens, keep, strict=True) if k]
+    return [_short(t) for t, k in zip(exp.tokens, keep, strict=True) if k]
 
 
 def heatmap(
@@ -73,7 +81,7 @@ def heatmap(
     widest = max(len(e) for e in exps)
     rows = [e.scores.shape[0] if e.layered else 1 for e in exps]
     width = min(40.0, max(6.0, 0.32 * widest + 2.5))
-    label_room = 0.09 * max(len(t) for e in exps for t in e.tokens) + 0.5  # rotated labels
+    label_room = 0.09 * max(len(_short(t)) for e in exps for t in e.tokens) + 0.5  # rotated labels
     room = max(40, int(width * 11))  # characters of a 9-point line across the panel
     notes = [
         [textwrap.fill(n, room) for n in [*layer_notes(e, show_special), saturated_note(e)] if n]

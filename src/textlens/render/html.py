@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from textlens.render._scale import Scale, fmt, shared_scale
-from textlens.render.notes import baseline_note, layer_notes, saturated_note
+from textlens.render.notes import baseline_note, layer_notes, saturated_note, unit_note
 
 CSS = """
 .tl-root{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#111;
@@ -42,6 +42,7 @@ def render_html(
     *,
     title: str = "textlens explanations",
     words: bool = False,
+    unit: str | None = None,
     show_special: bool = False,
     layers: Sequence[int] | None = None,
     standalone: bool = True,
@@ -51,7 +52,9 @@ def render_html(
     Args:
         explanations: An Explanation or a sequence of them.
         title: Page heading (escaped).
-        words: Merge sub-words into words first (``to_words("sum")``).
+        words: Merge sub-words into words first (``unit="word"``).
+        unit: ``"token"``, ``"word"`` or ``"sentence"``: merge sub-words into these units first
+            (``to_units``, each method's own reduction).
         show_special: Show special tokens ([CLS], [SEP]) as small boxed chips.
         layers: For layered explanations, the layer numbers to show (default: all of them,
             one line per layer).
@@ -61,8 +64,9 @@ def render_html(
         The HTML as a string; nothing is fetched from the network when it is opened.
     """
     exps = _as_list(explanations)
-    if words:
-        exps = [e.to_words() for e in exps]
+    unit = unit or ("word" if words else None)
+    if unit:
+        exps = [e.to_units(unit) for e in exps]
     if layers is not None:
         exps = [e.select(layers) if e.layered else e for e in exps]
     # one scale per method: rows of one method compare directly; different methods have
@@ -140,7 +144,7 @@ def _meta(exp: Any) -> str:
             bits.append(f"score={t.score:.3f}")
     if exp.model:
         bits.append(f"&middot; model {html.escape(exp.model)}")
-    bits.append(f"&middot; {exp.level}s")
+    bits.append(f"&middot; {html.escape(unit_note(exp))}")
     note = baseline_note(exp)
     if note:
         bits.append(f'<div class="tl-note">{html.escape(note)}</div>')

@@ -18,7 +18,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -62,7 +62,10 @@ class ExplainRequest(BaseModel):
     method: str = Field(DEFAULT_METHOD, description="a name from GET /api/methods")
     target: str | None = Field(None, description="class label or index; default the prediction")
     layers: str | None = Field(None, description="'all' or layer numbers like '1,3,6'")
-    words: bool = Field(False, description="merge sub-words into words")
+    words: bool = Field(False, description="merge sub-words into words (unit 'word')")
+    unit: Literal["token", "word", "sentence"] | None = Field(
+        None, description="score tokens, words or sentences (each method's own reduction)"
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="method settings")
     heatmap: bool = Field(True, description="draw the layer x token heatmap (layered methods)")
 
@@ -246,7 +249,8 @@ def _run(
     with warnings.catch_warnings(), cancellable(stop):
         warnings.simplefilter("ignore")
         exp = explain(request.text, adapter, request.method, request.target, **params)
-    shown = exp.to_words() if request.words else exp
+    unit = request.unit or ("word" if request.words else "token")
+    shown = exp.to_units(unit)
     prediction = None
     if adapter.task == "sequence-classification":
         known = exp.target.prediction()  # from the explanation's own forward pass

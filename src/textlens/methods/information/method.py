@@ -119,6 +119,7 @@ class InformationLoss:
     signed: ClassVar[bool] = False
     layered: ClassVar[bool] = True
     score_label: ClassVar[str] = "-log sigma (higher = more important)"
+    unit_reduce: ClassVar[str] = "max"  # a sum of log noise scales means nothing
     diagnostics: ClassVar[tuple[tuple[str, str], ...]] = (("steps", "optimiser steps per layer"),)
     cost_setting: ClassVar[str] = "max_steps"
     corpus_setting: ClassVar[str] = "corpus"
