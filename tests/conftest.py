@@ -67,7 +67,7 @@ def tiny_model(model_type: str, head: str = "sequence-classification", seed: int
     cfg = transformers.AutoConfig.for_model(
         model_type, vocab_size=30522, **{**ARCHITECTURES[model_type], **extra}
     )
-    if head == "sequence-classification":
+    if head == "sequence-classification" and "num_labels" not in extra:
         cfg.num_labels = 2
         cfg.id2label = {0: "negative", 1: "positive"}
         cfg.label2id = {"negative": 0, "positive": 1}

@@ -529,9 +529,26 @@ def explain_file(
 
 @main.command()
 @click.option("--model", "model_path", default=None, help="model folder (default: demo classifier)")
-@click.option("--n", "n", type=int, default=200, show_default=True, help="test sentences")
+@click.option(
+    "--data",
+    default=None,
+    help=".txt, .jsonl, .csv or .parquet file (or folder) of texts (default: Rotten Tomatoes test)",
+)
+@click.option("--column", default="text", show_default=True, help="text field of --data")
+@click.option("--label-column", default=None, help="label field of --data (reports accuracy)")
+@click.option("--n", "n", type=int, default=200, show_default=True, help="texts (the first N)")
 @click.option(
     "--methods", default="all", show_default=True, help="comma-separated names, or all (+ random)"
+)
+@click.option(
+    "--target", default=None, help="class or next token to follow (default: the prediction)"
+)
+@click.option(
+    "--unit",
+    type=click.Choice(["token", "word", "sentence"]),
+    default="token",
+    show_default=True,
+    help="what the removal metrics remove (a word or sentence with all its pieces)",
 )
 @click.option(
     "--removal",
@@ -539,6 +556,12 @@ def explain_file(
     default="delete",
     show_default=True,
     help="how tokens are removed",
+)
+@click.option(
+    "--naopc/--no-naopc",
+    default=True,
+    show_default=True,
+    help="find each text's AOPC bounds and report normalised AOPC",
 )
 @click.option(
     "--out", "out_dir", default="out/evaluation", show_default=True, help="folder (made if missing)"
@@ -556,28 +579,53 @@ def explain_file(
 @_guarded
 def evaluate(
     model_path: str | None,
+    data: str | None,
+    column: str,
+    label_column: str | None,
     n: int,
     methods: str,
+    target: str | None,
+    unit: str,
     removal: str,
+    naopc: bool,
     out_dir: str,
     layer_n: int,
     seed: int,
     quiet: bool,
 ) -> None:
-    """Compare methods on the test split: faithfulness table (Markdown), curves (PNG), JSON."""
+    """Compare methods on your model and data (default: the demo classifier on Rotten Tomatoes):
+    faithfulness table (Markdown), curves (PNG), JSON.
+
+    Ctrl-C keeps the methods that finished: they are written, and the report says it was cut.
+    """
     from textlens.evaluate import comparison, layers
 
     if layer_n < 0:  # checked here: the layer analysis runs after the comparison
         raise TextlensError("--layer-analysis takes a number of sentences: 0 (off) or more")
+    if layer_n and data is not None:
+        raise TextlensError(
+            "--layer-analysis runs on the Rotten Tomatoes sentences: run it without --data"
+        )
     out = Path(out_dir)
     _check_output_folder(out)
     chosen: Any = "all" if methods.strip() == "all" else [m.strip() for m in methods.split(",")]
     result = comparison.compare_methods(
-        model_path, n, chosen, removal=removal, seed=seed, progress=not quiet
-    )
+        model_path, n, chosen, removal=removal, seed=seed, progress=not quiet, data=data,
+        column=column, label_column=label_column, target=target, unit=unit, naopc=naopc,
+    )  # fmt: skip
+    if not result.methods:
+        click.echo("interrupted before any method finished: nothing written", err=True)
+        sys.exit(130)
     out.mkdir(parents=True, exist_ok=True)  # after the work: a refused run leaves nothing behind
     written = comparison.write_report(result, out)
     click.echo(comparison.markdown_table(result))
+    if result.interrupted:
+        click.echo(
+            f"interrupted: wrote the {len(result.methods)} method(s) that finished "
+            f"({', '.join(result.methods)}) to " + ", ".join(str(p) for p in written),
+            err=True,
+        )
+        sys.exit(130)
     if layer_n:
         summary, exps = layers.layer_analysis(model_path, layer_n, progress=not quiet)
         written += layers.write_layer_analysis(summary, exps, out)

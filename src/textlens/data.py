@@ -202,15 +202,20 @@ def read_texts(
                     continue
                 add(item[column], item.get(id_column) if id_column else None)
         else:
-            reader = csv.DictReader(handle)
-            if column not in (reader.fieldnames or []):
-                raise TextlensError(
-                    f"{path.name} has no column {column!r}; its columns are "
-                    f"{', '.join(reader.fieldnames or [])} (choose one with --column)"
-                )
-            for item in reader:
+            for item in _csv_rows(handle, path, column, " (choose one with --column)"):
                 add(item[column], item.get(id_column) if id_column else None)
     return rows
+
+
+def _csv_rows(handle: Any, path: Path, column: str, hint: str = "") -> Any:
+    """The rows of a CSV file as dicts, once it is known to have ``column``."""
+    reader = csv.DictReader(handle)
+    if column not in (reader.fieldnames or []):
+        raise TextlensError(
+            f"{path.name} has no column {column!r}; its columns are "
+            f"{', '.join(reader.fieldnames or [])}{hint}"
+        )
+    return reader
 
 
 def _parquet_columns(path: Path, column: str, id_column: str | None) -> list[tuple[Any, Any]]:
@@ -285,3 +290,40 @@ def read_inputs(
             ident = r.id if id_column else f"{path.name}:{r.row}"
             rows.append(InputRow(len(rows), ident, r.text, r.error))
     return rows
+
+
+def read_column(path: str | Path, column: str, encoding: str = "utf-8") -> list[Any]:
+    """The values of one more column of a ``.jsonl``, ``.csv`` or ``.parquet`` input, row by row
+    as ``read_texts`` numbers them (None where a row has no value).
+
+    Raises:
+        TextlensError: A ``.txt`` file (no columns), or no row has the column.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".txt":
+        raise TextlensError(f"{path.name} is plain text and has no {column!r} column: use .jsonl, "
+                            ".csv or .parquet for labelled data")  # fmt: skip
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        if column not in pq.read_schema(path).names:
+            raise TextlensError(f"{path.name} has no column {column!r}")
+        return list(pq.read_table(path, columns=[column]).column(column).to_pylist())
+    values: list[Any] = []
+    newline = "" if suffix == ".csv" else None
+    with open(path, encoding=encoding, errors="surrogateescape", newline=newline) as handle:
+        if suffix == ".jsonl":
+            for line in handle:
+                if not line.strip():
+                    continue
+                try:
+                    item = json.loads(line)
+                except json.JSONDecodeError:
+                    item = None
+                values.append(item.get(column) if isinstance(item, dict) else None)
+        else:
+            values = [item[column] for item in _csv_rows(handle, path, column)]
+    if values and all(v is None for v in values):
+        raise TextlensError(f"{path.name} has no {column!r} field in any row")
+    return values

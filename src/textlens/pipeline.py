@@ -100,7 +100,7 @@ def explain_many(
     if not texts:
         return []
     adapter = _adapter(model, device)
-    chosen = _with_corpus(get_method(method, **params), texts, adapter.name)
+    chosen = with_corpus(get_method(method, **params), texts, adapter.name)
     goal = as_target(adapter, target)
     order = sorted(range(len(texts)), key=lambda i: len("".join(texts[i])))
     results: list[Explanation | None] = [None] * len(texts)
@@ -199,7 +199,7 @@ def _say_cost(method: Method, adapter: Any, batch: Any) -> None:
     )
 
 
-def _with_corpus(method: Method, texts: Sequence[Any], model_name: str) -> Method:
+def with_corpus(method: Method, texts: Sequence[Any], model_name: str) -> Method:
     """A method that takes reference statistics from a corpus gets the run's own texts, when
     the user gave none and there are enough of them (``textlens.corpus``)."""
     name = describe(type(method), "corpus_setting")
