@@ -127,6 +127,19 @@ def main() -> None:
 )
 @click.option("--target", default=None, help="class label or index (default: predicted class)")
 @click.option(
+    "--pair",
+    default=None,
+    help="a second text: explain the similarity of the two (both sides) under a sentence "
+    "encoder (default model with --pair: the packaged all-MiniLM-L6-v2)",
+)
+@click.option(
+    "--pooling",
+    type=click.Choice(["mean", "cls"]),
+    default="mean",
+    show_default=True,
+    help="how --pair texts become one vector",
+)
+@click.option(
     "--layers",
     default=None,
     help="all, or layer numbers like 1,3,6 (layered methods; default: the method's own, see "
@@ -150,6 +163,8 @@ def explain(
     model_path: str | None,
     method: str,
     target: str | None,
+    pair: str | None,
+    pooling: str,
     layers: str | None,
     words: bool,
     unit: str | None,
@@ -171,6 +186,14 @@ def explain(
     if not text.strip():
         raise TextlensError("the text is empty: give at least one word to explain")
     check_unicode(text)
+    if pair is not None:
+        if target not in (None, "similarity"):
+            raise TextlensError(f"--pair explains a similarity; leave out --target {target}")
+        if not pair.strip():
+            raise TextlensError("the --pair text is empty: give a second text to compare with")
+        check_unicode(pair)
+    elif target == "similarity":
+        raise TextlensError("--target similarity needs a second text: add --pair TEXT")
     _check_common(max_length, device)
     for path in (html_path, png_path, json_path):
         if path:
@@ -180,6 +203,8 @@ def explain(
     from textlens.adapters.loading import load_model
     from textlens.pipeline import explain as run
 
+    if pair is not None and model_path is None:
+        model_path = "encoder"
     adapter = load_model(model_path, device=device)
     shown_all = []
     for i, (name, params) in enumerate(plans):
@@ -188,16 +213,30 @@ def explain(
             progress.reporting(_Progress()),
         ):
             warnings.simplefilter("always")
-            exp = run(text, adapter, name, target, max_length=max_length, **params)
+            if pair is None:
+                exps = [run(text, adapter, name, target, max_length=max_length, **params)]
+            else:
+                from textlens.pipeline import explain_pair
+
+                exps = list(explain_pair(
+                    text, pair, adapter, name, pooling=pooling, max_length=max_length, **params
+                ))  # fmt: skip
         for w in caught:
             click.echo(f"warning: {one_line(str(w.message))}", err=True)
-        if i == 0:
-            _print_prediction(adapter, exp)
-        elif exp.target.explained:  # a later method that explains something else says so
-            click.echo(f"explaining: {exp.target.explained}")
-        shown = exp.to_units(unit) if unit else exp
-        _print_scores(shown)
-        shown_all.append(shown)
+        for k, exp in enumerate(exps):
+            if pair is not None:
+                side = "first" if k == 0 else "second"
+                click.echo(
+                    f"explaining: {exp.target.kind} of the pair, {exp.target.score:.4f}; "
+                    f"the {side} text's words"
+                )
+            elif i == 0:
+                _print_prediction(adapter, exp)
+            elif exp.target.explained:  # a later method that explains something else says so
+                click.echo(f"explaining: {exp.target.explained}")
+            shown = exp.to_units(unit) if unit else exp
+            _print_scores(shown)
+            shown_all.append(shown)
     _write_outputs(shown_all, html_path, png_path, json_path)
 
 

@@ -58,6 +58,55 @@ def explain(
     )[0]
 
 
+def explain_pair(
+    text: str,
+    other: str,
+    model: Any = "encoder",
+    method: str | Method = DEFAULT_METHOD,
+    *,
+    pooling: str = "mean",
+    measure: str = "cosine",
+    max_length: int | None = None,
+    device: str | None = None,
+    **params: Any,
+) -> tuple[Explanation, Explanation]:
+    """Explain the similarity of two texts under a sentence encoder, on both sides.
+
+    Each text is explained against the other's pooled vector, held fixed
+    (``textlens.targets.Similarity``): the first explanation says which words of ``text`` make
+    it similar to ``other``, the second the same of ``other``. Both have the same target score,
+    the similarity of the pair.
+
+    Args:
+        text, other: The two texts.
+        model: An encoder (folder, adapter); default ``"encoder"``, the packaged
+            all-MiniLM-L6-v2 (mean pooling is how that model is meant to be used).
+        method, max_length, device, params: As for ``explain``.
+        pooling: ``"mean"`` (default) or ``"cls"``.
+        measure: ``"cosine"`` (default) or ``"dot"``.
+
+    Example:
+        >>> a, b = explain_pair("A man is playing a guitar.", "Someone plays an instrument.")
+        >>> round(a.target.score, 2) == round(b.target.score, 2)
+        True
+    """
+    from textlens.targets import Similarity
+
+    for t in (text, other):
+        if not isinstance(t, str) or not t.strip():
+            raise TextlensError("explain_pair needs two non-empty texts")
+    adapter = _adapter(model, device)
+    first = explain_many(
+        [text], adapter, method, Similarity(other, pooling, measure),  # type: ignore[arg-type]
+        max_length=max_length, **params,
+    )[0]  # fmt: skip
+    second = explain_many(
+        [other], adapter, method, Similarity(text, pooling, measure),  # type: ignore[arg-type]
+        max_length=max_length, **params,
+    )[0]  # fmt: skip
+    return first, second
+
+
 def explain_many(
     texts: Sequence[str | tuple[str, str]],
     model: Any = None,
@@ -215,9 +264,9 @@ def _frozen(adapter: Any) -> Any:
 
 
 def _needs_states(goal: Any) -> bool:
-    from textlens.targets import CallableTarget, HiddenStateTarget
+    from textlens.targets import CallableTarget, HiddenStateTarget, Similarity
 
-    if isinstance(goal, HiddenStateTarget):
+    if isinstance(goal, HiddenStateTarget | Similarity):
         return True
     return isinstance(goal, CallableTarget) and goal.needs_hidden_states
 

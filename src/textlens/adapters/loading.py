@@ -27,7 +27,8 @@ def load_model(
 
     Args:
         path_or_model: A folder saved with ``save_pretrained``, a ``PreTrainedModel``, an
-            ``HFAdapter`` (returned as is), or None / ``"demo"`` for the demo sentiment classifier.
+            ``HFAdapter`` (returned as is), None / ``"demo"`` for the demo sentiment classifier,
+            or ``"encoder"`` for the packaged all-MiniLM-L6-v2 sentence encoder.
         tokenizer: Needed with a model object; read from the folder otherwise.
         task: Overrides the task read from the model's class (see ``TASKS``).
         device: ``"cpu"`` (default) or ``"cuda"``.
@@ -46,6 +47,11 @@ def load_model(
 
         model, tok, _ = zoo.load_sentiment_classifier()
         return HFAdapter(model, tok, task=task, name=zoo.DEMO_NAME, device=device)
+    if path_or_model == "encoder":
+        from textlens import zoo
+
+        model, tok, _ = zoo.load_encoder()
+        return HFAdapter(model, tok, task=task, name=zoo.ENCODER_NAME, device=device)
     if isinstance(path_or_model, (str, Path)):
         return _load_from_folder(Path(path_or_model), tokenizer, task, device, model_kwargs)
     if isinstance(path_or_model, torch.nn.Module):

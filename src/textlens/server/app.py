@@ -66,6 +66,11 @@ class ExplainRequest(BaseModel):
     unit: Literal["token", "word", "sentence"] | None = Field(
         None, description="score tokens, words or sentences (each method's own reduction)"
     )
+    pair: str | None = Field(
+        None,
+        description="a second text: explain the similarity of the two texts (both sides) under "
+        "the model's mean-pooled output",
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="method settings")
     heatmap: bool = Field(True, description="draw the layer x token heatmap (layered methods)")
 
@@ -75,6 +80,9 @@ class ExplainResponse(BaseModel):
     explanation: dict[str, Any]
     html: str
     heatmap_png: str | None = Field(None, description="base64 PNG, for layered methods")
+    pair_explanation: dict[str, Any] | None = Field(
+        None, description="with pair: the second text's explanation"
+    )
     seconds: float
 
 
@@ -136,12 +144,15 @@ def create_app(adapter: Any, limits: Limits | None = None) -> FastAPI:
         """Explain one text with one method; answers 4xx with a one-line detail on bad input."""
         if not request.text.strip():
             raise HTTPException(422, "the text is empty: give at least one word to explain")
-        if len(request.text) > limits.max_chars:
-            raise HTTPException(
-                413,
-                f"the text has {len(request.text)} characters; this server takes at most "
-                f"{limits.max_chars}",
-            )
+        for what, value in (("text", request.text), ("pair text", request.pair or "")):
+            if len(value) > limits.max_chars:
+                raise HTTPException(
+                    413,
+                    f"the {what} has {len(value)} characters; this server takes at most "
+                    f"{limits.max_chars}",
+                )
+        if request.pair is not None and not request.pair.strip():
+            raise HTTPException(422, "the pair text is empty: give a second text or leave it out")
         if request.method not in METHODS:
             raise HTTPException(
                 422, f"unknown method {request.method!r}; available: {', '.join(sorted(METHODS))}"
@@ -246,11 +257,20 @@ def _run(
 
     started.set()
     began = time.perf_counter()
+    other = None
     with warnings.catch_warnings(), cancellable(stop):
         warnings.simplefilter("ignore")
-        exp = explain(request.text, adapter, request.method, request.target, **params)
+        if request.pair is None:
+            exp = explain(request.text, adapter, request.method, request.target, **params)
+        else:
+            from textlens.pipeline import explain_pair
+
+            if request.target not in (None, "similarity"):
+                raise TextlensError("pair explains a similarity: leave the target out")
+            exp, other = explain_pair(request.text, request.pair, adapter, request.method, **params)
     unit = request.unit or ("word" if request.words else "token")
     shown = exp.to_units(unit)
+    rows = [shown] if other is None else [shown, other.to_units(unit)]
     prediction = None
     if adapter.task == "sequence-classification":
         known = exp.target.prediction()  # from the explanation's own forward pass
@@ -268,7 +288,8 @@ def _run(
     return ExplainResponse(
         prediction=prediction,
         explanation=shown.to_dict(),
-        html=render_html(shown, standalone=False),
+        html=render_html(rows, standalone=False),
         heatmap_png=png,
+        pair_explanation=None if other is None else rows[1].to_dict(),
         seconds=round(time.perf_counter() - began, 4),
     )
