@@ -289,8 +289,12 @@ def compare_methods(
     accuracy = None
     targets = None
     if target is not None:  # a bad label or token fails here, before any work
-        first = explain_many(texts[:1], adapter, "gradient", goal)[0]
-        targets = [int(first.target.index)] * len(texts)
+        import torch
+
+        first = adapter.encode(texts[:1], warn=False)
+        with torch.no_grad():
+            outputs = adapter.forward(adapter.embed(first), first)
+        targets = [int(goal.bind(adapter, first, outputs).infos[0].index)] * len(texts)
     if dataset.labels is not None:
         predicted = _predictions(adapter, texts, batch_size)
         accuracy = float(np.mean(np.asarray(predicted) == np.asarray(dataset.labels)))
