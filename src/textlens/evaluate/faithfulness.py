@@ -200,10 +200,16 @@ def removal_plans(
 
 
 def full_values(
-    adapter: Any, plans: Sequence[Plan], follow: Any, targets: Sequence[int] | None, batch_size: int
+    adapter: Any,
+    batch: Any,
+    plans: Sequence[Plan],
+    follow: Any,
+    targets: Sequence[int] | None,
+    batch_size: int,
 ) -> tuple[np.ndarray, Any]:
-    """The followed value of each full text and the outcome followed (given or picked)."""
-    prober = _Prober(adapter, batch_size, adapter_token_types(adapter), follow)
+    """The followed value of each full text (``batch``: their encoding, from ``removal_plans``)
+    and the outcome followed (given or picked)."""
+    prober = _Prober(adapter, batch_size, batch.token_type_ids is not None, follow)
     for b, p in enumerate(plans):
         prober.add(*p.variant(()), b)
     if targets is None:
@@ -211,11 +217,6 @@ def full_values(
         return values, torch.as_tensor(prober.picked)
     outcomes = torch.as_tensor([int(t) for t in targets])
     return prober.run(outcomes), outcomes
-
-
-def adapter_token_types(adapter: Any) -> bool:
-    """Whether the model's batches carry token type ids."""
-    return adapter.encode(["a"], warn=False).token_type_ids is not None
 
 
 def evaluate_scores(
@@ -259,7 +260,7 @@ def evaluate_scores(
     if len(scores) != len(texts):
         raise TextlensError(f"{len(texts)} texts but {len(scores)} score arrays")
     batch, plans = removal_plans(adapter, texts, unit, removal)
-    full, outcomes = full_values(adapter, plans, follow, targets, batch_size)
+    full, outcomes = full_values(adapter, batch, plans, follow, targets, batch_size)
     prober = _Prober(adapter, batch_size, batch.token_type_ids is not None, follow)
     work = []
     for b, p in enumerate(plans):

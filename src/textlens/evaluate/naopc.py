@@ -37,7 +37,6 @@ import numpy as np
 from textlens.evaluate.faithfulness import (
     ERASER_BINS,
     _Prober,
-    adapter_token_types,
     full_values,
     removal_plans,
 )
@@ -92,9 +91,10 @@ def aopc_bounds(
 
     adapter = load_model(model)
     follow = follow or default_follow(adapter)
-    _, plans = removal_plans(adapter, texts, unit, removal)  # type: ignore[arg-type]
-    full, outcomes = full_values(adapter, plans, follow, targets, batch_size)
-    token_types = adapter_token_types(adapter)
+    batch, plans = removal_plans(adapter, texts, unit, removal)  # type: ignore[arg-type]
+    full, outcomes = full_values(adapter, batch, plans, follow, targets, batch_size)
+    token_types = batch.token_type_ids is not None
+    weights = [_weights(bins, len(p.units)) for p in plans]  # per text: size -> weight
 
     def drops(sets: list[tuple[int, frozenset[int]]]) -> np.ndarray:
         prober = _Prober(adapter, batch_size, token_types, follow)
@@ -111,20 +111,19 @@ def aopc_bounds(
     subsets = []
     for b in small:
         m = len(plans[b].units)
-        for k in sorted(_weights(bins, m)):
+        for k in sorted(weights[b]):
             subsets += [(b, frozenset(c)) for c in itertools.combinations(range(m), k)]
     value = dict(zip(subsets, drops(subsets), strict=True))
     for b in small:
         m = len(plans[b].units)
-        weights = _weights(bins, m)
-        sizes = sorted(weights)
+        sizes = sorted(weights[b])
         best = {frozenset(): (0.0, 0.0)}  # set -> (max, min) of the weighted sum along chains
         for k in sizes:
             nxt = {}
             for c in itertools.combinations(range(m), k):
                 s = frozenset(c)
                 below = [v for t, v in best.items() if t <= s]
-                gain = weights[k] * value[(b, s)]
+                gain = weights[b][k] * value[(b, s)]
                 nxt[s] = (max(v[0] for v in below) + gain, min(v[1] for v in below) + gain)
             best = nxt
         out[b] = AOPCBounds(
@@ -141,7 +140,7 @@ def aopc_bounds(
     for sign in (1.0, -1.0):
         ranking = {b: np.argsort(-sign * loo[b], kind="stable").tolist() for b in large}
         beams = {b: [(0.0, frozenset())] for b in large}
-        steps = {b: max(_weights(bins, len(plans[b].units))) for b in large}
+        steps = {b: max(weights[b]) for b in large}
         for step in range(1, max(steps.values(), default=0) + 1):
             live = [b for b in large if step <= steps[b]]
             cands = []
@@ -156,7 +155,7 @@ def aopc_bounds(
             values = drops([(b, t) for b, t, _ in cands])
             ranked: dict[int, list[tuple[float, float, frozenset[int]]]] = {b: [] for b in live}
             for (b, t, score), v in zip(cands, values, strict=True):
-                w = _weights(bins, len(plans[b].units)).get(step, 0.0)
+                w = weights[b].get(step, 0.0)
                 total = score + sign * w * v
                 ranked[b].append((total + sign * v * (w == 0), total, t))
             for b in live:
