@@ -151,13 +151,16 @@ def solve_fixed_point(
             ).sqrt()
             clipped = ((move.abs() >= settings.max_step) & counted).any(-1)
             settled = (steps >= MIN_ITERATIONS) & ~clipped & active
-            if settled.any():
+            honest = honest_se(se, var, mean, count, counted)
+            if settled.any() and settings.precision == "values":
+                # the values are settled: the RMS honest standard error of log sigma
+                spread = honest.pow(2).masked_fill(~counted, 0.0).sum(-1)
+                settled &= (spread / counted.sum(-1).clamp_min(1)).sqrt() <= tol
+            elif settled.any():
                 stable = rank_stability(log_sigma, se, counted, draws) >= 1 - tol
                 stable |= counted.sum(-1) <= 1  # one word: nothing to rank
                 settled &= stable | (rms <= SE_FLOOR)
-            final_se = torch.where(
-                active.unsqueeze(-1), honest_se(se, var, mean, count, counted), final_se
-            )
+            final_se = torch.where(active.unsqueeze(-1), honest, final_se)
             was = active.any(0)
             active &= ~settled
             if on_settle is not None:

@@ -78,11 +78,16 @@ class InformationLoss:
         lr: Adam learning rate on log sigma (``adam`` only).
         max_steps: Step cap; optimisation stops earlier when sigma has converged. None = 300,
             or the reference's 5000 with ``compat``.
-        tol: Convergence. ``fixed-point``: the ranking of the tokens is settled, i.e. the
-            expected Spearman correlation between the answer and the answer moved by its
-            standard errors is at least ``1 - tol`` (default 0.03); ``adam``: RMS change of log
-            sigma between two consecutive 10-step windows below ``tol`` (default 0.05). 0 runs
-            every step up to ``max_steps``.
+        precision: When the fixed-point solver stops. ``ranking`` (default): the order of the
+            tokens is settled, i.e. the expected Spearman correlation between the answer and
+            the answer moved by its standard errors is at least ``1 - tol`` (default 0.03);
+            sigma itself may be off by a few per cent. ``values``: each sigma is settled, i.e.
+            the RMS standard error of log sigma is at most ``tol`` (default 0.004: sigma within
+            about 0.8% at 95%, the paper's information within ``K x 0.008`` nats); on deep layers
+            this takes tens to hundreds of iterations (``docs/information.md``).
+        tol: Convergence (see ``precision``); ``adam``: RMS change of log sigma between two
+            consecutive 10-step windows below ``tol`` (default 0.05). 0 runs every step up to
+            ``max_steps``.
         init: ``closed-form`` (first-order start from random vector-Jacobian products) or
             ``constant``.
         corpus_size: Corpus texts used for the regularisation (the first ones).
@@ -138,6 +143,7 @@ class InformationLoss:
     rate: float = setting(Settings.rate, low=0, low_open=True)
     n_samples: int = setting(Settings.n_samples, low=1, cap=64)
     solver: Literal["fixed-point", "adam"] = Settings.solver
+    precision: Literal["values", "ranking"] = Settings.precision
     lr: float = setting(Settings.lr, low=0, low_open=True)
     max_steps: int | None = setting(None, low=1, cap=2000)
     tol: float | None = setting(None, low=0)  # 0: never stop early (run max_steps)
@@ -156,6 +162,7 @@ class InformationLoss:
                 rate=self.rate,
                 n_samples=self.n_samples,
                 solver=self.solver,
+                precision=self.precision,
                 lr=self.lr,
                 max_steps=Settings.max_steps if self.max_steps is None else self.max_steps,
                 tol=self.tol,

@@ -38,7 +38,11 @@ SE_FLOOR = 0.005
 (tokens whose order cannot be told apart need not hold it up)."""
 RANK_DRAWS = 32
 """Draws of the fixed-point solver's ranking test."""
-DEFAULT_TOL = {"fixed-point": 0.03, "adam": 0.05}
+DEFAULT_TOL = {"values": 0.004, "ranking": 0.03, "adam": 0.05}
+"""Default ``tol`` by stopping rule: the fixed-point solver's ``ranking`` (1 - the expected
+Spearman correlation of the ranking with itself moved by its standard errors) and ``values``
+(the RMS standard error of log sigma, 0.004: sigma within about 0.8% at 95%), and Adam's (the RMS
+change of log sigma between two 10-step windows)."""
 LOSS_SAMPLES = 16
 """Noise samples behind the loss reported at the returned sigma."""
 LOSS_STREAM = 104729
@@ -72,6 +76,7 @@ class Settings:
     rate: float = 0.1
     n_samples: int = 4
     solver: Literal["fixed-point", "adam"] = "fixed-point"
+    precision: Literal["values", "ranking"] = "ranking"
     lr: float = 0.03
     max_steps: int = 300
     min_steps: int = 20
@@ -90,8 +95,10 @@ class Settings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.solver not in DEFAULT_TOL:
+        if self.solver not in ("fixed-point", "adam"):
             raise TextlensError(f"unknown solver {self.solver!r}; choose fixed-point or adam")
+        if self.precision not in ("values", "ranking"):
+            raise TextlensError(f"unknown precision {self.precision!r}; choose values or ranking")
         if self.solver == "fixed-point" and self.parameterization == "bounded":
             raise TextlensError("the bounded parameterization needs solver='adam'")
         if not self.max_sigma > 0:
@@ -100,7 +107,9 @@ class Settings:
     @property
     def tolerance(self) -> float:
         """``tol``, or the solver's default when it is None."""
-        return DEFAULT_TOL[self.solver] if self.tol is None else self.tol
+        if self.tol is not None:
+            return self.tol
+        return DEFAULT_TOL["adam" if self.solver == "adam" else self.precision]
 
 
 @dataclass(frozen=True)
