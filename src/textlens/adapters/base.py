@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
@@ -81,6 +81,13 @@ class ModelAdapter(Protocol):
     def entering_blocks(self, states: torch.Tensor) -> AbstractContextManager[None]:
         """Within the block, the first transformer block reads ``states`` ``(N, T, H)`` instead
         of the embedding module's output (so that output itself can be perturbed)."""
+        ...
+
+    def altering_states(
+        self, layer: int, alter: Callable[[torch.Tensor], torch.Tensor]
+    ) -> AbstractContextManager[None]:
+        """Within the block, the hidden states after block ``layer`` (0 = the embedding output)
+        pass through ``alter`` before the rest of the model reads them."""
         ...
 
     def encode(

@@ -128,6 +128,11 @@ class FunctionAdapter(EncodingAdapter):
             "(gradient, integrated-gradients, occlusion, ...)"
         )
 
+    def altering_states(self, layer: int, alter: Any) -> Iterator[None]:
+        raise TextlensError(
+            "a custom forward function exposes no layers: its hidden states cannot be altered"
+        )
+
     def entering_blocks(self, states: torch.Tensor) -> Iterator[None]:
         raise TextlensError(
             "a custom forward function has no embedding module: perturb its input embeddings "

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import inspect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from textlens.adapters.encoding import EncodingAdapter, digest_weights
@@ -207,6 +207,41 @@ class HFAdapter(EncodingAdapter):
             return args, {**kwargs, "hidden_states": states}
 
         handle = blocks[0].register_forward_pre_hook(before, with_kwargs=True, prepend=True)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    @contextlib.contextmanager
+    def altering_states(
+        self, layer: int, alter: Callable[[torch.Tensor], torch.Tensor]
+    ) -> Iterator[None]:
+        """Within the block, the hidden states after block ``layer`` (0 = the embedding output)
+        pass through ``alter`` ``(N, T, H) -> (N, T, H)`` before the rest of the model reads
+        them; the hook is always removed."""
+        blocks = self.layers
+        if not isinstance(blocks, torch.nn.ModuleList) or len(blocks) == 0:
+            raise TextlensError(
+                f"textlens does not know the blocks of this {self.config.model_type} model, so "
+                "it cannot alter a layer's hidden states"
+            )
+        if not 0 <= layer <= len(blocks):
+            raise TextlensError(f"layer {layer} is not in 0..{len(blocks)}")
+
+        def before(module: Any, args: Any, kwargs: Any) -> Any:
+            if args:
+                return (alter(args[0]), *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": alter(kwargs["hidden_states"])}
+
+        def after(module: Any, args: Any, output: Any) -> Any:
+            if isinstance(output, tuple):
+                return (alter(output[0]), *output[1:])
+            return alter(output)
+
+        if layer == 0:
+            handle = blocks[0].register_forward_pre_hook(before, with_kwargs=True)
+        else:
+            handle = blocks[layer - 1].register_forward_hook(after)
         try:
             yield
         finally:

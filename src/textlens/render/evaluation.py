@@ -76,3 +76,31 @@ def plot_layer_examples(exps: Sequence[Any], path: str | Path, n_examples: int =
     fig = heatmap([e.to_words("mean") for e in shown], path)
     plt.close(fig)
     return Path(path)
+
+
+def plot_layer_removal(
+    rows: dict[str, Sequence[float]], layers: Sequence[int], path: str | Path, title: str
+) -> Path:
+    """Per-layer comprehensiveness (``textlens.evaluate.layer_removal``) as a heatmap: a row
+    per ranking, a column per layer, the value written in each cell."""
+    plt = pyplot()
+    names = list(rows)
+    grid = np.array([np.asarray(rows[k], float) for k in names])
+    fig, ax = plt.subplots(figsize=(1.2 * len(layers) + 4.5, 0.45 * len(names) + 1.4))
+    image = ax.imshow(grid, aspect="auto", cmap="magma_r", vmin=min(0.0, float(grid.min())))
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(names)
+    ax.set_xticks(range(len(layers)))
+    ax.set_xticklabels([str(v) for v in layers])
+    ax.set_xlabel("layer whose hidden states are replaced")
+    top = float(grid.max()) or 1.0
+    for (r, c), value in np.ndenumerate(grid):
+        ax.text(
+            c, r, f"{0.0 if abs(value) < 5e-4 else value:.3f}", ha="center", va="center",
+            fontsize=8, color="white" if value > 0.55 * top else "black",
+        )  # fmt: skip
+    fig.colorbar(image, ax=ax, label="comprehensiveness (drop of p)")
+    ax.set_title(title, fontsize=10)
+    out = save_figure(fig, path)
+    plt.close(fig)
+    return out
