@@ -83,6 +83,22 @@ def tiny_model(model_type: str, head: str = "sequence-classification", seed: int
 
 
 @pytest.fixture(scope="session")
+def byte_tokenizer():
+    """A byte-level BPE tokenizer like GPT-2's and Llama's (``Ġ`` markers, bytes such as ``Ã©``,
+    no pad, mask or unknown token), trained here on a few sentences: nothing is downloaded."""
+    from tokenizers import ByteLevelBPETokenizer
+
+    bpe = ByteLevelBPETokenizer(trim_offsets=True)
+    texts = [*SENTENCES, "The capital of France is Paris.", "a café, naïve and à la mode"]
+    bpe.train_from_iterator(
+        texts * 5, vocab_size=400, min_frequency=1, special_tokens=["<|endoftext|>"]
+    )
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>", bos_token="<|endoftext|>"
+    )
+
+
+@pytest.fixture(scope="session")
 def tiny_bert(tokenizer) -> HFAdapter:
     """A tiny 2-layer BERT sentiment classifier with random weights."""
     return HFAdapter(tiny_model("bert"), tokenizer, name="tiny-bert")

@@ -107,3 +107,19 @@ def test_an_encoder_without_a_head_explains_its_last_hidden_state(tokenizer):
     assert exp.target.kind.startswith("hidden-state") and np.isfinite(exp.scores).all()
     with pytest.raises(TextlensError, match="layer 9 is out of range"):
         explain(SENTENCES[0], adapter, "gradient", target=HiddenStateTarget(layer=9))
+
+
+def test_next_token_by_id_and_by_its_digits(byte_tokenizer):
+    lm = HFAdapter(tiny_model("gpt2", "causal-lm"), byte_tokenizer)
+    paris = byte_tokenizer(" Paris", add_special_tokens=False)["input_ids"]
+    assert len(paris) == 1
+    by_text = explain("The capital of France is", lm, "gradient", " Paris")
+    by_id = explain("The capital of France is", lm, "gradient", paris[0])
+    by_digits = explain("The capital of France is", lm, "gradient", str(paris[0]))
+    assert by_text.target.index == by_id.target.index == by_digits.target.index == paris[0]
+    np.testing.assert_allclose(by_digits.scores, by_text.scores, atol=1e-6)
+    assert by_text.target.label == " Paris"  # the text, not the vocabulary's "ĠParis"
+    with pytest.raises(TextlensError, match="outside this model's vocabulary"):
+        explain("The capital of France is", lm, "gradient", "99999999")
+    with pytest.raises(TextlensError, match=r"is \d+ tokens for this tokenizer \(\['Pa', .*space"):
+        explain("The capital of France is", lm, "gradient", "Pariscafé")

@@ -125,7 +125,11 @@ def main() -> None:
     show_default=True,
     help="see `textlens methods`; several separated by commas",
 )
-@click.option("--target", default=None, help="class label or index (default: predicted class)")
+@click.option(
+    "--target",
+    default=None,
+    help="class label or index; a causal LM's next token (text or id) (default: the prediction)",
+)
 @click.option(
     "--pair",
     default=None,
@@ -441,7 +445,11 @@ def methods(as_json: bool) -> None:
 )
 @click.option("--model", "model_path", default=None, help="model folder (default: demo classifier)")
 @click.option("--method", default=DEFAULT_METHOD, show_default=True, help="see `textlens methods`")
-@click.option("--target", default=None, help="class label or index (default: predicted class)")
+@click.option(
+    "--target",
+    default=None,
+    help="class label or index; a causal LM's next token (text or id) (default: the prediction)",
+)
 @click.option(
     "--layers",
     default=None,

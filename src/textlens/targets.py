@@ -224,8 +224,10 @@ class NextTokenTarget:
     """Causal LM: log-probability of the token that follows the text.
 
     Args:
-        token: The next token (a string the tokenizer maps to one id, or an id); None = the most
-            likely next token.
+        token: The next token: a string the tokenizer maps to one id (``" Paris"``), an id, or a
+            string of digits, read as an id (``"7042"``, as the command line passes it; to
+            follow the text of a number, give it with its leading space, ``" 42"``); None = the
+            most likely next token.
     """
 
     token: int | str | None = None
@@ -240,12 +242,12 @@ class NextTokenTarget:
         if self.token is None:
             index = logp.argmax(-1)
         else:
-            i = self._token_id(adapter)
+            i = self._token_id(adapter, logp.shape[-1])
             index = torch.full((len(batch),), i, dtype=torch.long, device=logits.device)
         infos = tuple(
             TargetInfo(
                 kind="next-token-log-probability",
-                label=adapter.tokenizer.convert_ids_to_tokens(k),
+                label=readable_piece(adapter.tokenizer, k),
                 index=k,
                 score=float(logp[b, k]),
                 probability=float(logp[b, k].exp()),
@@ -268,19 +270,44 @@ class NextTokenTarget:
             infos,
             distribution=distribution,
             index=index,
-            outcome=lambda b, k: str(tokenizer.convert_ids_to_tokens(k)),
+            outcome=lambda b, k: readable_piece(tokenizer, k),
         )
 
-    def _token_id(self, adapter: Any) -> int:
-        if isinstance(self.token, int):
-            return self.token
-        ids = adapter.tokenizer(self.token, add_special_tokens=False)["input_ids"]
+    def _token_id(self, adapter: Any, vocabulary: int) -> int:
+        token = self.token
+        if isinstance(token, str) and token.isdigit():  # "7042": an id, as the CLI passes it
+            token = int(token)
+        if isinstance(token, int):
+            if not 0 <= token < vocabulary:
+                raise TextlensError(
+                    f"token id {token} is outside this model's vocabulary (0-{vocabulary - 1}); "
+                    "give an id in range or the token's text"
+                )
+            return token
+        tokenizer = adapter.tokenizer
+        fast = bool(getattr(tokenizer, "is_fast", False))
+        enc = tokenizer(token, add_special_tokens=False, return_offsets_mapping=fast)
+        ids = enc["input_ids"]
         if len(ids) != 1:
+            pieces = (
+                [token[a:b] for a, b in enc["offset_mapping"]]
+                if fast
+                else [readable_piece(tokenizer, i) for i in ids]
+            )
             raise TextlensError(
-                f"the next token {self.token!r} is {len(ids)} tokens for this tokenizer; "
-                "give one token (or its id)"
+                f"the next token {token!r} is {len(ids)} tokens for this tokenizer ({pieces}); "
+                "give one token (often with its leading space, as in ' Paris') or its id"
             )
         return int(ids[0])
+
+
+def readable_piece(tokenizer: Any, token_id: int) -> str:
+    """The text one token id stands for (``' Paris'``, not ``'ĠParis'``)."""
+    try:
+        text = tokenizer.decode([int(token_id)])
+    except (TypeError, ValueError, KeyError, IndexError):
+        text = ""
+    return text if text else str(tokenizer.convert_ids_to_tokens(int(token_id)))
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,23 @@ from textlens.lazy import torch
 from textlens.text import check_unicode
 
 
+def readable_token(token: str, covered: str) -> str:
+    """What a person reads for a token: the text it covers, unless the tokenizer's own string
+    says the same (WordPiece's ``##ing``, an uncased vocabulary's lower case).
+
+    Byte-level BPE and SentencePiece vocabularies write markers (``Ġcapital``, ``▁Paris``) and
+    bytes (``Ã©`` for ``é``) that nobody should have to decode; whitespace-only text is shown as
+    ``␣`` per space and ``\\n`` per line break.
+    """
+    if token == covered or token.lower() == covered.lower():
+        return token
+    if token.startswith("##") and token[2:].lower() == covered.lower():
+        return token
+    if not covered.strip():
+        return covered.replace(" ", "\u2423").replace("\n", "\\n").replace("\t", "\\t")
+    return covered
+
+
 class TruncationWarning(UserWarning):
     """A text was longer than the model accepts and was cut."""
 
@@ -173,11 +190,25 @@ class EncodingAdapter:
             ]
         else:
             offsets = [(0, 0)] * len(ids)
+        tokens = [str(t) for t in tok.convert_ids_to_tokens(ids)]
+        if fast:
+            text, unknown = "\n".join(parts), getattr(tok, "unk_token", None)
+
+            def spelled(token: str) -> str:  # a piece that covers no characters (a lone space)
+                try:
+                    return str(tok.convert_tokens_to_string([token]))
+                except (TypeError, ValueError, KeyError):
+                    return token
+
+            tokens = [  # an unknown token stays visible as such: the model never saw the word
+                t if sp or t == unknown else readable_token(t, text[a:b] if b > a else spelled(t))
+                for t, (a, b), sp in zip(tokens, offsets, special, strict=True)
+            ]
         return {
             "ids": ids,
             "special": special,
             "types": list(enc.get("token_type_ids") or [0] * len(ids)),
-            "tokens": tok.convert_ids_to_tokens(ids),
+            "tokens": tokens,
             "offsets": offsets,
             "n_truncated": max(0, n_full - len(ids)),
         }
