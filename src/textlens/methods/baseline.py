@@ -118,6 +118,26 @@ def _message(
     )
 
 
+def announce_fallback(model: Any, kind: str, setting: str = "baseline") -> None:
+    """Warn when the tokenizer has no ``kind`` token (``mask`` on GPT-2 or Llama), so that the
+    token asked for is silently another one: the scores would equal another choice's."""
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is None or getattr(tokenizer, f"{kind}_token_id", None) is not None:
+        return
+    used = model.special_token_id(kind)
+    try:
+        shown = tokenizer.convert_ids_to_tokens(int(used))
+    except (TypeError, ValueError, KeyError, IndexError):
+        shown = "?"
+    warnings.warn(
+        f"this tokenizer has no {kind} token, so {setting}={kind!r} uses {shown!r} (id {used}) "
+        f"instead; choose a token the model has with --{setting.replace('_', '-')} "
+        f"({setting}= in Python)",
+        BaselineWarning,
+        stacklevel=3,
+    )
+
+
 def predictor(model: Any, batch: Any, target: BoundTarget) -> Callable[[str], Any]:
     """``predict(token)`` for baselines that replace every real word by ``token``."""
 

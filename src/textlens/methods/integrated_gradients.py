@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, get_args
@@ -63,6 +64,7 @@ class IntegratedGradients:
     cost_setting: ClassVar[str] = "n_steps"
     diagnostics: ClassVar[tuple[tuple[str, str], ...]] = (
         ("convergence_delta", "convergence delta"),
+        ("target_change", "target change from the baseline"),
     )
     test_settings: ClassVar[dict[str, Any]] = {"n_steps": 8}
     n_steps: int = setting(50, low=1, cap=300)
@@ -70,7 +72,9 @@ class IntegratedGradients:
     internal_batch_size: int | None = setting(None, low=1)
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
+        baseline_check.announce_fallback(model, self.baseline)
         scores = self.attribute_at(model, batch, target, model.embed(batch))
+        warn_if_unconverged(scores.extras, self.n_steps)
         extras = baseline_check.report(
             target, baseline_check.predictor(model, batch, target), self.baseline, BASELINES
         )
@@ -97,8 +101,36 @@ class IntegratedGradients:
         ends = torch.cat([x, x0])
         end_rows = torch.cat([torch.arange(n, device=batch.device)] * 2)
         f = target_values(model, batch, target, ends, end_rows, auto_rows(batch, None))
-        delta = attributions.sum(dim=-1) - (f[:n] - f[n:])
-        return Scores(attributions, extras={"convergence_delta": delta})
+        change = f[:n] - f[n:]
+        delta = attributions.sum(dim=-1) - change
+        return Scores(attributions, extras={"convergence_delta": delta, "target_change": change})
+
+
+class ConvergenceWarning(UserWarning):
+    """Integrated gradients' scores do not add up to the target's change."""
+
+
+DELTA_SHARE = 0.1
+"""The largest |convergence delta| accepted without a warning, as a share of |target change|."""
+
+
+def warn_if_unconverged(extras: dict[str, Any], n_steps: int) -> None:
+    """Warn when |sum of scores - (f(input) - f(baseline))| exceeds ``DELTA_SHARE`` of
+    |f(input) - f(baseline)| (and 1e-3) for some text: the path integral is too coarse."""
+    delta = extras["convergence_delta"].detach().float().abs()
+    change = extras["target_change"].detach().float().abs()
+    bad = (delta > DELTA_SHARE * change) & (delta > 1e-3)
+    if not bool(bad.any()):
+        return
+    first = int(torch.nonzero(bad).flatten()[0])
+    d, c = float(extras["convergence_delta"][first]), float(extras["target_change"][first])
+    warnings.warn(
+        f"integrated gradients did not converge for {int(bad.sum())} of {len(bad)} text(s): the "
+        f"scores add up to {d + c:.3g} but the target changes by {c:.3g} from the baseline "
+        f"(delta {d:.3g}); raise n_steps (now {n_steps}) or try another baseline",
+        ConvergenceWarning,
+        stacklevel=4,
+    )
 
 
 @contextlib.contextmanager
@@ -147,6 +179,7 @@ class EmbeddingIntegratedGradients:
         return path_memory_bytes(model, batch, self.n_steps, rows, copies=9)
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
+        baseline_check.announce_fallback(model, self.baseline)
         tables = model.sub_embeddings()
         others = {k: m for k, m in tables.items() if k != "word"}
         x = model.embed(batch).detach()

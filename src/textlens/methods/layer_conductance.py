@@ -92,6 +92,7 @@ class LayerConductance:
         return path_memory_bytes(model, batch, self.n_steps, rows, copies=2 * model.n_layers)
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
+        baseline_check.announce_fallback(model, self.baseline)
         layers = resolve_layers(self.layers, model.n_layers)
         x = model.embed(batch).detach()
         x0 = model.embed(batch, model.baseline_ids(batch, self.baseline)).detach()

@@ -16,6 +16,7 @@ from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
 from textlens.explanation import word_groups
 from textlens.lazy import torch
+from textlens.methods import baseline as baseline_check
 from textlens.methods.base import Scores, target_values
 from textlens.methods.integrated_gradients import auto_rows
 from textlens.methods.registry import register
@@ -48,6 +49,7 @@ def coalition_values(
     All coalitions of all texts run batched (in chunks of about 4096 tokens, or
     ``internal_batch_size`` rows).
     """
+    baseline_check.announce_fallback(model, replacement, "replacement")
     fill = model.special_token_id(replacement)
     ids, rows = [], []
     for b, (groups, mask) in enumerate(zip(words, masks, strict=True)):

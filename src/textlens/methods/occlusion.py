@@ -8,6 +8,7 @@ from typing import ClassVar, Literal
 from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
 from textlens.lazy import torch
+from textlens.methods import baseline as baseline_check
 from textlens.methods.base import Scores, target_values
 from textlens.methods.integrated_gradients import auto_rows
 from textlens.methods.registry import register
@@ -24,7 +25,7 @@ class Occlusion:
 
     Args:
         replacement: Token put in place of the occluded one (``mask`` falls back to ``pad`` for
-            models without a mask token).
+            models without a mask token, with a ``BaselineWarning`` that says so).
         internal_batch_size: Occluded copies per forward pass; None fits about 4096 tokens.
 
     References:
@@ -42,6 +43,7 @@ class Occlusion:
         candidates = batch.real_mask & ~batch.special_mask
         text_idx, pos_idx = candidates.nonzero(as_tuple=True)
         ids = batch.input_ids[text_idx].clone()
+        baseline_check.announce_fallback(model, self.replacement, "replacement")
         fill = model.special_token_id(self.replacement)
         ids[torch.arange(len(text_idx), device=ids.device), pos_idx] = fill
         all_rows = torch.cat([torch.arange(n, device=batch.device), text_idx])
