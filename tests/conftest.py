@@ -65,7 +65,7 @@ def tokenizer():
 def tiny_model(model_type: str, head: str = "sequence-classification", seed: int = 0, **extra):
     """A randomly initialised tiny model of ``model_type`` with the given head (seeded)."""
     cfg = transformers.AutoConfig.for_model(
-        model_type, vocab_size=30522, **{**ARCHITECTURES[model_type], **extra}
+        model_type, **{"vocab_size": 30522, **ARCHITECTURES[model_type], **extra}
     )
     if head == "sequence-classification" and "num_labels" not in extra:
         cfg.num_labels = 2
@@ -116,6 +116,19 @@ def tiny_dir(tmp_path_factory, tokenizer):
     path = tmp_path_factory.mktemp("tiny")
     tiny_model("bert").save_pretrained(path)
     tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dir(tmp_path_factory, byte_tokenizer):
+    """A tiny GPT-2 with a byte-level tokenizer, saved as a model folder."""
+    path = tmp_path_factory.mktemp("tiny-lm")
+    end = byte_tokenizer.eos_token_id
+    model = tiny_model(
+        "gpt2", "causal-lm", vocab_size=len(byte_tokenizer), bos_token_id=end, eos_token_id=end
+    )
+    model.save_pretrained(path)
+    byte_tokenizer.save_pretrained(path)
     return path
 
 

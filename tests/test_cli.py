@@ -86,6 +86,7 @@ def test_explain_layers_html_and_png(tiny_dir, tmp_path):
         (["explain", "a film", "--method", "attention", "--layers", "x"], "numbers like 1,3,6"),
         (["explain", "a film", "--method", "attention", "--layers", "7"], "valid: 0..2"),
         (["explain", "a film", "--png", "/tmp/x.gif"], ".png or .svg"),
+        (["explain", "a film", "--contrast", "bad"], "compares two next tokens of a causal"),
         (
             ["explain", "a film", "--json", "/no/such/dir/x.json", "--method", "gradient"],
             "does not exist",
@@ -127,3 +128,17 @@ def test_the_prediction_comes_from_the_explanations_run(tiny_bert):
     assert label == max(direct, key=direct.get)
     assert probs == pytest.approx(direct, abs=1e-6)
     assert exp.to_dict()["target"]["probabilities"] == pytest.approx(direct, abs=1e-6)
+
+
+def test_a_causal_lm_explains_why_one_next_token_rather_than_another(tiny_lm_dir, tmp_path):
+    out_file = tmp_path / "why.json"
+    args = ["explain", "The capital of France is", "--model", str(tiny_lm_dir)]
+    proc = run(*args, "--target", " Paris", "--contrast", " France", "--json", str(out_file),
+               "--method", "gradient-x-input", check=True)  # fmt: skip
+    assert "log p(' Paris') - log p(' France')" in proc.stdout and "Ġ" not in proc.stdout
+    data = json.loads(out_file.read_text())
+    assert data["target"]["kind"] == "next-token-log-probability-difference"
+    assert "Ġ" not in "".join(data["tokens"])
+    bad = run(*args, "--target", " Paris", "--contrast", "Pariscafé")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert "tokens for this tokenizer" in bad.stderr and "leading space" in bad.stderr

@@ -123,3 +123,19 @@ def test_next_token_by_id_and_by_its_digits(byte_tokenizer):
         explain("The capital of France is", lm, "gradient", "99999999")
     with pytest.raises(TextlensError, match=r"is \d+ tokens for this tokenizer \(\['Pa', .*space"):
         explain("The capital of France is", lm, "gradient", "Pariscafé")
+
+
+def test_a_contrastive_target_is_the_target_minus_the_foil(byte_tokenizer):
+    model = tiny_model("gpt2", "causal-lm", initializer_range=0.5).double()  # exact sums
+    lm = HFAdapter(model, byte_tokenizer)
+    text = "The capital of France is"
+    why = explain(text, lm, "gradient-x-input", NextTokenTarget(" Paris", contrast=" France"))
+    paris = explain(text, lm, "gradient-x-input", " Paris")
+    france = explain(text, lm, "gradient-x-input", " France")
+    np.testing.assert_allclose(why.scores, paris.scores - france.scores, atol=1e-5)
+    assert why.target.score == pytest.approx(paris.target.score - france.target.score, abs=1e-5)
+    assert why.target.label == "' Paris' rather than ' France'"
+    top = explain(text, lm, "gradient", NextTokenTarget(contrast=" France"))  # the prediction
+    assert top.target.index == explain(text, lm, "gradient").target.index
+    with pytest.raises(TextlensError, match="is the target token itself"):
+        explain(text, lm, "gradient", NextTokenTarget(" Paris", contrast=" Paris"))

@@ -131,6 +131,12 @@ def main() -> None:
     help="class label or index; a causal LM's next token (text or id) (default: the prediction)",
 )
 @click.option(
+    "--contrast",
+    default=None,
+    help="a causal LM's foil token: explain log p(--target) - log p(foil), why the target "
+    "rather than this (text or id; --target defaults to the most likely token)",
+)
+@click.option(
     "--pair",
     default=None,
     help="a second text: explain the similarity of the two (both sides) under a sentence "
@@ -167,6 +173,7 @@ def explain(
     model_path: str | None,
     method: str,
     target: str | None,
+    contrast: str | None,
     pair: str | None,
     pooling: str,
     layers: str | None,
@@ -210,6 +217,16 @@ def explain(
     if pair is not None and model_path is None:
         model_path = "encoder"
     adapter = load_model(model_path, device=device)
+    chosen_target: Any = target
+    if contrast is not None:
+        if pair is not None or adapter.task != "causal-lm":
+            raise TextlensError(
+                "--contrast compares two next tokens of a causal language model; this model is "
+                f"a {adapter.task} model (leave out --contrast, or give a causal LM with --model)"
+            )
+        from textlens.targets import NextTokenTarget
+
+        chosen_target = NextTokenTarget(token=target, contrast=contrast)
     shown_all = []
     for i, (name, params) in enumerate(plans):
         with (
@@ -218,7 +235,7 @@ def explain(
         ):
             warnings.simplefilter("always")
             if pair is None:
-                exps = [run(text, adapter, name, target, max_length=max_length, **params)]
+                exps = [run(text, adapter, name, chosen_target, max_length=max_length, **params)]
             else:
                 from textlens.pipeline import explain_pair
 

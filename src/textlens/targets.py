@@ -228,9 +228,12 @@ class NextTokenTarget:
             string of digits, read as an id (``"7042"``, as the command line passes it; to
             follow the text of a number, give it with its leading space, ``" 42"``); None = the
             most likely next token.
+        contrast: A foil, given like ``token``: the target becomes log p(token) - log p(foil),
+            "why this token rather than that one" (the foil must be a single token too).
     """
 
     token: int | str | None = None
+    contrast: int | str | None = None
 
     def bind(self, adapter: Any, batch: TokenBatch, outputs: Any) -> BoundTarget:
         logits = outputs.logits
@@ -242,29 +245,31 @@ class NextTokenTarget:
         if self.token is None:
             index = logp.argmax(-1)
         else:
-            i = self._token_id(adapter, logp.shape[-1])
+            i = self._token_id(adapter, logp.shape[-1], self.token)
             index = torch.full((len(batch),), i, dtype=torch.long, device=logits.device)
-        infos = tuple(
-            TargetInfo(
-                kind="next-token-log-probability",
-                label=readable_piece(adapter.tokenizer, k),
-                index=k,
-                score=float(logp[b, k]),
-                probability=float(logp[b, k].exp()),
-            )
-            for b, k in enumerate(index.tolist())
-        )
+        foil = None
+        if self.contrast is not None:
+            f = self._token_id(adapter, logp.shape[-1], self.contrast)
+            if self.token is not None and f == int(index[0]):
+                raise TextlensError(
+                    f"the contrast {self.contrast!r} is the target token itself; give another token"
+                )
+            foil = torch.full((len(batch),), f, dtype=torch.long, device=logits.device)
+        tokenizer = adapter.tokenizer
+        infos = tuple(self._info(tokenizer, logp[b], k, foil) for b, k in enumerate(index.tolist()))
 
         def select(out: Any, rows: torch.Tensor) -> torch.Tensor:
             n = torch.arange(len(rows), device=rows.device)
             step = out.logits[n, last[rows]].log_softmax(-1)
-            return step.gather(1, index[rows].unsqueeze(1)).squeeze(1)
+            value = step.gather(1, index[rows].unsqueeze(1)).squeeze(1)
+            if foil is not None:
+                value = value - step.gather(1, foil[rows].unsqueeze(1)).squeeze(1)
+            return value
 
         def distribution(out: Any, rows: torch.Tensor) -> torch.Tensor:
             n = torch.arange(len(rows), device=rows.device)
             return out.logits[n, last[rows]].float().softmax(-1)
 
-        tokenizer = adapter.tokenizer
         return BoundTarget(
             select,
             infos,
@@ -273,8 +278,32 @@ class NextTokenTarget:
             outcome=lambda b, k: readable_piece(tokenizer, k),
         )
 
-    def _token_id(self, adapter: Any, vocabulary: int) -> int:
-        token = self.token
+    @staticmethod
+    def _info(tokenizer: Any, logp: torch.Tensor, k: int, foil: torch.Tensor | None) -> TargetInfo:
+        label = readable_piece(tokenizer, k)
+        if foil is None:
+            return TargetInfo(
+                kind="next-token-log-probability",
+                label=label,
+                index=k,
+                score=float(logp[k]),
+                probability=float(logp[k].exp()),
+            )
+        f = int(foil[0])
+        return TargetInfo(
+            kind="next-token-log-probability-difference",
+            label=f"{label!r} rather than {readable_piece(tokenizer, f)!r}",
+            index=k,
+            score=float(logp[k] - logp[f]),
+            probability=float(logp[k].exp()),
+            explained=(
+                f"log p({label!r}) - log p({readable_piece(tokenizer, f)!r}) of the next token "
+                f"(p = {float(logp[k].exp()):.3g} against {float(logp[f].exp()):.3g})"
+            ),
+        )
+
+    @staticmethod
+    def _token_id(adapter: Any, vocabulary: int, token: int | str) -> int:
         if isinstance(token, str) and token.isdigit():  # "7042": an id, as the CLI passes it
             token = int(token)
         if isinstance(token, int):
@@ -290,12 +319,15 @@ class NextTokenTarget:
         ids = enc["input_ids"]
         if len(ids) != 1:
             pieces = (
-                [token[a:b] for a, b in enc["offset_mapping"]]
+                [
+                    token[a:b] if b > a else readable_piece(tokenizer, i)
+                    for i, (a, b) in zip(ids, enc["offset_mapping"], strict=True)
+                ]
                 if fast
                 else [readable_piece(tokenizer, i) for i in ids]
             )
             raise TextlensError(
-                f"the next token {token!r} is {len(ids)} tokens for this tokenizer ({pieces}); "
+                f"the token {token!r} is {len(ids)} tokens for this tokenizer ({pieces}); "
                 "give one token (often with its leading space, as in ' Paris') or its id"
             )
         return int(ids[0])
