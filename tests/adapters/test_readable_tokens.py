@@ -17,7 +17,8 @@ def test_byte_level_tokens_show_the_text_they_cover(byte_tokenizer):
     tokens, offsets = batch.tokens[0], batch.offsets[0]
     assert not any("Ġ" in t or "Ã" in t for t in tokens)
     for token, (a, b) in zip(tokens, offsets, strict=True):
-        assert token == text[a:b] or (a == b and set(token) == {"\u2423"})
+        covered = text[a:b].strip()
+        assert token == covered if covered else set(token) == {"\u2423"}  # a lone space
     assert "France" in tokens and any("é" in t for t in tokens)
     exp = explain(text, lm, "gradient")
     assert exp.tokens == tokens
@@ -32,7 +33,7 @@ def test_wordpiece_and_lower_case_tokens_stay_as_they_are(tokenizer, tiny_bert):
 
 
 def test_readable_token_rules():
-    assert readable_token("ĠParis", "Paris") == "Paris"
+    assert readable_token("ĠParis", "Paris") == readable_token("ĠParis", " Paris") == "Paris"
     assert readable_token("##ing", "ing") == "##ing"
     assert readable_token("good", "GOOD") == "good"
     assert readable_token("fÃ©", "fé") == "fé"

@@ -25,7 +25,7 @@ def readable_token(token: str, covered: str) -> str:
 
     Byte-level BPE and SentencePiece vocabularies write markers (``Ġcapital``, ``▁Paris``) and
     bytes (``Ã©`` for ``é``) that nobody should have to decode; whitespace-only text is shown as
-    ``␣`` per space and ``\\n`` per line break.
+    ``␣`` per space and ``\\n`` per line break; the spaces around a word are left out.
     """
     if token == covered or token.lower() == covered.lower():
         return token
@@ -33,7 +33,7 @@ def readable_token(token: str, covered: str) -> str:
         return token
     if not covered.strip():
         return covered.replace(" ", "\u2423").replace("\n", "\\n").replace("\t", "\\t")
-    return covered
+    return covered.strip()  # a space the token carries shows as the gap between tokens
 
 
 class TruncationWarning(UserWarning):

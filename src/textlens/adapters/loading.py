@@ -28,7 +28,8 @@ def load_model(
     Args:
         path_or_model: A folder saved with ``save_pretrained``, a ``PreTrainedModel``, an
             ``HFAdapter`` (returned as is), None / ``"demo"`` for the demo sentiment classifier,
-            or ``"encoder"`` for the packaged all-MiniLM-L6-v2 sentence encoder.
+            ``"encoder"`` for the packaged all-MiniLM-L6-v2 sentence encoder, or ``"demo-lm"``
+            for the packaged SmolLM2-135M-Instruct causal LM.
         tokenizer: Needed with a model object; read from the folder otherwise.
         task: Overrides the task read from the model's class (see ``TASKS``).
         device: ``"cpu"`` (default) or ``"cuda"``.
@@ -47,6 +48,11 @@ def load_model(
 
         model, tok, _ = zoo.load_sentiment_classifier()
         return HFAdapter(model, tok, task=task, name=zoo.DEMO_NAME, device=device)
+    if path_or_model == "demo-lm":
+        from textlens import zoo
+
+        model, tok, _ = zoo.load_language_model()
+        return HFAdapter(model, tok, task=task, name=zoo.LM_NAME, device=device)
     if path_or_model == "encoder":
         from textlens import zoo
 
