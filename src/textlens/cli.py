@@ -140,6 +140,21 @@ _MODEL_OPTION = click.option(
     help="class label or index; a causal LM's next token (text or id) (default: the prediction)",
 )
 @click.option(
+    "--generate",
+    type=int,
+    default=None,
+    help="a causal LM: generate this many tokens after TEXT (greedy) and explain each by the "
+    "tokens before it (an output x input matrix)",
+)
+@click.option(
+    "--continuation",
+    default=None,
+    help="a causal LM: explain this given answer after TEXT, token by token (forced decoding)",
+)
+@click.option(
+    "--sample", type=int, default=None, metavar="SEED", help="with --generate: sample, seeded"
+)
+@click.option(
     "--contrast",
     default=None,
     help="a causal LM's foil token: explain log p(--target) - log p(foil), why the target "
@@ -182,6 +197,9 @@ def explain(
     model_path: str | None,
     method: str,
     target: str | None,
+    generate: int | None,
+    continuation: str | None,
+    sample: int | None,
     contrast: str | None,
     pair: str | None,
     pooling: str,
@@ -225,7 +243,13 @@ def explain(
 
     if pair is not None and model_path is None:
         model_path = "encoder"
+    answer = generate is not None or continuation is not None
+    if answer:
+        _check_answer_options(generate, continuation, sample, target, contrast, pair, html_path)
     adapter = load_model(model_path, device=device)
+    if answer:
+        _explain_answer(text, adapter, plans, generate, continuation, sample, png_path, json_path)
+        return
     chosen_target: Any = target
     if contrast is not None:
         if pair is not None or adapter.task != "causal-lm":
@@ -341,6 +365,85 @@ def _write_outputs(
     if json_path:
         body = exps[0].to_json(indent=2) if len(exps) == 1 else render.to_json(exps)
         render.export.write_atomic(Path(json_path), body + "\n")
+        click.echo(f"wrote {json_path}")
+
+
+def _check_answer_options(
+    generate: int | None,
+    continuation: str | None,
+    sample: int | None,
+    target: str | None,
+    contrast: str | None,
+    pair: str | None,
+    html_path: str | None,
+) -> None:
+    """Options that do not go with --generate / --continuation, refused before loading."""
+    if generate is not None and continuation is not None:
+        raise TextlensError("give --generate N or --continuation TEXT, not both")
+    if generate is not None and generate < 1:
+        raise TextlensError(f"--generate {generate}: generate at least 1 token")
+    if sample is not None and generate is None:
+        raise TextlensError("--sample goes with --generate (a given continuation is not sampled)")
+    for flag, value in (("--target", target), ("--contrast", contrast), ("--pair", pair)):
+        if value is not None:
+            raise TextlensError(
+                f"{flag} does not go with --generate / --continuation: each generated token is "
+                "its own target"
+            )
+    if html_path:
+        raise TextlensError(
+            "--html does not draw a generated answer yet: use --png (the output x input "
+            "matrix) or --json"
+        )
+
+
+def _explain_answer(
+    text: str,
+    adapter: Any,
+    plans: list[tuple[str, dict[str, Any]]],
+    generate: int | None,
+    continuation: str | None,
+    sample: int | None,
+    png_path: str | None,
+    json_path: str | None,
+) -> None:
+    """Explain every token of a generated (or given) answer: one matrix per method."""
+    from textlens.generation import explain_generation
+    from textlens.render.generation import generation_heatmap, generation_text
+
+    results = []
+    for name, params in plans:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            gen = explain_generation(
+                text,
+                adapter,
+                name,
+                generate=generate,
+                continuation=continuation,
+                sample=sample is not None,
+                seed=sample or 0,
+                **params,
+            )
+        for message in dict.fromkeys(one_line(str(w.message)) for w in caught):
+            click.echo(f"warning: {message}", err=True)
+        if not results:
+            kind = "generated" if generate is not None else "continuation"
+            click.echo(f"{kind}: {gen.continuation!r} ({len(gen.output_tokens)} tokens)")
+        shown = ", ".join(f"{k}={v}" for k, v in gen.explanations[0].params.items())
+        click.echo(f"method: {gen.method}" + (f" ({shown})" if shown else ""))
+        click.echo(generation_text(gen))
+        results.append(gen)
+    if png_path:
+        generation_heatmap(results[-1], png_path)
+        click.echo(f"wrote {png_path}")
+    if json_path:
+        from textlens.render.export import write_atomic
+
+        body = [g.to_dict() for g in results]
+        write_atomic(
+            Path(json_path), json.dumps(body[0] if len(body) == 1 else body, indent=2) + "\n"
+        )
         click.echo(f"wrote {json_path}")
 
 

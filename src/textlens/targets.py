@@ -255,28 +255,7 @@ class NextTokenTarget:
                     f"the contrast {self.contrast!r} is the target token itself; give another token"
                 )
             foil = torch.full((len(batch),), f, dtype=torch.long, device=logits.device)
-        tokenizer = adapter.tokenizer
-        infos = tuple(self._info(tokenizer, logp[b], k, foil) for b, k in enumerate(index.tolist()))
-
-        def select(out: Any, rows: torch.Tensor) -> torch.Tensor:
-            n = torch.arange(len(rows), device=rows.device)
-            step = out.logits[n, last[rows]].log_softmax(-1)
-            value = step.gather(1, index[rows].unsqueeze(1)).squeeze(1)
-            if foil is not None:
-                value = value - step.gather(1, foil[rows].unsqueeze(1)).squeeze(1)
-            return value
-
-        def distribution(out: Any, rows: torch.Tensor) -> torch.Tensor:
-            n = torch.arange(len(rows), device=rows.device)
-            return out.logits[n, last[rows]].float().softmax(-1)
-
-        return BoundTarget(
-            select,
-            infos,
-            distribution=distribution,
-            index=index,
-            outcome=lambda b, k: readable_piece(tokenizer, k),
-        )
+        return _next_token_bound(adapter, last, logp, index, foil)
 
     @staticmethod
     def _info(tokenizer: Any, logp: torch.Tensor, k: int, foil: torch.Tensor | None) -> TargetInfo:
@@ -331,6 +310,64 @@ class NextTokenTarget:
                 "give one token (often with its leading space, as in ' Paris') or its id"
             )
         return int(ids[0])
+
+
+def _next_token_bound(
+    adapter: Any,
+    last: torch.Tensor,
+    logp: torch.Tensor,
+    index: torch.Tensor,
+    foil: torch.Tensor | None,
+) -> BoundTarget:
+    """log p(index[b]) (minus log p(foil[b])) at position ``last[b]`` of each text ``b``."""
+    tokenizer = adapter.tokenizer
+    infos = tuple(
+        NextTokenTarget._info(tokenizer, logp[b], k, foil) for b, k in enumerate(index.tolist())
+    )
+
+    def select(out: Any, rows: torch.Tensor) -> torch.Tensor:
+        n = torch.arange(len(rows), device=rows.device)
+        step = out.logits[n, last[rows]].log_softmax(-1)
+        value = step.gather(1, index[rows].unsqueeze(1)).squeeze(1)
+        if foil is not None:
+            value = value - step.gather(1, foil[rows].unsqueeze(1)).squeeze(1)
+        return value
+
+    def distribution(out: Any, rows: torch.Tensor) -> torch.Tensor:
+        n = torch.arange(len(rows), device=rows.device)
+        return out.logits[n, last[rows]].float().softmax(-1)
+
+    return BoundTarget(
+        select,
+        infos,
+        distribution=distribution,
+        index=index,
+        outcome=lambda b, k: readable_piece(tokenizer, k),
+    )
+
+
+@dataclass(frozen=True)
+class ForcedTokens:
+    """Causal LM, a token of its own for each text: text ``b`` of the batch is followed by
+    ``ids[b]`` (the rows of a generated answer, each text the prefix before its token).
+
+    Args:
+        ids: One token id per text, in the batch's order.
+    """
+
+    ids: tuple[int, ...]
+
+    def bind(self, adapter: Any, batch: TokenBatch, outputs: Any) -> BoundTarget:
+        logits = outputs.logits
+        if logits.dim() != 3:
+            raise TextlensError("a next-token target needs a causal language model")
+        if len(self.ids) != len(batch):
+            raise TextlensError(f"{len(self.ids)} forced tokens for {len(batch)} texts")
+        last = batch.lengths - 1
+        arange = torch.arange(len(batch), device=logits.device)
+        logp = logits[arange, last].float().log_softmax(-1)
+        index = torch.tensor(self.ids, dtype=torch.long, device=logits.device)
+        return _next_token_bound(adapter, last, logp, index, None)
 
 
 def readable_piece(tokenizer: Any, token_id: int) -> str:
@@ -499,6 +536,7 @@ Target = (
     | SpanTarget
     | TokenTarget
     | NextTokenTarget
+    | ForcedTokens
     | HiddenStateTarget
     | Similarity
     | CallableTarget

@@ -1,0 +1,345 @@
+"""Explain what a causal language model generated: one row of scores per output token.
+
+For a prompt and its continuation (generated here, or given and decoded by force), output token
+``j`` is explained as the next token after everything before it: the prompt and the output
+tokens ``0..j-1``. Every output token's prefix is one text of a batch, so a method explains many
+output tokens in one pass (a gradient method: many target rows in one backward pass), and every
+method works here as it does on one text, layered ones included. The rows form a matrix, output
+tokens x input tokens, with NaN where an input comes after the output it would explain.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from textlens.errors import TextlensError
+from textlens.explanation import Explanation, from_scores
+
+SCHEMA = "textlens.generation/1"
+
+
+@dataclass(frozen=True)
+class Generation:
+    """A generated (or forced) continuation and its explanation, output token by output token.
+
+    Attributes:
+        prompt: The prompt as given.
+        text: The prompt followed by the continuation.
+        tokens: Every token, the prompt's then the output's, as the text they cover.
+        offsets: Each token's ``(start, end)`` in ``text``.
+        special: True for special tokens (left out of colour scales).
+        token_ids: The ids the model read and wrote, prompt then output.
+        n_prompt: How many of ``tokens`` are the prompt's.
+        probabilities: The model's probability of each output token at its step.
+        entropies: The entropy (nats) of the model's next-token distribution at each step.
+        explanations: One Explanation per output token, over the tokens before it.
+        method: The method's registry name.
+        model: The model's name.
+    """
+
+    prompt: str
+    text: str
+    tokens: tuple[str, ...]
+    offsets: tuple[tuple[int, int], ...]
+    special: tuple[bool, ...]
+    token_ids: tuple[int, ...]
+    n_prompt: int
+    probabilities: np.ndarray
+    entropies: np.ndarray
+    explanations: tuple[Explanation, ...]
+    method: str
+    model: str = ""
+
+    @property
+    def continuation(self) -> str:
+        """The generated (or forced) text after the prompt."""
+        return self.text[len(self.prompt) :]
+
+    @property
+    def output_tokens(self) -> tuple[str, ...]:
+        return self.tokens[self.n_prompt :]
+
+    @property
+    def layered(self) -> bool:
+        return bool(self.explanations) and self.explanations[0].layered
+
+    def matrix(self, layer: int | None = None) -> np.ndarray:
+        """Scores ``(output tokens, all tokens)``; row ``j`` covers the ``n_prompt + j`` tokens
+        before output token ``j`` and is NaN from there on. ``layer`` picks a layered method's
+        layer (default: its last)."""
+        out = np.full((len(self.explanations), len(self.tokens)), np.nan)
+        for j, exp in enumerate(self.explanations):
+            row = exp.row(layer)
+            out[j, : len(row)] = row
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        first = self.explanations[0] if self.explanations else None
+        layers = list(first.layers) if first is not None and first.layers else None
+        return {
+            "schema": SCHEMA,
+            "prompt": self.prompt,
+            "text": self.text,
+            "continuation": self.continuation,
+            "tokens": list(self.tokens),
+            "offsets": [list(o) for o in self.offsets],
+            "special": list(self.special),
+            "token_ids": list(self.token_ids),
+            "n_prompt": self.n_prompt,
+            "probabilities": self.probabilities.tolist(),
+            "entropies": self.entropies.tolist(),
+            "method": self.method,
+            "params": dict(first.params) if first is not None else {},
+            "model": self.model,
+            "layers": layers,
+            "matrix": _nan_to_none(self.matrix()),
+            "layer_matrices": (
+                {str(n): _nan_to_none(self.matrix(n)) for n in layers} if layers else None
+            ),
+        }
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+
+def _nan_to_none(values: np.ndarray) -> list[list[float | None]]:
+    return [[None if np.isnan(v) else float(v) for v in row] for row in values]
+
+
+def explain_generation(
+    prompt: str,
+    model: Any = "demo-lm",
+    method: Any = "gradient-x-input",
+    *,
+    generate: int | None = None,
+    continuation: str | None = None,
+    sample: bool = False,
+    seed: int = 0,
+    batch_size: int = 16,
+    device: str | None = None,
+    **params: Any,
+) -> Generation:
+    """Explain each token a causal LM generates (``generate=N``) or a given answer
+    (``continuation=TEXT``, decoded by force) by the tokens before it.
+
+    Args:
+        prompt: The prompt.
+        model: A causal LM: a folder, an adapter, or ``"demo-lm"`` (the packaged SmolLM2).
+        method: Any method (a registry name or instance).
+        generate: How many tokens to generate (greedy unless ``sample``); stops early at the
+            end-of-sequence token.
+        continuation: The answer to explain instead of generating one.
+        sample: Sample the generated tokens (seeded by ``seed``) instead of greedy decoding.
+        seed: Seed for sampling and for seeded methods.
+        batch_size: Output tokens explained per batch (each its own prefix).
+        device: ``"cpu"`` or ``"cuda"``; None keeps the adapter's.
+        params: The method's settings.
+
+    Example:
+        >>> gen = explain_generation("The capital of France is", generate=3)
+        >>> gen.matrix().shape  # 3 output tokens x (prompt + output tokens)
+    """
+    import torch
+
+    from textlens.methods import get_method
+    from textlens.pipeline import _adapter, _frozen
+
+    if (generate is None) == (continuation is None):
+        raise TextlensError("give either generate=N (tokens to generate) or continuation=TEXT")
+    adapter = _adapter(model, device)
+    if adapter.task != "causal-lm":
+        raise TextlensError(
+            f"explaining a generated answer needs a causal language model; this is a "
+            f"{adapter.task} model (give one with --model, e.g. demo-lm)"
+        )
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise TextlensError(f"batch_size={batch_size!r} is not valid: use a whole number >= 1")
+    first = adapter.encode([prompt], warn=False)
+    prompt_ids = first.input_ids[0, : int(first.lengths[0])].tolist()
+    room = adapter.max_length - len(prompt_ids)
+    tokenizer = adapter.tokenizer
+    if continuation is not None:
+        if not continuation.strip():
+            raise TextlensError("the continuation is empty: give the answer to explain")
+        out_ids = list(tokenizer(continuation, add_special_tokens=False)["input_ids"])
+        if len(out_ids) > room:
+            raise TextlensError(
+                f"the continuation is {len(out_ids)} tokens but the model's context leaves "
+                f"{room} after the prompt; shorten it"
+            )
+    else:
+        if isinstance(generate, bool) or not isinstance(generate, int) or generate < 1:
+            raise TextlensError(f"generate={generate!r} is not valid: generate at least 1 token")
+        if generate > room:
+            raise TextlensError(
+                f"cannot generate {generate} tokens: the model's context leaves {room} after "
+                f"the prompt's {len(prompt_ids)}; ask for fewer"
+            )
+        out_ids = _generate(adapter, prompt_ids, generate, sample, seed)
+        if not out_ids:
+            raise TextlensError("the model ended the answer at once (end-of-sequence first)")
+    ids = prompt_ids + out_ids
+    n_prompt = len(prompt_ids)
+    text, offsets = _texts(tokenizer, prompt, first.offsets[0], out_ids, continuation)
+    tokens = first.tokens[0] + _output_tokens(tokenizer, text, offsets[n_prompt:], out_ids)
+    specials = set(getattr(tokenizer, "all_special_ids", []) or [])
+    special = tuple(first.special_mask[0, :n_prompt].tolist()) + tuple(
+        i in specials for i in out_ids
+    )
+    probabilities, entropies = _steps(adapter, ids, n_prompt)
+    chosen = get_method(method, **params)
+    explanations: list[Explanation] = []
+    for start in range(0, len(out_ids), batch_size):
+        rows = range(start, min(start + batch_size, len(out_ids)))
+        began = time.perf_counter()
+        batch = _prefix_batch(adapter, text, ids, tokens, offsets, special, n_prompt, rows)
+        goal = _forced(tuple(out_ids[j] for j in rows))
+        with torch.no_grad():
+            clean = adapter.forward(adapter.embed(batch), batch)
+        bound = goal.bind(adapter, batch, clean)
+        with _frozen(adapter), torch.no_grad():
+            scores = chosen.attribute(adapter, batch, bound)
+        elapsed = time.perf_counter() - began
+        explanations += from_scores(batch, scores, bound.infos, chosen, adapter.name, elapsed)
+    return Generation(
+        prompt=prompt,
+        text=text,
+        tokens=tuple(tokens),
+        offsets=tuple(offsets),
+        special=special,
+        token_ids=tuple(ids),
+        n_prompt=n_prompt,
+        probabilities=probabilities,
+        entropies=entropies,
+        explanations=tuple(explanations),
+        method=chosen.name,
+        model=adapter.name,
+    )
+
+
+def _forced(ids: tuple[int, ...]) -> Any:
+    from textlens.targets import ForcedTokens
+
+    return ForcedTokens(ids)
+
+
+def _generate(adapter: Any, prompt_ids: list[int], n: int, sample: bool, seed: int) -> list[int]:
+    """Greedy (or seeded sampled) continuation ids, cut before the end-of-sequence token."""
+    import torch
+
+    model, tokenizer = adapter.model, adapter.tokenizer
+    end = getattr(tokenizer, "eos_token_id", None)
+    inputs = torch.tensor([prompt_ids], device=adapter.device)
+    kwargs: dict[str, Any] = {"max_new_tokens": n, "do_sample": sample}
+    if sample:
+        torch.manual_seed(seed)
+    else:  # greedy: no sampling settings from the model's generation config
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    with torch.no_grad():
+        out = model.generate(
+            inputs,
+            attention_mask=torch.ones_like(inputs),
+            pad_token_id=adapter.pad_token_id,
+            **kwargs,
+        )
+    new = out[0, len(prompt_ids) :].tolist()
+    return new[: new.index(end)] if end is not None and end in new else new
+
+
+def _texts(
+    tokenizer: Any,
+    prompt: str,
+    prompt_offsets: Sequence[tuple[int, int]],
+    out_ids: list[int],
+    continuation: str | None,
+) -> tuple[str, list[tuple[int, int]]]:
+    """The full text and every token's span in it; output tokens are spanned by decoding the
+    output one more token at a time."""
+    offsets = list(prompt_offsets)
+    decoded = ""
+    for j in range(len(out_ids)):
+        upto = tokenizer.decode(out_ids[: j + 1])
+        offsets.append((len(prompt) + len(decoded), len(prompt) + len(upto)))
+        decoded = upto
+    text = prompt + (continuation if continuation is not None else decoded)
+    if continuation is not None and decoded != continuation:  # the decoder normalised it
+        offsets[len(prompt_offsets) :] = [(0, 0)] * len(out_ids)
+    return text, offsets
+
+
+def _output_tokens(
+    tokenizer: Any, text: str, offsets: Sequence[tuple[int, int]], out_ids: list[int]
+) -> tuple[str, ...]:
+    from textlens.adapters.encoding import readable_token
+    from textlens.targets import readable_piece
+
+    shown = []
+    for i, (a, b) in zip(out_ids, offsets, strict=True):
+        raw = str(tokenizer.convert_ids_to_tokens(i))
+        covered = text[a:b] if b > a else readable_piece(tokenizer, i)
+        shown.append(readable_token(raw, covered))
+    return tuple(shown)
+
+
+def _steps(adapter: Any, ids: list[int], n_prompt: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each output token's probability and the entropy of its step, from one forward pass."""
+    import torch
+
+    batch = _prefix_batch(
+        adapter, "", ids, ("",) * len(ids), [(0, 0)] * len(ids), (False,) * len(ids), len(ids), [0]
+    )
+    with torch.no_grad():
+        logits = adapter.forward(adapter.embed(batch), batch).logits[0].float()
+    logp = logits[n_prompt - 1 : len(ids) - 1].log_softmax(-1)
+    chosen = torch.tensor(ids[n_prompt:], device=logp.device)
+    probability = logp.gather(1, chosen.unsqueeze(1)).squeeze(1).exp()
+    entropy = -(logp.exp() * logp).sum(-1)
+    return probability.cpu().numpy(), entropy.cpu().numpy()
+
+
+def _prefix_batch(
+    adapter: Any,
+    text: str,
+    ids: list[int],
+    tokens: Sequence[str],
+    offsets: Sequence[tuple[int, int]],
+    special: Sequence[bool],
+    n_prompt: int,
+    rows: Sequence[int] | range,
+) -> Any:
+    """A right-padded batch of the prefixes before output tokens ``rows``."""
+    import torch
+
+    from textlens.batch import TokenBatch
+
+    lengths = [n_prompt + j for j in rows]
+    width = max(lengths)
+    n = len(lengths)
+    input_ids = torch.full((n, width), adapter.pad_token_id, dtype=torch.long)
+    attention = torch.zeros((n, width), dtype=torch.long)
+    special_mask = torch.zeros((n, width), dtype=torch.bool)
+    for b, k in enumerate(lengths):
+        input_ids[b, :k] = torch.tensor(ids[:k])
+        attention[b, :k] = 1
+        special_mask[b, :k] = torch.tensor(list(special[:k]), dtype=torch.bool)
+    types = torch.zeros((n, width), dtype=torch.long) if adapter._takes_token_types else None
+    ends = [offsets[k - 1][1] if k else 0 for k in lengths]
+    return TokenBatch(
+        texts=tuple(text[: max(e, 0)] if text else "" for e in ends),
+        input_ids=input_ids,
+        attention_mask=attention,
+        special_mask=special_mask,
+        token_type_ids=types,
+        tokens=tuple(tuple(tokens[:k]) for k in lengths),
+        offsets=tuple(tuple(offsets[:k]) for k in lengths),
+        n_truncated=(0,) * n,
+    ).to(adapter.device)
+
+
+__all__ = ["SCHEMA", "Generation", "explain_generation"]

@@ -1,0 +1,128 @@
+"""Explaining a generated answer: one row per output token, batched over the output tokens."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_cli, tiny_model
+from textlens.adapters import HFAdapter
+from textlens.errors import TextlensError
+from textlens.generation import explain_generation
+from textlens.render.generation import generation_heatmap
+
+PROMPT = "The capital of France is"
+
+
+@pytest.fixture(scope="module")
+def lm(byte_tokenizer):
+    end = byte_tokenizer.eos_token_id
+    model = tiny_model(
+        "gpt2",
+        "causal-lm",
+        initializer_range=0.5,
+        vocab_size=len(byte_tokenizer),
+        bos_token_id=end,
+        eos_token_id=end,
+    ).double()  # exact sums: batched and one at a time agree to rounding
+    return HFAdapter(model, byte_tokenizer, name="tiny-lm")
+
+
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [("gradient-x-input", {}), ("integrated-gradients", {"n_steps": 8}), ("occlusion", {})],
+)
+def test_batched_over_output_tokens_equals_one_at_a_time(lm, method, params):
+    together = explain_generation(PROMPT, lm, method, continuation=" Paris, a café", **params)
+    alone = explain_generation(
+        PROMPT, lm, method, continuation=" Paris, a café", batch_size=1, **params
+    )
+    assert len(together.explanations) == len(alone.explanations) > 3
+    np.testing.assert_allclose(together.matrix(), alone.matrix(), atol=1e-5, equal_nan=True)
+
+
+def test_each_row_explains_its_token_after_exactly_the_tokens_before_it(lm, byte_tokenizer):
+    gen = explain_generation(PROMPT, lm, "gradient-x-input", continuation=" Paris, a café")
+    forced = byte_tokenizer(" Paris, a café", add_special_tokens=False)["input_ids"]
+    prompt = byte_tokenizer(PROMPT)["input_ids"]
+    assert list(gen.token_ids) == prompt + forced and gen.n_prompt == len(prompt)
+    assert gen.text == PROMPT + " Paris, a café" and gen.continuation == " Paris, a café"
+    assert "Paris" in gen.output_tokens and not any("Ġ" in t for t in gen.tokens)
+    matrix = gen.matrix()
+    for j, exp in enumerate(gen.explanations):
+        assert np.isfinite(matrix[j, : gen.n_prompt + j]).all()
+        assert np.isnan(matrix[j, gen.n_prompt + j :]).all()
+        assert exp.target.index == forced[j]
+        # the step score from one pass over the whole answer is the row's own target
+        assert np.exp(exp.target.score) == pytest.approx(gen.probabilities[j], rel=1e-6)
+        by_hand = lm.model(torch.tensor([list(gen.token_ids[: gen.n_prompt + j])])).logits
+        logp = by_hand[0, -1].log_softmax(-1)
+        assert float(logp[forced[j]]) == pytest.approx(exp.target.score, rel=1e-6)
+        h = -(logp.exp() * logp).sum()
+        assert float(h) == pytest.approx(gen.entropies[j], rel=1e-6)
+
+
+def test_generated_tokens_are_the_models_greedy_answer(lm):
+    gen = explain_generation(PROMPT, lm, "gradient", generate=5)
+    ids = torch.tensor([list(gen.token_ids[: gen.n_prompt])])
+    with torch.no_grad():
+        greedy = lm.model.generate(
+            ids, attention_mask=torch.ones_like(ids), max_new_tokens=5, do_sample=False,
+            pad_token_id=lm.pad_token_id,
+        )[0, gen.n_prompt :].tolist()  # fmt: skip
+    end = lm.tokenizer.eos_token_id
+    expected = greedy[: greedy.index(end)] if end in greedy else greedy
+    assert list(gen.token_ids[gen.n_prompt :]) == expected
+    sampled = [explain_generation(PROMPT, lm, "gradient", generate=5, sample=True, seed=s)
+               for s in (1, 1)]  # fmt: skip
+    assert sampled[0].token_ids == sampled[1].token_ids  # seeded
+
+
+def test_layered_methods_give_a_matrix_per_layer(lm):
+    gen = explain_generation(PROMPT, lm, "layer-conductance", continuation=" Paris", n_steps=4)
+    assert gen.layered and gen.matrix(1).shape == gen.matrix().shape
+    data = json.loads(gen.to_json())
+    assert data["schema"] == "textlens.generation/1" and set(data["layer_matrices"]) == {"1", "2"}
+    assert data["matrix"][0][-1] is None  # after the prefix: no score, not a zero
+
+
+def test_heatmap_writes_the_matrix(lm, tmp_path):
+    gen = explain_generation(PROMPT, lm, "gradient-x-input", continuation=" Paris")
+    generation_heatmap(gen, tmp_path / "m.png")
+    assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "either generate=N"),
+        ({"generate": 2, "continuation": "x"}, "either generate=N"),
+        ({"generate": 0}, "at least 1 token"),
+        ({"generate": 10**6}, "context leaves"),
+        ({"continuation": "  "}, "continuation is empty"),
+    ],
+)
+def test_bad_requests_are_refused(lm, kwargs, message):
+    with pytest.raises(TextlensError, match=message):
+        explain_generation(PROMPT, lm, "gradient", **kwargs)
+
+
+def test_a_classifier_is_refused(tiny_bert):
+    with pytest.raises(TextlensError, match="needs a causal language model"):
+        explain_generation(PROMPT, tiny_bert, "gradient", generate=2)
+
+
+def test_command_line_generate(tiny_lm_dir, tiny_dir, tmp_path):
+    out = tmp_path / "gen.json"
+    proc = run_cli("explain", PROMPT, "--model", str(tiny_lm_dir), "--continuation", " Paris",
+                   "--method", "gradient-x-input", "--json", str(out), check=True)  # fmt: skip
+    assert "continuation: ' Paris'" in proc.stdout and "'Paris' p=" in proc.stdout
+    assert json.loads(out.read_text())["continuation"] == " Paris"
+    for args, message in [
+        (["--generate", "0", "--model", str(tiny_lm_dir)], "at least 1 token"),
+        (["--generate", "2", "--model", str(tiny_dir)], "needs a causal language model"),
+        (["--generate", "2", "--target", "x", "--model", str(tiny_lm_dir)], "does not go with"),
+    ]:
+        bad = run_cli("explain", PROMPT, *args)
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and message in bad.stderr
