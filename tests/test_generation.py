@@ -1,5 +1,6 @@
 """Explaining a generated answer: one row per output token, batched over the output tokens."""
 
+import copy
 import json
 
 import numpy as np
@@ -126,3 +127,50 @@ def test_command_line_generate(tiny_lm_dir, tiny_dir, tmp_path):
     ]:
         bad = run_cli("explain", PROMPT, *args)
         assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and message in bad.stderr
+
+
+TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@pytest.fixture(scope="module")
+def chat_lm(byte_tokenizer):
+    tokenizer = copy.deepcopy(byte_tokenizer)
+    tokenizer.add_tokens(["<|im_start|>", "<|im_end|>"], special_tokens=True)
+    tokenizer.chat_template = TEMPLATE
+    model = tiny_model("gpt2", "causal-lm", vocab_size=len(tokenizer)).double()
+    return HFAdapter(model, tokenizer, name="tiny-chat")
+
+
+def test_chat_tokens_are_tagged_and_are_the_ids_generate_consumed(chat_lm):
+    tokenizer = chat_lm.tokenizer
+    gen = explain_generation(
+        "Where is Paris?", chat_lm, "gradient-x-input", continuation=" In France.",
+        chat=True, system="Be brief.",
+    )  # fmt: skip
+    messages = [{"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Where is Paris?"}]  # fmt: skip
+    consumed = tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+    consumed = consumed["input_ids"] if hasattr(consumed, "keys") else consumed
+    assert list(gen.token_ids[: gen.n_prompt]) == list(consumed)
+    by_role = {}
+    for token, role in zip(gen.tokens, gen.roles, strict=True):
+        by_role.setdefault(role, []).append(token)
+    assert "".join(by_role["user"]) == "WhereisParis?"
+    assert "".join(by_role["system"]) == "Bebrief."
+    assert by_role["assistant"] == list(gen.output_tokens)
+    assert "<|im_start|>" in by_role["template"] and "assistant" in "".join(by_role["template"])
+    template = np.array([r == "template" for r in gen.roles])
+    assert np.array(gen.special)[template].all()  # out of colour scales and removal metrics
+    assert not np.array(gen.special)[~template].any()
+    for exp in gen.explanations:  # every row's Explanation carries the flags
+        assert exp.special == tuple(template[: len(exp.tokens)])
+
+
+def test_chat_needs_a_template(lm):
+    with pytest.raises(TextlensError, match="no chat template"):
+        explain_generation(PROMPT, lm, "gradient", generate=2, chat=True)
+    with pytest.raises(TextlensError, match="goes with chat=True"):
+        explain_generation(PROMPT, lm, "gradient", generate=2, system="Be brief.")

@@ -155,6 +155,13 @@ _MODEL_OPTION = click.option(
     "--sample", type=int, default=None, metavar="SEED", help="with --generate: sample, seeded"
 )
 @click.option(
+    "--chat",
+    is_flag=True,
+    help="with --generate / --continuation: TEXT is a user message, put into the model's chat "
+    "template",
+)
+@click.option("--system", default=None, help="with --chat: a system message")
+@click.option(
     "--contrast",
     default=None,
     help="a causal LM's foil token: explain log p(--target) - log p(foil), why the target "
@@ -200,6 +207,8 @@ def explain(
     generate: int | None,
     continuation: str | None,
     sample: int | None,
+    chat: bool,
+    system: str | None,
     contrast: str | None,
     pair: str | None,
     pooling: str,
@@ -244,11 +253,18 @@ def explain(
     if pair is not None and model_path is None:
         model_path = "encoder"
     answer = generate is not None or continuation is not None
+    if (chat or system is not None) and not answer:
+        raise TextlensError("--chat and --system go with --generate N or --continuation TEXT")
+    if system is not None and not chat:
+        raise TextlensError("--system is a chat message: add --chat")
     if answer:
         _check_answer_options(generate, continuation, sample, target, contrast, pair, html_path)
     adapter = load_model(model_path, device=device)
     if answer:
-        _explain_answer(text, adapter, plans, generate, continuation, sample, png_path, json_path)
+        _explain_answer(
+            text, adapter, plans, generate, continuation, sample, png_path, json_path,
+            chat=chat, system=system,
+        )  # fmt: skip
         return
     chosen_target: Any = target
     if contrast is not None:
@@ -406,6 +422,9 @@ def _explain_answer(
     sample: int | None,
     png_path: str | None,
     json_path: str | None,
+    *,
+    chat: bool = False,
+    system: str | None = None,
 ) -> None:
     """Explain every token of a generated (or given) answer: one matrix per method."""
     from textlens.generation import explain_generation
@@ -423,6 +442,8 @@ def _explain_answer(
                 continuation=continuation,
                 sample=sample is not None,
                 seed=sample or 0,
+                chat=chat,
+                system=system,
                 **params,
             )
         for message in dict.fromkeys(one_line(str(w.message)) for w in caught):

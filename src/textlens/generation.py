@@ -41,6 +41,9 @@ class Generation:
         explanations: One Explanation per output token, over the tokens before it.
         method: The method's registry name.
         model: The model's name.
+        roles: Each token's part: ``prompt`` / ``output``, or with a chat template ``system``,
+            ``user``, ``template`` (the template's own text and special tokens, also flagged in
+            ``special``, so colour scales and removal metrics leave them out) and ``assistant``.
     """
 
     prompt: str
@@ -55,6 +58,7 @@ class Generation:
     explanations: tuple[Explanation, ...]
     method: str
     model: str = ""
+    roles: tuple[str, ...] = ()
 
     @property
     def continuation(self) -> str:
@@ -90,6 +94,7 @@ class Generation:
             "tokens": list(self.tokens),
             "offsets": [list(o) for o in self.offsets],
             "special": list(self.special),
+            "roles": list(self.roles),
             "token_ids": list(self.token_ids),
             "n_prompt": self.n_prompt,
             "probabilities": self.probabilities.tolist(),
@@ -121,6 +126,8 @@ def explain_generation(
     continuation: str | None = None,
     sample: bool = False,
     seed: int = 0,
+    chat: bool = False,
+    system: str | None = None,
     batch_size: int = 16,
     device: str | None = None,
     **params: Any,
@@ -136,7 +143,10 @@ def explain_generation(
             end-of-sequence token.
         continuation: The answer to explain instead of generating one.
         sample: Sample the generated tokens (seeded by ``seed``) instead of greedy decoding.
-        seed: Seed for sampling and for seeded methods.
+        seed: Seed for sampling.
+        chat: ``prompt`` is a user message: put it (after ``system``, if given) into the
+            tokenizer's chat template, with the assistant's turn opened.
+        system: A system message (with ``chat``).
         batch_size: Output tokens explained per batch (each its own prefix).
         device: ``"cpu"`` or ``"cuda"``; None keeps the adapter's.
         params: The method's settings.
@@ -160,10 +170,15 @@ def explain_generation(
         )
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise TextlensError(f"batch_size={batch_size!r} is not valid: use a whole number >= 1")
+    tokenizer = adapter.tokenizer
+    spans: dict[str, tuple[int, int]] = {}
+    if chat:
+        prompt, spans = chat_prompt(tokenizer, prompt, system)
+    elif system is not None:
+        raise TextlensError("a system message goes with chat=True (--chat)")
     first = adapter.encode([prompt], warn=False)
     prompt_ids = first.input_ids[0, : int(first.lengths[0])].tolist()
     room = adapter.max_length - len(prompt_ids)
-    tokenizer = adapter.tokenizer
     if continuation is not None:
         if not continuation.strip():
             raise TextlensError("the continuation is empty: give the answer to explain")
@@ -189,8 +204,17 @@ def explain_generation(
     text, offsets = _texts(tokenizer, prompt, first.offsets[0], out_ids, continuation)
     tokens = first.tokens[0] + _output_tokens(tokenizer, text, offsets[n_prompt:], out_ids)
     specials = set(getattr(tokenizer, "all_special_ids", []) or [])
-    special = tuple(first.special_mask[0, :n_prompt].tolist()) + tuple(
-        i in specials for i in out_ids
+    roles = _roles(offsets[:n_prompt], prompt_ids, specials, spans) + (
+        "assistant" if chat else "output",
+    ) * len(out_ids)
+    special = tuple(
+        bool(flag) or i in specials or role == "template"
+        for flag, i, role in zip(
+            first.special_mask[0, :n_prompt].tolist() + [False] * len(out_ids),
+            ids,
+            roles,
+            strict=True,
+        )
     )
     probabilities, entropies = _steps(adapter, ids, n_prompt)
     chosen = get_method(method, **params)
@@ -220,7 +244,50 @@ def explain_generation(
         explanations=tuple(explanations),
         method=chosen.name,
         model=adapter.name,
+        roles=roles,
     )
+
+
+def chat_prompt(
+    tokenizer: Any, user: str, system: str | None = None
+) -> tuple[str, dict[str, tuple[int, int]]]:
+    """The tokenizer's chat template around a user message (and a system message), with the
+    assistant's turn opened, and where each message lies in it."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise TextlensError(
+            "this model's tokenizer has no chat template: leave out --chat and write the "
+            "prompt the way the model expects it"
+        )
+    messages = [{"role": "system", "content": system}] if system else []
+    messages.append({"role": "user", "content": user})
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    spans, at = {}, 0
+    for message in messages:
+        start = text.find(message["content"], at)
+        if start < 0:
+            raise TextlensError(
+                f"the chat template rewrote the {message['role']} message, so its tokens cannot "
+                "be told from the template's; leave out --chat and give the prompt as it is"
+            )
+        at = start + len(message["content"])
+        spans[message["role"]] = (start, at)
+    return text, spans
+
+
+def _roles(
+    offsets: Sequence[tuple[int, int]],
+    ids: Sequence[int],
+    specials: set[int],
+    spans: dict[str, tuple[int, int]],
+) -> tuple[str, ...]:
+    """Each prompt token's part: the message its characters lie in, else the template's."""
+    if not spans:
+        return ("prompt",) * len(offsets)
+    roles = []
+    for (a, b), i in zip(offsets, ids, strict=True):
+        inside = [r for r, (s, e) in spans.items() if s <= a and b <= e and b > a]
+        roles.append(inside[0] if inside and i not in specials else "template")
+    return tuple(roles)
 
 
 def _forced(ids: tuple[int, ...]) -> Any:
