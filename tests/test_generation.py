@@ -174,3 +174,14 @@ def test_chat_needs_a_template(lm):
         explain_generation(PROMPT, lm, "gradient", generate=2, chat=True)
     with pytest.raises(TextlensError, match="goes with chat=True"):
         explain_generation(PROMPT, lm, "gradient", generate=2, system="Be brief.")
+
+
+def test_attributing_to_the_prompt_only_keeps_earlier_output_tokens_fixed(lm):
+    every = explain_generation(PROMPT, lm, "integrated-gradients", continuation=" Paris, a",
+                               n_steps=8)  # fmt: skip
+    prompt = explain_generation(PROMPT, lm, "integrated-gradients", continuation=" Paris, a",
+                                n_steps=8, attribute_to="prompt")  # fmt: skip
+    n = every.n_prompt
+    np.testing.assert_allclose(every.matrix()[0], prompt.matrix()[0], equal_nan=True)
+    assert np.all(prompt.matrix()[1:, n:][np.isfinite(prompt.matrix()[1:, n:])] == 0)
+    assert np.any(every.matrix()[1:, n:][np.isfinite(every.matrix()[1:, n:])] != 0)

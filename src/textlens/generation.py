@@ -128,6 +128,7 @@ def explain_generation(
     seed: int = 0,
     chat: bool = False,
     system: str | None = None,
+    attribute_to: str = "all",
     batch_size: int = 16,
     device: str | None = None,
     **params: Any,
@@ -147,6 +148,10 @@ def explain_generation(
         chat: ``prompt`` is a user message: put it (after ``system``, if given) into the
             tokenizer's chat template, with the assistant's turn opened.
         system: A system message (with ``chat``).
+        attribute_to: ``"all"``: every token before an output token gets a score, the earlier
+            output tokens too; ``"prompt"``: only the prompt's, the earlier output tokens are
+            fixed context (kept in baselines, never removed), as Captum's ``LLMAttribution``
+            does.
         batch_size: Output tokens explained per batch (each its own prefix).
         device: ``"cpu"`` or ``"cuda"``; None keeps the adapter's.
         params: The method's settings.
@@ -160,6 +165,8 @@ def explain_generation(
     from textlens.methods import get_method
     from textlens.pipeline import _adapter, _frozen
 
+    if attribute_to not in ("all", "prompt"):
+        raise TextlensError(f"attribute_to={attribute_to!r}: use 'all' or 'prompt'")
     if (generate is None) == (continuation is None):
         raise TextlensError("give either generate=N (tokens to generate) or continuation=TEXT")
     adapter = _adapter(model, device)
@@ -222,7 +229,8 @@ def explain_generation(
     for start in range(0, len(out_ids), batch_size):
         rows = range(start, min(start + batch_size, len(out_ids)))
         began = time.perf_counter()
-        batch = _prefix_batch(adapter, text, ids, tokens, offsets, special, n_prompt, rows)
+        fixed = special if attribute_to == "all" else special[:n_prompt] + (True,) * len(out_ids)
+        batch = _prefix_batch(adapter, text, ids, tokens, offsets, fixed, n_prompt, rows)
         goal = _forced(tuple(out_ids[j] for j in rows))
         with torch.no_grad():
             clean = adapter.forward(adapter.embed(batch), batch)
