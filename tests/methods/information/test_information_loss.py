@@ -190,6 +190,52 @@ def test_logits_and_cls_targets(tiny_bert):
         explain(SENTENCES[0], tiny_bert, "information-loss", phi="cls", layers=(0,), **settings)
 
 
+def test_log_odds_is_the_classes_log_p_over_one_minus_p():
+    from textlens.methods.information.problem import log_odds
+
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.0, 0.0, 0.0], [9.0, -9.0, 1.0]])
+    classes = torch.tensor([0, 2, 1])
+    p = logits.softmax(-1).gather(1, classes.unsqueeze(1)).squeeze(1).double()
+    torch.testing.assert_close(
+        log_odds(logits, classes).double(), torch.log(p / (1 - p)), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_log_odds_phi_explains_the_class_and_is_scaled_per_class(tiny_bert):
+    from textlens.corpus import corpus_texts
+    from textlens.methods.information.problem import log_odds
+    from textlens.methods.information.regularization import regularization_from_texts
+
+    settings = {"max_steps": 30, "corpus_size": 20}
+    both = [
+        explain(SENTENCES[0], tiny_bert, "information-loss", phi="log-odds", target=c, **settings)
+        for c in (0, 1)
+    ]
+    for exp in both:
+        assert exp.scores.shape == (1, len(exp.tokens))
+        assert exp.layers == (2,)
+        assert np.isfinite(exp.extras["sigma"]).all()
+    # with two classes the log-odds of one is minus the other's: the same Phi up to sign
+    np.testing.assert_allclose(both[0].extras["sigma"], both[1].extras["sigma"], rtol=1e-4)
+    texts = corpus_texts("demo", 20, notice=False)
+    r = regularization_from_texts(tiny_bert, "log-odds", texts)[-1]
+    batch = tiny_bert.encode(texts)
+    with torch.no_grad():
+        logits = tiny_bert.forward(tiny_bert.embed(batch), batch).logits
+    expected = log_odds(logits, torch.zeros(len(texts), dtype=torch.long)).std(unbiased=False)
+    assert r.shape == (2,)
+    torch.testing.assert_close(r[0], expected.to(r.dtype), rtol=1e-4, atol=0)
+
+
+def test_log_odds_needs_a_classifier(tokenizer):
+    from conftest import tiny_model
+    from textlens.adapters import HFAdapter
+
+    lm = HFAdapter(tiny_model("gpt2", head="causal-lm"), tokenizer, name="tiny-gpt2")
+    with pytest.raises(TextlensError, match="needs a sequence classifier"):
+        explain(SENTENCES[0], lm, "information-loss", phi="log-odds", max_steps=5, corpus_size=20)
+
+
 def test_bad_input_is_one_clear_line(tiny_bert):
     with pytest.raises(TextlensError, match=r"valid: 0\.\.2"):
         explain(SENTENCES[0], tiny_bert, "information-loss", layers=(7,), corpus_size=20)

@@ -25,6 +25,7 @@ from textlens.methods.information.problem import (
     Group,
     Result,
     Settings,
+    log_odds,
 )
 from textlens.methods.information.regularization import MIN_CORPUS, regularization
 from textlens.methods.information.solve import optimize
@@ -33,6 +34,8 @@ from textlens.methods.registry import register
 from textlens.methods.settings import setting
 from textlens.targets import BoundTarget
 
+HEAD_PHIS = ("logits", "log-odds")
+"""The Phi read at the classifier's head (one per text, no layer)."""
 DEEP = 12
 """Models with at most this many layers are explained at every layer by default."""
 SPREAD = 8
@@ -67,7 +70,10 @@ class InformationLoss:
 
     Args:
         phi: ``hidden`` (a layer's hidden states, all tokens), ``cls`` (the first token's
-            vector at a layer) or ``logits``.
+            vector at a layer), ``logits`` (all of a classifier's logits), or ``log-odds``
+            (the explained class's log p / (1 - p), scaled by its spread over the corpus: only
+            what moves the decision counts, and it does not flatten out as the prediction grows
+            confident).
         layers: Layer numbers 0..n_layers for ``hidden`` / ``cls``, or ``"all"``. None = every
             layer of a model up to 12 layers deep, and 8 layers spread from the first to the
             last on deeper ones (each layer costs forward passes to its depth at every step).
@@ -137,7 +143,7 @@ class InformationLoss:
     stable_output: ClassVar[str] = "sigma"
     layer_measure: ClassVar[str] = "information_nats"
     """The per-token extra the layer analysis groups (a measure per layer and token)."""
-    phi: Literal["hidden", "cls", "logits"] = "hidden"
+    phi: Literal["hidden", "cls", "logits", "log-odds"] = "hidden"
     layers: Layers = None
     # the defaults are the solver's (problem.Settings): declared there once
     rate: float = setting(Settings.rate, low=0, low_open=True)
@@ -203,14 +209,16 @@ class InformationLoss:
         settings = self.settings(model)
         layers = self.chosen_layers(model)
         depth = sum(min(layer, model.n_layers) / model.n_layers for layer in layers)
-        if self.phi == "logits":
+        if self.phi in HEAD_PHIS:
             depth = 1.0
         per_iteration = 3.0 * pass_seconds * settings.n_samples * depth
         typical = min(TYPICAL_ITERATIONS, settings.max_steps)
         return per_iteration * typical, per_iteration * settings.max_steps
 
     def _what(self, layer: int) -> str:
-        return "the logits" if self.phi == "logits" else f"layer {layer}"
+        if self.phi in HEAD_PHIS:
+            return "the logits" if self.phi == "logits" else "the log-odds"
+        return f"layer {layer}"
 
     def _check_unsettled(
         self, result: Result, layers: Sequence[int], max_steps: int, n_texts: int
@@ -243,11 +251,13 @@ class InformationLoss:
         """What Phi is, in words: the scores explain it, not the bound target."""
         if self.phi == "logits":
             return "all of the classifier's logits together (phi=logits), not one class"
+        if self.phi == "log-odds":
+            return "the log-odds of the explained class, log p / (1 - p) (phi=log-odds)"
         where = "every token's hidden state" if self.phi == "hidden" else "the first token's vector"
         return f"{where} at {layer_span(layers)} (phi={self.phi}), not the prediction"
 
     def chosen_layers(self, model: ModelAdapter) -> tuple[int, ...]:
-        if self.phi == "logits":
+        if self.phi in HEAD_PHIS:
             return (model.n_layers,)
         if isinstance(self.layers, tuple) and any(v < 0 for v in self.layers):
             raise TextlensError(f"layer numbers run from 0 to {model.n_layers}")
@@ -275,7 +285,14 @@ class InformationLoss:
                 word = x
                 every = torch.arange(len(rows), device=x.device)
                 x = model.hidden_state_at(word, sub, every, 0).detach()
-            groups = [self._group(model, sub, layer, scales, word) for layer in layers]
+            classes = None
+            if self.phi == "log-odds":
+                if target.index is None:
+                    raise TextlensError(
+                        "phi='log-odds' needs a class target (a sequence classifier's class)"
+                    )
+                classes = target.index[torch.as_tensor(rows, device=target.index.device)]
+            groups = [self._group(model, sub, layer, scales, word, classes) for layer in layers]
 
             def settled(g: int, k: int, n: int = len(rows)) -> None:
                 spent = time.perf_counter() - began
@@ -294,7 +311,7 @@ class InformationLoss:
             scores,
             explains=self.explains(layers),
             axes=("batch", "layer", "token"),
-            layers=layers if self.phi != "logits" else (model.n_layers,),
+            layers=layers if self.phi not in HEAD_PHIS else (model.n_layers,),
             extras={
                 "sigma": result.sigma,
                 "information_nats": result.information,
@@ -328,10 +345,12 @@ class InformationLoss:
         layer: int,
         scales: dict[int, torch.Tensor],
         word: torch.Tensor | None = None,
+        classes: torch.Tensor | None = None,
     ) -> Group:
         """Phi at ``layer`` as a function of the perturbed input: the word embeddings, or, with
-        ``word`` (the clean word embeddings) given, the embedding module's output."""
-        group = self._phi(model, batch, layer, scales)
+        ``word`` (the clean word embeddings) given, the embedding module's output. ``classes``:
+        the explained class of each text (``log-odds``)."""
+        group = self._phi(model, batch, layer, scales, classes)
         if word is None:
             return group
 
@@ -342,11 +361,16 @@ class InformationLoss:
         return dataclasses.replace(group, phi=entered)
 
     def _phi(
-        self, model: ModelAdapter, batch: TokenBatch, layer: int, scales: dict[int, torch.Tensor]
+        self,
+        model: ModelAdapter,
+        batch: TokenBatch,
+        layer: int,
+        scales: dict[int, torch.Tensor],
+        classes: torch.Tensor | None = None,
     ) -> Group:
-        scale = scales[layer if self.phi != "logits" else -1].to(batch.device)
+        scale = scales[layer if self.phi not in HEAD_PHIS else -1].to(batch.device)
         if float(scale.max()) <= FLOOR_ABSOLUTE * (1 + 1e-6):
-            where = "the logits" if self.phi == "logits" else f"{self.phi} at layer {layer}"
+            where = self._what(layer) if self.phi in HEAD_PHIS else f"{self.phi} at layer {layer}"
             raise TextlensError(
                 f"Phi ({where}) is constant over the regularisation corpus: there is nothing to "
                 "explain; choose another layer or phi"
@@ -361,6 +385,17 @@ class InformationLoss:
                 return out.logits
 
             return Group(phi, scale)
+        if self.phi == "log-odds" and classes is not None:
+            chosen = classes.to(batch.device)
+
+            def odds(xs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+                out = model.forward(xs, batch, rows)
+                if getattr(out, "logits", None) is None or out.logits.dim() != 2:
+                    raise TextlensError("phi='log-odds' needs a sequence classifier")
+                c = chosen[rows]
+                return (log_odds(out.logits, c) / scale[c]).unsqueeze(1)
+
+            return Group(odds, torch.ones((), dtype=scale.dtype, device=batch.device))
 
         def states(xs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
             return model.hidden_state_at(xs, batch, rows, layer)

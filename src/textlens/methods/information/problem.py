@@ -154,6 +154,15 @@ def log_upper_bound(x: torch.Tensor, real: torch.Tensor, settings: Settings) -> 
     return upper.masked_fill(~real.bool(), 0.0)
 
 
+def log_odds(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """``log p_c / (1 - p_c)`` of class ``classes[n]`` for each row of ``logits (N, C)``: the
+    class's logit minus the log-sum-exp of the others'. Unlike a probability it does not flatten
+    out as the prediction grows confident."""
+    own = logits.gather(1, classes.unsqueeze(1)).squeeze(1)
+    others = logits.scatter(1, classes.unsqueeze(1), float("-inf"))
+    return own - torch.logsumexp(others, dim=1)
+
+
 def regularization_scale(outputs: torch.Tensor, dims: int = 1, check: bool = True) -> torch.Tensor:
     """Per-unit population std of outputs ``(n, *units)`` over the first ``dims`` axes, floored.
 

@@ -21,7 +21,7 @@ from typing import Any
 from textlens.corpus import MIN_CORPUS, corpus_texts
 from textlens.errors import TextlensError
 from textlens.lazy import torch
-from textlens.methods.information.problem import regularization_scale
+from textlens.methods.information.problem import log_odds, regularization_scale
 
 _LOADED: dict[Path, dict[int, torch.Tensor]] = {}
 """Regularisations already read from the disk cache in this process."""
@@ -33,7 +33,8 @@ def regularization(
     """Per-unit std of Phi over the first ``corpus_size`` texts of ``corpus``, cached on disk.
 
     Returns ``{layer: r}`` for every hidden-state index (``hidden`` / ``cls``), or ``{-1: r}``
-    for the logits. Cached under ``$TEXTLENS_HOME/regularization`` per (model, Phi, corpus
+    for the logits (one r per logit) and the log-odds (one r per class: the spread of that
+    class's log-odds). Cached under ``$TEXTLENS_HOME/regularization`` per (model, Phi, corpus
     texts); ``corpus`` as in ``corpus_texts``. ``spread``: ``tokens`` pools every real token's
     vector (hidden states); ``sentence-means`` takes each sentence's mean vector first, as the
     reference does. The first-token vector and the logits are one vector a sentence either way.
@@ -74,8 +75,17 @@ def regularization_from_texts(
     with torch.no_grad():
         for start in range(0, len(texts), batch_size):
             batch = model.encode(list(texts[start : start + batch_size]), warn=False)
-            out = model.forward(model.embed(batch), batch, hidden_states=phi != "logits")
-            if phi == "logits":
+            head = phi in ("logits", "log-odds")
+            out = model.forward(model.embed(batch), batch, hidden_states=not head)
+            if phi == "log-odds":  # each class's log-odds, one column per class
+                logits = out.logits.float()
+                every = [
+                    log_odds(logits, torch.full_like(logits[:, 0], c, dtype=torch.long))
+                    for c in range(logits.shape[1])
+                ]
+                per_layer.setdefault(-1, []).append(torch.stack(every, 1).cpu())
+                continue
+            if head:
                 per_layer.setdefault(-1, []).append(out.logits.float().cpu())
                 continue
             for layer, h in enumerate(out.hidden_states):
