@@ -11,7 +11,7 @@ from conftest import run_cli, tiny_model
 from textlens.adapters import HFAdapter
 from textlens.errors import TextlensError
 from textlens.generation import explain_generation
-from textlens.render.generation import generation_heatmap
+from textlens.render.generation import generation_heatmap, generation_html
 
 PROMPT = "The capital of France is"
 
@@ -185,3 +185,24 @@ def test_attributing_to_the_prompt_only_keeps_earlier_output_tokens_fixed(lm):
     np.testing.assert_allclose(every.matrix()[0], prompt.matrix()[0], equal_nan=True)
     assert np.all(prompt.matrix()[1:, n:][np.isfinite(prompt.matrix()[1:, n:])] == 0)
     assert np.any(every.matrix()[1:, n:][np.isfinite(every.matrix()[1:, n:])] != 0)
+
+
+def test_the_html_page_colours_the_tokens_before_the_hovered_output_token(lm, tmp_path, chromium):
+    gen = explain_generation(PROMPT, lm, "gradient-x-input", continuation=" Paris, a")
+    page_file = tmp_path / "gen.html"
+    page_file.write_text(generation_html(gen), encoding="utf-8")
+    page = chromium.new_page()
+    page.goto(page_file.as_uri())
+    last = len(gen.output_tokens) - 1
+    page.hover(f'.tl-out[data-row="{last}"]')
+    background = page.eval_on_selector_all(
+        ".tl-text span[data-i]", "spans => spans.map(s => s.style.background)"
+    )
+    n = gen.n_prompt + last
+    assert all(background[i] for i in range(1, n))  # every token before it is coloured
+    assert not any(background[n:])  # the hovered token and the ones after it are not
+    page.hover('.tl-out[data-row="0"]')
+    first = page.eval_on_selector_all(
+        ".tl-text span[data-i]", "spans => spans.map(s => s.style.background)"
+    )
+    assert not any(first[gen.n_prompt :]) and first[: gen.n_prompt] != background[: gen.n_prompt]

@@ -258,12 +258,12 @@ def explain(
     if system is not None and not chat:
         raise TextlensError("--system is a chat message: add --chat")
     if answer:
-        _check_answer_options(generate, continuation, sample, target, contrast, pair, html_path)
+        _check_answer_options(generate, continuation, sample, target, contrast, pair)
     adapter = load_model(model_path, device=device)
     if answer:
         _explain_answer(
             text, adapter, plans, generate, continuation, sample, png_path, json_path,
-            chat=chat, system=system,
+            html_path=html_path, chat=chat, system=system,
         )  # fmt: skip
         return
     chosen_target: Any = target
@@ -391,7 +391,6 @@ def _check_answer_options(
     target: str | None,
     contrast: str | None,
     pair: str | None,
-    html_path: str | None,
 ) -> None:
     """Options that do not go with --generate / --continuation, refused before loading."""
     if generate is not None and continuation is not None:
@@ -406,11 +405,6 @@ def _check_answer_options(
                 f"{flag} does not go with --generate / --continuation: each generated token is "
                 "its own target"
             )
-    if html_path:
-        raise TextlensError(
-            "--html does not draw a generated answer yet: use --png (the output x input "
-            "matrix) or --json"
-        )
 
 
 def _explain_answer(
@@ -423,12 +417,14 @@ def _explain_answer(
     png_path: str | None,
     json_path: str | None,
     *,
+    html_path: str | None = None,
     chat: bool = False,
     system: str | None = None,
 ) -> None:
     """Explain every token of a generated (or given) answer: one matrix per method."""
     from textlens.generation import explain_generation
-    from textlens.render.generation import generation_heatmap, generation_text
+    from textlens.render.export import write_atomic
+    from textlens.render.generation import generation_heatmap, generation_html, generation_text
 
     results = []
     for name, params in plans:
@@ -458,9 +454,10 @@ def _explain_answer(
     if png_path:
         generation_heatmap(results[-1], png_path)
         click.echo(f"wrote {png_path}")
+    if html_path:
+        write_atomic(Path(html_path), generation_html(results[-1]))
+        click.echo(f"wrote {html_path}")
     if json_path:
-        from textlens.render.export import write_atomic
-
         body = [g.to_dict() for g in results]
         write_atomic(
             Path(json_path), json.dumps(body[0] if len(body) == 1 else body, indent=2) + "\n"

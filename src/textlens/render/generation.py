@@ -77,3 +77,97 @@ def generation_text(gen: Any, top: int = 4) -> str:
         p, h = gen.probabilities[j], gen.entropies[j]
         lines.append(f"{quoted:>14} p={p:.3f} entropy={h:.2f}: {cells}")
     return "\n".join(lines)
+
+
+def generation_html(gen: Any, *, layer: int | None = None, skip_first: bool = True) -> str:
+    """A self-contained page: the prompt and the answer as text; hovering or clicking an output
+    token colours every token before it by its score for that output token.
+
+    The colour scale is shared by all rows; special and template tokens stay uncoloured, and the
+    first token (a causal LM's attention sink) is left out of the scale unless ``skip_first`` is
+    False (the legend says which).
+    """
+    import html
+    import json as jsonlib
+
+    from textlens.render._scale import Scale, fmt
+
+    values = gen.matrix(layer)
+    special = np.asarray(gen.special, dtype=bool)
+    keep = ~special
+    if skip_first and keep.size:
+        keep = keep.copy()
+        keep[0] = False
+    scaled = values[:, keep]
+    finite = scaled[np.isfinite(scaled)]
+    signed = bool(gen.explanations[0].signed) if gen.explanations else True
+    if signed:
+        scale = Scale(True, float(np.abs(finite).max()) if finite.size else 1.0)
+    else:
+        low = float(finite.min()) if finite.size else 0.0
+        scale = Scale(False, float(finite.max()) if finite.size else 1.0, low)
+    colours = [
+        [
+            "" if special[i] or not np.isfinite(values[j, i]) else scale.hex(values[j, i])
+            for i in range(values.shape[1])
+        ]
+        for j in range(values.shape[0])
+    ]
+    tips = [["" if not np.isfinite(v) else fmt(float(v)) for v in row] for row in values]
+    spans = []
+    for i, token in enumerate(gen.tokens):
+        out = i - gen.n_prompt
+        role = gen.roles[i] if gen.roles else ""
+        cls = "tl-out" if out >= 0 else "tl-in"
+        data = f' data-row="{out}"' if out >= 0 else ""
+        spans.append(
+            f'<span class="{cls}{" tl-special" if special[i] else ""}" data-i="{i}"{data} '
+            f'title="{html.escape(role)}">{html.escape(token)}</span>'
+        )
+        if i == gen.n_prompt - 1:
+            spans.append('<span class="tl-gap">&#9656;</span>')
+    stops = ", ".join(scale.hex(v) for v in np.linspace(scale.vmin, scale.vmax, 9))
+    sink = " (the first token is left out of the scale: attention sink)" if skip_first else ""
+    which = f", layer {layer}" if layer is not None else ""
+    steps = "".join(
+        f"<tr><td>{html.escape(t)}</td><td>{p:.3f}</td><td>{h:.2f}</td></tr>"
+        for t, p, h in zip(gen.output_tokens, gen.probabilities, gen.entropies, strict=True)
+    )
+    payload = jsonlib.dumps({"colours": colours, "tips": tips})
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>textlens: {html.escape(gen.method)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 60em; }}
+.tl-text span {{ padding: 1px 2px; margin: 1px; border-radius: 3px; display: inline-block; }}
+.tl-out {{ border-bottom: 2px solid #888; cursor: pointer; }}
+.tl-out.tl-active {{ outline: 2px solid #111; }}
+.tl-special {{ color: #999; }}
+.tl-bar {{ display: inline-block; width: 12em; height: 0.9em; margin: 0 0.5em; }}
+table {{ border-collapse: collapse; margin-top: 1em; }} td, th {{ padding: 2px 8px; }}
+</style></head><body>
+<h3>{html.escape(gen.method)}{which}: what each generated token depends on</h3>
+<p>Hover over or click a generated (underlined) token: every token before it is coloured by its
+score for that token. Model: {html.escape(gen.model)}.</p>
+<div class="tl-text">{"".join(spans)}</div>
+<p>colour scale{html.escape(sink)}: {fmt(scale.vmin)}
+<span class="tl-bar" style="background:linear-gradient(to right, {stops})"></span>
+{fmt(scale.vmax)}</p>
+<table><tr><th>generated token</th><th>probability</th><th>entropy (nats)</th></tr>{steps}</table>
+<script>
+const data = {payload};
+const spans = document.querySelectorAll(".tl-text span[data-i]");
+function show(row) {{
+  spans.forEach(s => {{
+    const i = +s.dataset.i, c = data.colours[row][i];
+    s.style.background = c || "";
+    s.title = data.tips[row][i] ? "score " + data.tips[row][i] : "";
+    s.classList.toggle("tl-active", s.dataset.row === String(row));
+  }});
+}}
+document.querySelectorAll(".tl-out").forEach(s => {{
+  s.addEventListener("mouseenter", () => show(+s.dataset.row));
+  s.addEventListener("click", () => show(+s.dataset.row));
+}});
+if (data.colours.length) show(0);
+</script></body></html>
+"""
