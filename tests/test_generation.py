@@ -119,7 +119,12 @@ def test_command_line_generate(tiny_lm_dir, tiny_dir, tmp_path):
     proc = run_cli("explain", PROMPT, "--model", str(tiny_lm_dir), "--continuation", " Paris",
                    "--method", "gradient-x-input", "--json", str(out), check=True)  # fmt: skip
     assert "continuation: ' Paris'" in proc.stdout and "'Paris' p=" in proc.stdout
-    assert json.loads(out.read_text())["continuation"] == " Paris"
+    data = json.loads(out.read_text())
+    assert data["continuation"] == " Paris" and data["roles"][-1] == "output"
+    page = tmp_path / "gen.html"
+    run_cli("explain", PROMPT, "--model", str(tiny_lm_dir), "--continuation", " Paris, a",
+            "--prompt-only", "--html", str(page), check=True)  # fmt: skip
+    assert "tl-out" in page.read_text(encoding="utf-8")
     for args, message in [
         (["--generate", "0", "--model", str(tiny_lm_dir)], "at least 1 token"),
         (["--generate", "2", "--model", str(tiny_dir)], "needs a causal language model"),

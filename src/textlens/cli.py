@@ -162,6 +162,12 @@ _MODEL_OPTION = click.option(
 )
 @click.option("--system", default=None, help="with --chat: a system message")
 @click.option(
+    "--prompt-only",
+    is_flag=True,
+    help="with --generate / --continuation: score the prompt's tokens only; earlier output "
+    "tokens stay fixed context (Captum's semantics)",
+)
+@click.option(
     "--contrast",
     default=None,
     help="a causal LM's foil token: explain log p(--target) - log p(foil), why the target "
@@ -209,6 +215,7 @@ def explain(
     sample: int | None,
     chat: bool,
     system: str | None,
+    prompt_only: bool,
     contrast: str | None,
     pair: str | None,
     pooling: str,
@@ -255,6 +262,8 @@ def explain(
     answer = generate is not None or continuation is not None
     if (chat or system is not None) and not answer:
         raise TextlensError("--chat and --system go with --generate N or --continuation TEXT")
+    if prompt_only and not answer:
+        raise TextlensError("--prompt-only goes with --generate N or --continuation TEXT")
     if system is not None and not chat:
         raise TextlensError("--system is a chat message: add --chat")
     if answer:
@@ -263,7 +272,7 @@ def explain(
     if answer:
         _explain_answer(
             text, adapter, plans, generate, continuation, sample, png_path, json_path,
-            html_path=html_path, chat=chat, system=system,
+            html_path=html_path, chat=chat, system=system, prompt_only=prompt_only,
         )  # fmt: skip
         return
     chosen_target: Any = target
@@ -420,6 +429,7 @@ def _explain_answer(
     html_path: str | None = None,
     chat: bool = False,
     system: str | None = None,
+    prompt_only: bool = False,
 ) -> None:
     """Explain every token of a generated (or given) answer: one matrix per method."""
     from textlens.generation import explain_generation
@@ -440,6 +450,7 @@ def _explain_answer(
                 seed=sample or 0,
                 chat=chat,
                 system=system,
+                attribute_to="prompt" if prompt_only else "all",
                 **params,
             )
         for message in dict.fromkeys(one_line(str(w.message)) for w in caught):
