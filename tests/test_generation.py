@@ -1,6 +1,7 @@
 """Explaining a generated answer: one row per output token, batched over the output tokens."""
 
 import copy
+import dataclasses
 import json
 
 import numpy as np
@@ -211,3 +212,32 @@ def test_the_html_page_colours_the_tokens_before_the_hovered_output_token(lm, tm
         ".tl-text span[data-i]", "spans => spans.map(s => s.style.background)"
     )
     assert not any(first[gen.n_prompt :]) and first[: gen.n_prompt] != background[: gen.n_prompt]
+
+
+def test_auto_batches_shrink_to_what_memory_allows(lm, monkeypatch):
+    import textlens.generation as generation
+
+    whole = explain_generation(PROMPT, lm, "integrated-gradients", continuation=" Paris, a café",
+                               n_steps=4)  # fmt: skip
+    assert whole.batch_size == len(whole.output_tokens)  # all output tokens in one batch
+    monkeypatch.setattr(generation, "available_bytes", lambda device: 1)  # nothing free
+    tight = explain_generation(PROMPT, lm, "integrated-gradients", continuation=" Paris, a café",
+                               n_steps=4)  # fmt: skip
+    assert tight.batch_size == 1
+    np.testing.assert_allclose(tight.matrix(), whole.matrix(), atol=1e-5, equal_nan=True)
+
+
+def test_a_batch_that_runs_out_of_memory_is_halved_and_run_again(lm):
+    from textlens.methods.gradient import GradientXInput
+
+    @dataclasses.dataclass(frozen=True)
+    class Hungry(GradientXInput):  # runs out of memory above two texts a batch
+        def attribute(self, model, batch, target):
+            if len(batch) > 2:
+                raise MemoryError
+            return super().attribute(model, batch, target)
+
+    gen = explain_generation(PROMPT, lm, Hungry(), continuation=" Paris, a café")
+    plain = explain_generation(PROMPT, lm, "gradient-x-input", continuation=" Paris, a café")
+    assert gen.batch_size == 2 and len(gen.output_tokens) > 2
+    np.testing.assert_allclose(gen.matrix(), plain.matrix(), atol=1e-8, equal_nan=True)

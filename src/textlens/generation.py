@@ -20,6 +20,7 @@ import numpy as np
 
 from textlens.errors import TextlensError
 from textlens.explanation import Explanation, from_scores
+from textlens.memory import HEADROOM, available_bytes
 
 SCHEMA = "textlens.generation/1"
 
@@ -59,6 +60,8 @@ class Generation:
     method: str
     model: str = ""
     roles: tuple[str, ...] = ()
+    batch_size: int = 0
+    """Output tokens per batch in the end (after any halving)."""
 
     @property
     def continuation(self) -> str:
@@ -129,7 +132,7 @@ def explain_generation(
     chat: bool = False,
     system: str | None = None,
     attribute_to: str = "all",
-    batch_size: int = 16,
+    batch_size: int | str = "auto",
     device: str | None = None,
     **params: Any,
 ) -> Generation:
@@ -152,7 +155,10 @@ def explain_generation(
             output tokens too; ``"prompt"``: only the prompt's, the earlier output tokens are
             fixed context (kept in baselines, never removed), as Captum's ``LLMAttribution``
             does.
-        batch_size: Output tokens explained per batch (each its own prefix).
+        batch_size: Output tokens explained per batch (each its own prefix); ``"auto"``
+            starts with all of them and halves while the method's memory estimate exceeds
+            what the device has free. Either way a batch that runs out of memory is halved and
+            run again, down to one output token.
         device: ``"cpu"`` or ``"cuda"``; None keeps the adapter's.
         params: The method's settings.
 
@@ -175,8 +181,13 @@ def explain_generation(
             f"explaining a generated answer needs a causal language model; this is a "
             f"{adapter.task} model (give one with --model, e.g. demo-lm)"
         )
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise TextlensError(f"batch_size={batch_size!r} is not valid: use a whole number >= 1")
+    if batch_size != "auto" and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+    ):
+        raise TextlensError(
+            f"batch_size={batch_size!r} is not valid: use 'auto' or a whole number >= 1"
+        )
+    batch_sizes: list[int] = []
     tokenizer = adapter.tokenizer
     spans: dict[str, tuple[int, int]] = {}
     if chat:
@@ -225,11 +236,10 @@ def explain_generation(
     )
     probabilities, entropies = _steps(adapter, ids, n_prompt)
     chosen = get_method(method, **params)
-    explanations: list[Explanation] = []
-    for start in range(0, len(out_ids), batch_size):
-        rows = range(start, min(start + batch_size, len(out_ids)))
+    fixed = special if attribute_to == "all" else special[:n_prompt] + (True,) * len(out_ids)
+
+    def run(rows: range) -> list[Explanation]:
         began = time.perf_counter()
-        fixed = special if attribute_to == "all" else special[:n_prompt] + (True,) * len(out_ids)
         batch = _prefix_batch(adapter, text, ids, tokens, offsets, fixed, n_prompt, rows)
         goal = _forced(tuple(out_ids[j] for j in rows))
         with torch.no_grad():
@@ -238,7 +248,37 @@ def explain_generation(
         with _frozen(adapter), torch.no_grad():
             scores = chosen.attribute(adapter, batch, bound)
         elapsed = time.perf_counter() - began
-        explanations += from_scores(batch, scores, bound.infos, chosen, adapter.name, elapsed)
+        return from_scores(batch, scores, bound.infos, chosen, adapter.name, elapsed)
+
+    def fits(rows: range) -> bool:
+        estimate = getattr(chosen, "memory_bytes", None)
+        if estimate is None:
+            return True
+        batch = _prefix_batch(adapter, text, ids, tokens, offsets, fixed, n_prompt, rows)
+        return int(estimate(adapter, batch)) <= HEADROOM * available_bytes(adapter.device)
+
+    explanations: list[Explanation] = []
+    size, start = (len(out_ids) if batch_size == "auto" else batch_size), 0
+    while start < len(out_ids):
+        rows = range(start, min(start + size, len(out_ids)))
+        if batch_size == "auto" and size > 1 and not fits(rows):
+            size = max(1, size // 2)
+            continue
+        try:
+            explanations += run(rows)
+        except (MemoryError, torch.OutOfMemoryError):
+            if size == 1:
+                raise TextlensError(
+                    f"{chosen.name} runs out of memory on one output token of a "
+                    f"{n_prompt + rows[0]}-token prefix: use a shorter prompt or answer, or "
+                    "smaller settings"
+                ) from None
+            size = max(1, size // 2)  # the same rows again, fewer at a time
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            continue
+        start = rows.stop
+    batch_sizes.append(size)
     return Generation(
         prompt=prompt,
         text=text,
@@ -253,6 +293,7 @@ def explain_generation(
         method=chosen.name,
         model=adapter.name,
         roles=roles,
+        batch_size=batch_sizes[-1],
     )
 
 
