@@ -227,13 +227,39 @@ def test_log_odds_phi_explains_the_class_and_is_scaled_per_class(tiny_bert):
     torch.testing.assert_close(r[0], expected.to(r.dtype), rtol=1e-4, atol=0)
 
 
-def test_log_odds_needs_a_classifier(tokenizer):
+def test_log_odds_needs_a_class_or_a_next_token(tokenizer):
     from conftest import tiny_model
     from textlens.adapters import HFAdapter
 
-    lm = HFAdapter(tiny_model("gpt2", head="causal-lm"), tokenizer, name="tiny-gpt2")
-    with pytest.raises(TextlensError, match="needs a sequence classifier"):
-        explain(SENTENCES[0], lm, "information-loss", phi="log-odds", max_steps=5, corpus_size=20)
+    encoder = HFAdapter(tiny_model("bert", head="base"), tokenizer, name="tiny-encoder")
+    with pytest.raises(TextlensError, match="this model has none"):
+        explain(SENTENCES[0], encoder, "information-loss", phi="log-odds", max_steps=5,
+                corpus_size=20)  # fmt: skip
+
+
+def test_every_log_odds_at_once_equals_each_class_alone():
+    from textlens.methods.information.problem import every_log_odds, log_odds
+
+    logits = torch.randn(6, 9, generator=torch.Generator().manual_seed(0)) * 4
+    logits[0, 3] = 40.0  # a confident row: 1 - p is far below float precision of p
+    each = torch.stack([log_odds(logits, torch.full((6,), c)) for c in range(9)], dim=1)
+    torch.testing.assert_close(every_log_odds(logits), each, atol=1e-5, rtol=1e-5)
+
+
+def test_log_odds_explains_a_causal_lms_generated_tokens(byte_tokenizer):
+    from conftest import tiny_model
+    from textlens.adapters import HFAdapter
+    from textlens.generation import explain_generation
+
+    model = tiny_model("gpt2", "causal-lm", vocab_size=len(byte_tokenizer), initializer_range=0.5)
+    lm = HFAdapter(model, byte_tokenizer, name="tiny-lm")
+    gen = explain_generation("The capital of France is", lm, "information-loss",
+                             continuation=" Paris is", phi="log-odds", corpus="demo",
+                             max_steps=30)  # fmt: skip
+    assert gen.layered and gen.matrix().shape == (len(gen.output_tokens), len(gen.tokens))
+    for j, exp in enumerate(gen.explanations):
+        assert np.isfinite(exp.scores).all() and exp.scores.shape[-1] == gen.n_prompt + j
+        assert "log-odds" in exp.target.explained or "log-odds" in exp.score_label
 
 
 def test_bad_input_is_one_clear_line(tiny_bert):

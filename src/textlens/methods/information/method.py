@@ -25,6 +25,7 @@ from textlens.methods.information.problem import (
     Group,
     Result,
     Settings,
+    head_logits,
     log_odds,
 )
 from textlens.methods.information.regularization import MIN_CORPUS, regularization
@@ -71,9 +72,9 @@ class InformationLoss:
     Args:
         phi: ``hidden`` (a layer's hidden states, all tokens), ``cls`` (the first token's
             vector at a layer), ``logits`` (all of a classifier's logits), or ``log-odds``
-            (the explained class's log p / (1 - p), scaled by its spread over the corpus: only
-            what moves the decision counts, and it does not flatten out as the prediction grows
-            confident).
+            (the explained class's log p / (1 - p), or a causal LM's next token's at the last
+            position, scaled by its spread over the corpus: only what moves the decision
+            counts, and it does not flatten out as the prediction grows confident).
         layers: Layer numbers 0..n_layers for ``hidden`` / ``cls``, or ``"all"``. None = every
             layer of a model up to 12 layers deep, and 8 layers spread from the first to the
             last on deeper ones (each layer costs forward passes to its depth at every step).
@@ -252,7 +253,7 @@ class InformationLoss:
         if self.phi == "logits":
             return "all of the classifier's logits together (phi=logits), not one class"
         if self.phi == "log-odds":
-            return "the log-odds of the explained class, log p / (1 - p) (phi=log-odds)"
+            return "the log-odds of the explained class or token, log p / (1 - p) (phi=log-odds)"
         where = "every token's hidden state" if self.phi == "hidden" else "the first token's vector"
         return f"{where} at {layer_span(layers)} (phi={self.phi}), not the prediction"
 
@@ -289,7 +290,8 @@ class InformationLoss:
             if self.phi == "log-odds":
                 if target.index is None:
                     raise TextlensError(
-                        "phi='log-odds' needs a class target (a sequence classifier's class)"
+                        "phi='log-odds' needs a class or next-token target (a classifier's class, "
+                        "a causal LM's token)"
                     )
                 classes = target.index[torch.as_tensor(rows, device=target.index.device)]
             groups = [self._group(model, sub, layer, scales, word, classes) for layer in layers]
@@ -390,10 +392,8 @@ class InformationLoss:
 
             def odds(xs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
                 out = model.forward(xs, batch, rows)
-                if getattr(out, "logits", None) is None or out.logits.dim() != 2:
-                    raise TextlensError("phi='log-odds' needs a sequence classifier")
                 c = chosen[rows]
-                return (log_odds(out.logits, c) / scale[c]).unsqueeze(1)
+                return (log_odds(head_logits(out, batch, rows).float(), c) / scale[c]).unsqueeze(1)
 
             return Group(odds, torch.ones((), dtype=scale.dtype, device=batch.device))
 

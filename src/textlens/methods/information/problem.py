@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from textlens.errors import TextlensError
 from textlens.lazy import torch
@@ -161,6 +161,32 @@ def log_odds(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     own = logits.gather(1, classes.unsqueeze(1)).squeeze(1)
     others = logits.scatter(1, classes.unsqueeze(1), float("-inf"))
     return own - torch.logsumexp(others, dim=1)
+
+
+def every_log_odds(logits: torch.Tensor) -> torch.Tensor:
+    """``log_odds`` of every class at once, ``(N, C)``: log p - log(1 - p). Only a row's most
+    likely class can have p > 1/2; its 1 - p is summed from the other classes, so that it stays
+    exact as p nears 1."""
+    logp = logits.float().log_softmax(-1)
+    rest = torch.log1p(-logp.exp().clamp(max=0.5))
+    top = logp.argmax(-1, keepdim=True)
+    others = torch.logsumexp(logp.scatter(1, top, float("-inf")), dim=1, keepdim=True)
+    return logp - rest.scatter(1, top, others)
+
+
+def head_logits(out: Any, batch: Any, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """The logits a head Phi reads, ``(N, C)``: a classifier's, or a causal LM's at each text's
+    last real token (the next-token distribution)."""
+    logits = getattr(out, "logits", None)
+    if logits is None:
+        raise TextlensError(
+            "phi='logits' and phi='log-odds' read the model's logits, and this model has none "
+            "(a bare encoder): use phi='hidden' or phi='cls'"
+        )
+    if logits.dim() == 3:
+        last = batch.lengths - 1 if rows is None else (batch.lengths - 1)[rows]
+        logits = logits[torch.arange(len(logits), device=logits.device), last]
+    return logits
 
 
 def regularization_scale(outputs: torch.Tensor, dims: int = 1, check: bool = True) -> torch.Tensor:

@@ -21,7 +21,11 @@ from typing import Any
 from textlens.corpus import MIN_CORPUS, corpus_texts
 from textlens.errors import TextlensError
 from textlens.lazy import torch
-from textlens.methods.information.problem import log_odds, regularization_scale
+from textlens.methods.information.problem import (
+    every_log_odds,
+    head_logits,
+    regularization_scale,
+)
 
 _LOADED: dict[Path, dict[int, torch.Tensor]] = {}
 """Regularisations already read from the disk cache in this process."""
@@ -78,15 +82,10 @@ def regularization_from_texts(
             head = phi in ("logits", "log-odds")
             out = model.forward(model.embed(batch), batch, hidden_states=not head)
             if phi == "log-odds":  # each class's log-odds, one column per class
-                logits = out.logits.float()
-                every = [
-                    log_odds(logits, torch.full_like(logits[:, 0], c, dtype=torch.long))
-                    for c in range(logits.shape[1])
-                ]
-                per_layer.setdefault(-1, []).append(torch.stack(every, 1).cpu())
+                per_layer.setdefault(-1, []).append(every_log_odds(head_logits(out, batch)).cpu())
                 continue
             if head:
-                per_layer.setdefault(-1, []).append(out.logits.float().cpu())
+                per_layer.setdefault(-1, []).append(head_logits(out, batch).float().cpu())
                 continue
             for layer, h in enumerate(out.hidden_states):
                 if phi != "hidden":
