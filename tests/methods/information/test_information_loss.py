@@ -240,10 +240,11 @@ def test_log_odds_needs_a_class_or_a_next_token(tokenizer):
 def test_every_log_odds_at_once_equals_each_class_alone():
     from textlens.methods.information.problem import every_log_odds, log_odds
 
-    logits = torch.randn(6, 9, generator=torch.Generator().manual_seed(0)) * 4
-    logits[0, 3] = 40.0  # a confident row: 1 - p is far below float precision of p
-    each = torch.stack([log_odds(logits, torch.full((6,), c)) for c in range(9)], dim=1)
-    torch.testing.assert_close(every_log_odds(logits), each, atol=1e-5, rtol=1e-5)
+    for classes in (9, 200):  # a classifier's head, and a vocabulary (computed all at once)
+        logits = torch.randn(6, classes, generator=torch.Generator().manual_seed(0)) * 4
+        logits[0, 3] = 40.0  # a confident row: 1 - p is far below float precision of p
+        each = torch.stack([log_odds(logits, torch.full((6,), c)) for c in range(classes)], 1)
+        torch.testing.assert_close(every_log_odds(logits), each, atol=1e-5, rtol=1e-5)
 
 
 def test_log_odds_explains_a_causal_lms_generated_tokens(byte_tokenizer):

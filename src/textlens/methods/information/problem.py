@@ -164,14 +164,18 @@ def log_odds(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
 
 
 def every_log_odds(logits: torch.Tensor) -> torch.Tensor:
-    """``log_odds`` of every class at once, ``(N, C)``: log p - log(1 - p). Only a row's most
-    likely class can have p > 1/2; its 1 - p is summed from the other classes, so that it stays
-    exact as p nears 1."""
-    logp = logits.float().log_softmax(-1)
+    """``log_odds`` of every class, ``(N, C)``: log p - log(1 - p). For a vocabulary, all at
+    once: only a row's most likely token can have p > 1/2; its 1 - p is summed from the other
+    tokens, so that it stays exact as p nears 1."""
+    n, classes = logits.shape
+    if classes <= 64:  # a classifier: each class exactly as ``log_odds`` (two are antisymmetric)
+        every = torch.arange(classes, device=logits.device).expand(n, -1)
+        return torch.stack([log_odds(logits, every[:, c]) for c in range(classes)], dim=1)
+    logp = logits.double().log_softmax(-1)  # float64: p and 1 - p both exact to float32
     rest = torch.log1p(-logp.exp().clamp(max=0.5))
     top = logp.argmax(-1, keepdim=True)
     others = torch.logsumexp(logp.scatter(1, top, float("-inf")), dim=1, keepdim=True)
-    return logp - rest.scatter(1, top, others)
+    return (logp - rest.scatter(1, top, others)).float()
 
 
 def head_logits(out: Any, batch: Any, rows: torch.Tensor | None = None) -> torch.Tensor:
