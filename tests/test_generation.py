@@ -120,8 +120,10 @@ def test_command_line_generate(tiny_lm_dir, tiny_dir, tmp_path):
     proc = run_cli("explain", PROMPT, "--model", str(tiny_lm_dir), "--continuation", " Paris",
                    "--method", "gradient-x-input", "--json", str(out), check=True)  # fmt: skip
     assert "continuation: ' Paris'" in proc.stdout and "'Paris' p=" in proc.stdout
+    assert "plan: gradient-x-input on 1 output token (" in proc.stderr  # before the work
     data = json.loads(out.read_text())
     assert data["continuation"] == " Paris" and data["roles"][-1] == "output"
+    assert data["plan"]["passes"] == 1 and data["plan"]["shared"]
     page = tmp_path / "gen.html"
     run_cli("explain", PROMPT, "--model", str(tiny_lm_dir), "--continuation", " Paris, a",
             "--prompt-only", "--html", str(page), check=True)  # fmt: skip
@@ -241,3 +243,108 @@ def test_a_batch_that_runs_out_of_memory_is_halved_and_run_again(lm):
     plain = explain_generation(PROMPT, lm, "gradient-x-input", continuation=" Paris, a café")
     assert gen.batch_size == 2 and len(gen.output_tokens) > 2
     np.testing.assert_allclose(gen.matrix(), plain.matrix(), atol=1e-8, equal_nan=True)
+
+
+def _rows_through(lm):
+    """A counter of the rows the model runs forward, and the hook's handle."""
+    seen = []
+
+    def count(module, args, kwargs):
+        x = kwargs.get("inputs_embeds")
+        seen.append(len(x) if x is not None else len(args[0]))
+
+    return seen, lm.model.register_forward_pre_hook(count, with_kwargs=True)
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "alone"),
+    [
+        ("gradient-x-input", {}, 1),
+        ("integrated-gradients", {"n_steps": 8}, 8),
+        ("occlusion", {}, 0),
+    ],
+)
+def test_the_rows_of_an_answer_share_their_forward_passes(lm, method, params, alone):
+    seen, hook = _rows_through(lm)
+    try:
+        gen = explain_generation(PROMPT, lm, method, continuation=" Paris, a café", **params)
+    finally:
+        hook.remove()
+    n_out, n_in = len(gen.output_tokens), len(gen.tokens)
+    # one sequence serves every output token: no more rows than one answer's worth (path points
+    # or occluded positions), plus the clean, baseline and step passes
+    per_answer = alone if alone else n_in
+    assert sum(seen) <= per_answer + 5
+    prefixes = n_out * (per_answer + 1)  # a prefix per row: its passes and its clean pass
+    assert 2 * sum(seen) < prefixes
+
+
+def test_rows_that_share_an_input_get_the_same_gradients_without_vmap(lm, monkeypatch):
+    together = explain_generation(PROMPT, lm, "integrated-gradients", continuation=" Paris, a",
+                                  n_steps=4)  # fmt: skip
+    grad, refused = torch.autograd.grad, []
+
+    def no_batching(*args, **kwargs):
+        if kwargs.get("is_grads_batched"):
+            refused.append(1)
+            raise RuntimeError("batching rule not implemented")
+        return grad(*args, **kwargs)
+
+    monkeypatch.setattr(torch.autograd, "grad", no_batching)
+    looped = explain_generation(PROMPT, lm, "integrated-gradients", continuation=" Paris, a",
+                                n_steps=4)  # fmt: skip
+    assert refused  # the batched backward pass was tried, and the loop took over
+    np.testing.assert_allclose(looped.matrix(), together.matrix(), atol=1e-10, equal_nan=True)
+
+
+def test_a_forced_token_position_outside_its_text_is_refused(lm):
+    from textlens.targets import ForcedTokens
+
+    batch = lm.encode(["a b c"], warn=False)
+    with torch.no_grad():
+        out = lm.forward(lm.embed(batch), batch)
+    with pytest.raises(TextlensError, match="position"):
+        ForcedTokens((5,), positions=(int(batch.lengths[0]),)).bind(lm, batch, out)
+
+
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [
+        ("gradient-x-input", {}),
+        ("integrated-gradients", {"n_steps": 8}),
+        ("occlusion", {}),
+        ("smoothgrad", {"n_samples": 2}),
+    ],
+)
+def test_the_plan_counts_the_model_passes_before_they_run(lm, method, params):
+    seen, hook = _rows_through(lm)
+    plans = []
+
+    def planned(plan):
+        plans.append((plan, sum(seen)))
+
+    try:
+        gen = explain_generation(
+            PROMPT, lm, method, continuation=" Paris, a café", on_plan=planned, **params
+        )
+    finally:
+        hook.remove()
+    ((plan, before),) = plans
+    assert plan is gen.plan and plan.output_tokens == len(gen.output_tokens)
+    assert plan.shared == (method != "smoothgrad")
+    # every batch adds its clean pass: one row when the rows share it, else one a row
+    clean = plan.batches if plan.shared else plan.output_tokens
+    assert sum(seen) - before == plan.passes + clean
+    if method in ("integrated-gradients", "smoothgrad"):
+        assert 0 < plan.memory_bytes < plan.free_bytes
+    assert f"about {plan.passes} model pass" in plan.describe()
+
+
+def test_shared_rows_keep_each_rows_convergence_delta(lm):
+    together = explain_generation(PROMPT, lm, "integrated-gradients", continuation=" Paris, a",
+                                  n_steps=8)  # fmt: skip
+    alone = explain_generation(PROMPT, lm, "integrated-gradients", continuation=" Paris, a",
+                               n_steps=8, batch_size=1)  # fmt: skip
+    for a, b in zip(together.explanations, alone.explanations, strict=True):
+        for name in ("convergence_delta", "target_change", "baseline_score"):
+            assert float(a.extras[name]) == pytest.approx(float(b.extras[name]), abs=1e-8)

@@ -451,6 +451,7 @@ def _explain_answer(
                 chat=chat,
                 system=system,
                 attribute_to="prompt" if prompt_only else "all",
+                on_plan=lambda plan: click.echo(f"plan: {plan.describe()}", err=True),
                 **params,
             )
         for message in dict.fromkeys(one_line(str(w.message)) for w in caught):

@@ -2,17 +2,23 @@
 
 For a prompt and its continuation (generated here, or given and decoded by force), output token
 ``j`` is explained as the next token after everything before it: the prompt and the output
-tokens ``0..j-1``. Every output token's prefix is one text of a batch, so a method explains many
-output tokens in one pass (a gradient method: many target rows in one backward pass), and every
-method works here as it does on one text, layered ones included. The rows form a matrix, output
-tokens x input tokens, with NaN where an input comes after the output it would explain.
+tokens ``0..j-1``. Every output token's prefix is one text of a batch, so every method works
+here as it does on one text, layered ones included. A causal LM's output at a position depends on
+the tokens up to it only, so for methods that read positions (gradients, integrated gradients,
+occlusion) every row is the whole sequence, read at its own output token's position: the rows
+share each forward pass, and a gradient method gets all their gradients from one backward pass
+batched over the rows. The rows form a matrix, output tokens x input tokens, with NaN where an
+input comes after the output it would explain.
+
+Before the work starts, a ``Plan`` says how many output tokens run in how many batches, the model
+passes and the estimated peak memory (``on_plan``; the command line prints it).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +29,58 @@ from textlens.explanation import Explanation, from_scores
 from textlens.memory import HEADROOM, available_bytes
 
 SCHEMA = "textlens.generation/1"
+GIB = 2**30
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The work for a generated answer, known before it starts.
+
+    Attributes:
+        method: The method's name.
+        output_tokens: Output tokens to explain.
+        length: Tokens in the longest row (the prompt and all output tokens but the last).
+        batch_size: Output tokens per batch (it may still halve on running out of memory).
+        batches: How many batches.
+        shared: True when the rows of a batch share their passes (one sequence read at each
+            output token's position).
+        passes: Rows the model runs in all (each with a backward pass for gradient methods), or
+            None when the method does not say.
+        memory_bytes: Estimated peak memory of a batch, or None when the method does not say.
+        free_bytes: Memory free on the device when planned.
+    """
+
+    method: str
+    output_tokens: int
+    length: int
+    batch_size: int
+    batches: int
+    shared: bool
+    passes: int | None
+    memory_bytes: int | None
+    free_bytes: int
+
+    def describe(self) -> str:
+        """The plan as one line."""
+        rows = "one sequence shared by all rows" if self.shared else "a prefix per row"
+        tokens = "token" if self.output_tokens == 1 else "tokens"
+        batches = "batch" if self.batches == 1 else "batches"
+        parts = [
+            f"{self.method} on {self.output_tokens} output {tokens} ({self.length} tokens at "
+            f"most, {rows}) in {self.batches} {batches} of {self.batch_size}"
+        ]
+        if self.passes is not None:
+            passes = "pass" if self.passes == 1 else "passes"
+            parts.append(f"about {self.passes} model {passes} of one row")
+        if self.memory_bytes is not None:
+            parts.append(
+                f"peak memory about {self.memory_bytes / GIB:.2f} GiB of "
+                f"{self.free_bytes / GIB:.1f} GiB free"
+            )
+        return "; ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
 
 
 @dataclass(frozen=True)
@@ -62,6 +120,8 @@ class Generation:
     roles: tuple[str, ...] = ()
     batch_size: int = 0
     """Output tokens per batch in the end (after any halving)."""
+    plan: Plan | None = None
+    """The plan announced before the work."""
 
     @property
     def continuation(self) -> str:
@@ -110,6 +170,7 @@ class Generation:
             "layer_matrices": (
                 {str(n): _nan_to_none(self.matrix(n)) for n in layers} if layers else None
             ),
+            "plan": self.plan.to_dict() if self.plan is not None else None,
         }
 
     def to_json(self, indent: int | None = None) -> str:
@@ -134,6 +195,7 @@ def explain_generation(
     attribute_to: str = "all",
     batch_size: int | str = "auto",
     device: str | None = None,
+    on_plan: Callable[[Plan], None] | None = None,
     **params: Any,
 ) -> Generation:
     """Explain each token a causal LM generates (``generate=N``) or a given answer
@@ -160,6 +222,8 @@ def explain_generation(
             what the device has free. Either way a batch that runs out of memory is halved and
             run again, down to one output token.
         device: ``"cpu"`` or ``"cuda"``; None keeps the adapter's.
+        on_plan: Called with the ``Plan`` (batches, model passes, estimated peak memory) once
+            the answer is known and before the method runs.
         params: The method's settings.
 
     Example:
@@ -169,6 +233,7 @@ def explain_generation(
     import torch
 
     from textlens.methods import get_method
+    from textlens.methods.base import describe, forward_unique
     from textlens.pipeline import _adapter, _frozen
 
     if attribute_to not in ("all", "prompt"):
@@ -238,15 +303,27 @@ def explain_generation(
     chosen = get_method(method, **params)
     fixed = special if attribute_to == "all" else special[:n_prompt] + (True,) * len(out_ids)
 
+    shares = bool(describe(type(chosen), "reads_positions"))
+
+    def batch_for(rows: range) -> Any:
+        """The rows' prefixes; for a method that reads positions, each row is the longest
+        prefix (read at its own position), so that the rows share their passes."""
+        return _prefix_batch(
+            adapter, text, ids, tokens, offsets, fixed, n_prompt, rows, whole=shares
+        )
+
     def run(rows: range) -> list[Explanation]:
         began = time.perf_counter()
-        batch = _prefix_batch(adapter, text, ids, tokens, offsets, fixed, n_prompt, rows)
-        goal = _forced(tuple(out_ids[j] for j in rows))
-        with torch.no_grad():
-            clean = adapter.forward(adapter.embed(batch), batch)
+        batch = batch_for(rows)
+        positions = tuple(n_prompt + j - 1 for j in rows)
+        goal = _forced(tuple(out_ids[j] for j in rows), positions if shares else None)
+        clean = forward_unique(adapter, batch, adapter.embed(batch))
         bound = goal.bind(adapter, batch, clean)
         with _frozen(adapter), torch.no_grad():
             scores = chosen.attribute(adapter, batch, bound)
+        if shares:  # back to each row's own prefix
+            batch = _prefix_batch(adapter, text, ids, tokens, offsets, fixed, n_prompt, rows)
+            scores = _cut_to_prefixes(scores, batch)
         elapsed = time.perf_counter() - began
         return from_scores(batch, scores, bound.infos, chosen, adapter.name, elapsed)
 
@@ -254,11 +331,16 @@ def explain_generation(
         estimate = getattr(chosen, "memory_bytes", None)
         if estimate is None:
             return True
-        batch = _prefix_batch(adapter, text, ids, tokens, offsets, fixed, n_prompt, rows)
-        return int(estimate(adapter, batch)) <= HEADROOM * available_bytes(adapter.device)
+        return int(estimate(adapter, batch_for(rows))) <= HEADROOM * available_bytes(adapter.device)
 
+    size = len(out_ids) if batch_size == "auto" else min(batch_size, len(out_ids))
+    while batch_size == "auto" and size > 1 and not fits(range(size)):
+        size = max(1, size // 2)
+    plan = _plan(chosen, adapter, batch_for, len(out_ids), size, shares)
+    if on_plan is not None:
+        on_plan(plan)
     explanations: list[Explanation] = []
-    size, start = (len(out_ids) if batch_size == "auto" else batch_size), 0
+    start = 0
     while start < len(out_ids):
         rows = range(start, min(start + size, len(out_ids)))
         if batch_size == "auto" and size > 1 and not fits(rows):
@@ -294,6 +376,36 @@ def explain_generation(
         model=adapter.name,
         roles=roles,
         batch_size=batch_sizes[-1],
+        plan=plan,
+    )
+
+
+def _plan(
+    method: Any,
+    adapter: Any,
+    batch_for: Callable[[range], Any],
+    n_out: int,
+    size: int,
+    shared: bool,
+) -> Plan:
+    """The batches, model passes and estimated peak memory of a run."""
+    starts = range(0, n_out, size)
+    batches = [batch_for(range(a, min(a + size, n_out))) for a in starts]
+    passes = None
+    count = getattr(method, "passes", None)
+    if count is not None:
+        passes = sum(int(count(adapter, b.select([0]) if shared else b)) for b in batches)
+    estimate = getattr(method, "memory_bytes", None)
+    return Plan(
+        method=method.name,
+        output_tokens=n_out,
+        length=int(batches[-1].input_ids.shape[1]),
+        batch_size=size,
+        batches=len(batches),
+        shared=shared,
+        passes=passes,
+        memory_bytes=None if estimate is None else int(estimate(adapter, batches[0])),
+        free_bytes=int(available_bytes(adapter.device)),
     )
 
 
@@ -339,10 +451,32 @@ def _roles(
     return tuple(roles)
 
 
-def _forced(ids: tuple[int, ...]) -> Any:
+def _forced(ids: tuple[int, ...], positions: tuple[int, ...] | None = None) -> Any:
     from textlens.targets import ForcedTokens
 
-    return ForcedTokens(ids)
+    return ForcedTokens(ids, positions)
+
+
+def _cut_to_prefixes(scores: Any, batch: Any) -> Any:
+    """Scores of whole-sequence rows with every position after a row's prefix set to 0 (a
+    causal LM's output there cannot depend on them)."""
+    import dataclasses
+
+    import torch
+
+    width = batch.input_ids.shape[1]
+    inside = batch.attention_mask.bool()
+    values = scores.values[..., :width]
+    mask = inside if values.dim() == 2 else inside.unsqueeze(1)
+    extras = {}
+    for name, extra in scores.extras.items():
+        if "token" in scores.extra_axes.get(name, ()):
+            extra = extra[..., :width]
+            shape = (len(batch),) + (1,) * (extra.dim() - 2) + (width,)
+            extra = torch.where(inside.view(shape), extra, torch.zeros((), dtype=extra.dtype))
+        extras[name] = extra
+    zero = torch.zeros((), dtype=values.dtype, device=values.device)
+    return dataclasses.replace(scores, values=torch.where(mask, values, zero), extras=extras)
 
 
 def _generate(adapter: Any, prompt_ids: list[int], n: int, sample: bool, seed: int) -> list[int]:
@@ -428,13 +562,17 @@ def _prefix_batch(
     special: Sequence[bool],
     n_prompt: int,
     rows: Sequence[int] | range,
+    whole: bool = False,
 ) -> Any:
-    """A right-padded batch of the prefixes before output tokens ``rows``."""
+    """A right-padded batch of the prefixes before output tokens ``rows``; ``whole``: every
+    row is the longest of them."""
     import torch
 
     from textlens.batch import TokenBatch
 
     lengths = [n_prompt + j for j in rows]
+    if whole:
+        lengths = [max(lengths)] * len(lengths)
     width = max(lengths)
     n = len(lengths)
     input_ids = torch.full((n, width), adapter.pad_token_id, dtype=torch.long)

@@ -34,6 +34,10 @@ class BoundTarget:
     """The target's outcome (column of ``distribution``) for each text."""
     outcome: Callable[[int, int], str] | None = None
     """``outcome(text, k)``: the name of outcome ``k`` for a text (a class name, a token)."""
+    select_from: Callable[[Any, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    """``select_from(outputs, rows, source) -> (N,)``: as ``select``, with row ``m``'s output
+    in row ``source[m]`` of ``outputs``; targets that have it let rows with the same input share
+    one forward pass (the positions of one generated sequence)."""
 
 
 def _classes(adapter: Any) -> tuple[str, ...]:
@@ -325,13 +329,15 @@ def _next_token_bound(
         NextTokenTarget._info(tokenizer, logp[b], k, foil) for b, k in enumerate(index.tolist())
     )
 
-    def select(out: Any, rows: torch.Tensor) -> torch.Tensor:
-        n = torch.arange(len(rows), device=rows.device)
-        step = out.logits[n, last[rows]].log_softmax(-1)
+    def select_from(out: Any, rows: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        step = out.logits[source, last[rows]].log_softmax(-1)
         value = step.gather(1, index[rows].unsqueeze(1)).squeeze(1)
         if foil is not None:
             value = value - step.gather(1, foil[rows].unsqueeze(1)).squeeze(1)
         return value
+
+    def select(out: Any, rows: torch.Tensor) -> torch.Tensor:
+        return select_from(out, rows, torch.arange(len(rows), device=rows.device))
 
     def distribution(out: Any, rows: torch.Tensor) -> torch.Tensor:
         n = torch.arange(len(rows), device=rows.device)
@@ -343,6 +349,7 @@ def _next_token_bound(
         distribution=distribution,
         index=index,
         outcome=lambda b, k: readable_piece(tokenizer, k),
+        select_from=select_from,
     )
 
 
@@ -353,9 +360,13 @@ class ForcedTokens:
 
     Args:
         ids: One token id per text, in the batch's order.
+        positions: The position each text's token follows (default: its last token). A causal
+            LM's output at a position depends on the tokens up to it only, so the texts can all
+            be the whole sequence, each read at its own position, and share their passes.
     """
 
     ids: tuple[int, ...]
+    positions: tuple[int, ...] | None = None
 
     def bind(self, adapter: Any, batch: TokenBatch, outputs: Any) -> BoundTarget:
         logits = outputs.logits
@@ -364,6 +375,10 @@ class ForcedTokens:
         if len(self.ids) != len(batch):
             raise TextlensError(f"{len(self.ids)} forced tokens for {len(batch)} texts")
         last = batch.lengths - 1
+        if self.positions is not None:
+            last = torch.tensor(self.positions, dtype=torch.long, device=logits.device)
+            if len(last) != len(batch) or bool((last >= batch.lengths.to(last.device)).any()):
+                raise TextlensError("each forced token's position must lie inside its text")
         arange = torch.arange(len(batch), device=logits.device)
         logp = logits[arange, last].float().log_softmax(-1)
         index = torch.tensor(self.ids, dtype=torch.long, device=logits.device)

@@ -34,6 +34,10 @@ class Attention:
     query: Literal["auto", "first", "last", "mean"] = "auto"
     layers: Layers = None
 
+    def passes(self, model: ModelAdapter, batch: TokenBatch) -> int:
+        """Rows the model runs for ``batch`` (gradient methods: each with a backward pass)."""
+        return len(batch)
+
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         layers = resolve_layers(self.layers, model.n_layers)
         if 0 in layers:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
@@ -73,6 +75,14 @@ class Method(Protocol):
       (pictures say so when the totals differ).
     - ``corpus_setting``: the setting naming a corpus (``textlens.corpus``) the method takes
       reference statistics from; left None, a run over enough texts fills it with them.
+    - ``passes(model, batch)`` (a function, optional): the rows the model runs for a batch, for
+      plans announced before long runs (with ``memory_bytes(model, batch)``, the estimated peak
+      memory).
+    - ``reads_positions``: a causal LM's score for a token read at one position depends only on
+      the inputs up to it, and the method's inputs for texts that are the same are the same. The
+      tokens of a generated answer then run as one sequence read at each token's position,
+      sharing their forward passes (``target_and_grad`` and ``target_values`` find the rows
+      with the same input).
     """
 
     name: ClassVar[str]
@@ -96,6 +106,7 @@ DESCRIPTION_DEFAULTS: dict[str, Any] = {
     "provides": {},
     "corpus_setting": None,
     "layer_totals": "",
+    "reads_positions": False,
 }
 
 
@@ -124,15 +135,23 @@ def row_index(n_texts: int, repeats: int, device: torch.device) -> torch.Tensor:
 
 
 def path_points(
-    n_texts: int, n_steps: int, device: torch.device
+    n_texts: int, n_steps: int, device: torch.device, *, by_point: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Rows of a batched path: each text repeated over ``n_steps`` Gauss-Legendre points.
+
+    Args:
+        by_point: Order the rows point by point (all texts at the first point, then the
+            second, ...) rather than text by text, so that a pass of rows holds the same points
+            of many texts (texts that are the same then share their forward passes).
 
     Returns:
         ``(rows, alphas, weights)``, each ``(n_texts * n_steps,)``: the text of every row, its
         point on [0, 1] and its quadrature weight.
     """
     alphas, weights = gauss_legendre(n_steps, device)
+    if by_point:
+        texts = torch.arange(n_texts, device=device).repeat(n_steps)
+        return texts, alphas.repeat_interleave(n_texts), weights.repeat_interleave(n_texts)
     return row_index(n_texts, n_steps, device), alphas.repeat(n_texts), weights.repeat(n_texts)
 
 
@@ -161,6 +180,24 @@ def target_and_grad(
     a batch with long ones cost no padding; gradients at trimmed positions are 0.
     """
     width = width_of(batch, rows)
+    shared = shared_rows(batch, target, embeds[:, :width], rows)
+    if shared is not None:
+        values, grad = _shared_target_and_grad(model, batch, target, embeds, rows, width, shared)
+    else:
+        values, grad = _target_and_grad(model, batch, target, embeds, rows, width)
+    if width < embeds.shape[1]:
+        grad = torch.nn.functional.pad(grad, (0, 0, 0, embeds.shape[1] - width))
+    return values.detach(), grad
+
+
+def _target_and_grad(
+    model: ModelAdapter,
+    batch: TokenBatch,
+    target: BoundTarget,
+    embeds: torch.Tensor,
+    rows: torch.Tensor,
+    width: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
     with torch.enable_grad():
         leaf = embeds[:, :width].detach().requires_grad_(True)
         out = model.forward(
@@ -168,9 +205,126 @@ def target_and_grad(
         )
         values = target.select(out, rows)
         (grad,) = torch.autograd.grad(values.sum(), leaf)
-    if width < embeds.shape[1]:
-        grad = torch.nn.functional.pad(grad, (0, 0, 0, embeds.shape[1] - width))
-    return values.detach(), grad
+    return values, grad
+
+
+@dataclass(frozen=True)
+class SharedRows:
+    """Rows of a pass that have the same input: ``unique`` holds one row of each input, row
+    ``m`` reads its output from ``unique[source[m]]``, and ``rank[m]`` counts the rows before
+    ``m`` with the same input (its slot in a batched backward pass)."""
+
+    unique: torch.Tensor
+    source: torch.Tensor
+    rank: torch.Tensor
+
+
+def forward_unique(
+    model: ModelAdapter, batch: TokenBatch, embeds: torch.Tensor, *, hidden_states: bool = False
+) -> Any:
+    """``model.forward(embeds, batch)`` without gradients, run once for texts of ``batch`` that
+    are the same (the rows of a generated answer); the outputs have one row per text."""
+    rows = torch.arange(len(batch), device=embeds.device)
+    shared = _same_inputs(batch, embeds, rows)
+    with torch.no_grad():
+        if shared is None:
+            return model.forward(embeds, batch, hidden_states=hidden_states)
+        out = model.forward(
+            embeds[shared.unique], batch, shared.unique, hidden_states=hidden_states
+        )
+        source = shared.source
+    states = getattr(out, "hidden_states", None)
+    return SimpleNamespace(
+        logits=out.logits[source],
+        hidden_states=None if not states else tuple(h[source] for h in states),
+    )
+
+
+def has_shared_rows(batch: TokenBatch, target: BoundTarget) -> bool:
+    """Whether some texts of ``batch`` are the same token for token and the target can share
+    their forward passes (``shared_rows``)."""
+    if target.select_from is None or len(batch) < 2:
+        return False
+    return len(torch.unique(batch.input_ids, dim=0)) < len(batch)
+
+
+def shared_rows(
+    batch: TokenBatch, target: BoundTarget, embeds: torch.Tensor, rows: torch.Tensor
+) -> SharedRows | None:
+    """Which rows share one input, when some do and the target can read each row's value from
+    another row's output (``BoundTarget.select_from``); None otherwise.
+
+    The rows of a generated answer are one sequence read at different positions: their inputs
+    are the same, so one forward pass serves them all.
+    """
+    if target.select_from is None:
+        return None
+    return _same_inputs(batch, embeds, rows)
+
+
+def _same_inputs(batch: TokenBatch, embeds: torch.Tensor, rows: torch.Tensor) -> SharedRows | None:
+    n = len(rows)
+    if n < 2:
+        return None
+    flat = embeds.detach().reshape(n, -1)
+    masks = batch.attention_mask[rows, : embeds.shape[1]].to(flat.dtype)
+    if batch.token_type_ids is not None:
+        masks = torch.cat([masks, batch.token_type_ids[rows, : embeds.shape[1]].to(flat.dtype)], 1)
+    keys = torch.cat([flat, masks], dim=1)
+    if int(keys.double().sum(dim=1).unique().numel()) == n:  # cheap: no two rows alike
+        return None
+    unique_keys, source = torch.unique(keys, dim=0, return_inverse=True)
+    if len(unique_keys) == n:
+        return None
+    first = torch.full((len(unique_keys),), n, dtype=torch.long, device=rows.device)
+    order = torch.arange(n, device=rows.device)
+    first.scatter_reduce_(0, source, order, reduce="amin")
+    seen: dict[int, int] = {}
+    ranks = []
+    for u in source.tolist():
+        ranks.append(seen.get(u, 0))
+        seen[u] = ranks[-1] + 1
+    rank = torch.tensor(ranks, dtype=torch.long, device=rows.device)
+    return SharedRows(unique=first, source=source, rank=rank)
+
+
+def _shared_target_and_grad(
+    model: ModelAdapter,
+    batch: TokenBatch,
+    target: BoundTarget,
+    embeds: torch.Tensor,
+    rows: torch.Tensor,
+    width: int,
+    shared: SharedRows,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward pass per distinct input; each row's gradient from a backward pass batched
+    over the rows that share an input (one pass each when batching is not supported)."""
+    select_from = target.select_from
+    assert select_from is not None
+    keep = shared.unique
+    with torch.enable_grad():
+        leaf = embeds[keep, :width].detach().requires_grad_(True)
+        out = model.forward(
+            leaf, trim(batch, width), rows[keep], hidden_states=target.needs_hidden_states
+        )
+        values = select_from(out, rows, shared.source)
+        slots = int(shared.rank.max()) + 1
+        picks = torch.zeros((slots, len(rows)), dtype=values.dtype, device=values.device)
+        picks[shared.rank, torch.arange(len(rows), device=values.device)] = 1.0
+        try:
+            with warnings.catch_warnings():  # vmap's note on operations it loops over
+                warnings.filterwarnings("ignore", message=".*performance drop.*")
+                (grads,) = torch.autograd.grad(
+                    values, leaf, grad_outputs=picks, is_grads_batched=True, retain_graph=True
+                )
+        except (RuntimeError, NotImplementedError):  # vmap cannot batch it: a pass a slot
+            grads = torch.stack(
+                [
+                    torch.autograd.grad(values, leaf, grad_outputs=picks[s], retain_graph=True)[0]
+                    for s in range(slots)
+                ]
+            )
+    return values, grads[shared.rank, shared.source]
 
 
 def trim(batch: TokenBatch, width: int) -> TokenBatch:
@@ -195,7 +349,35 @@ def target_values(
     rows: torch.Tensor,
     internal_batch_size: int | None = None,
 ) -> torch.Tensor:
-    """Target values ``(N,)`` for rows of embeddings, without gradients, in chunks."""
+    """Target values ``(N,)`` for rows of embeddings, without gradients, in chunks; rows with
+    the same input share one forward pass (see ``shared_rows``)."""
+    width = width_of(batch, rows)
+    shared = shared_rows(batch, target, embeds[:, :width], rows)
+    if shared is not None and target.select_from is not None:
+        keep = shared.unique
+        out_rows = rows[keep]
+        parts = []
+        with torch.no_grad():
+            for piece in chunks(len(keep), internal_batch_size):
+                w = width_of(batch, out_rows[piece])
+                out = model.forward(
+                    embeds[keep[piece], :w],
+                    trim(batch, w),
+                    out_rows[piece],
+                    hidden_states=target.needs_hidden_states,
+                )
+                inside = (shared.source >= piece.start) & (shared.source < piece.stop)
+                which = inside.nonzero(as_tuple=True)[0]
+                parts.append(
+                    (
+                        which,
+                        target.select_from(out, rows[which], shared.source[which] - piece.start),
+                    )
+                )
+        values = torch.empty(len(rows), dtype=parts[0][1].dtype, device=parts[0][1].device)
+        for which, part in parts:
+            values[which] = part
+        return values
     parts = []
     with torch.no_grad():
         for piece in chunks(len(rows), internal_batch_size):

@@ -141,9 +141,11 @@ def announce_fallback(model: Any, kind: str, setting: str = "baseline") -> None:
 def predictor(model: Any, batch: Any, target: BoundTarget) -> Callable[[str], Any]:
     """``predict(token)`` for baselines that replace every real word by ``token``."""
 
+    from textlens.methods.base import forward_unique
+
     def predict(token: str) -> Any:
         with torch.no_grad():
             x0 = model.embed(batch, model.baseline_ids(batch, token))
-            return model.forward(x0, batch, hidden_states=target.needs_hidden_states)
+        return forward_unique(model, batch, x0, hidden_states=target.needs_hidden_states)
 
     return predict

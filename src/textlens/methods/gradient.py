@@ -31,10 +31,15 @@ class Gradient:
     """
 
     name: ClassVar[str] = "gradient"
+    reads_positions: ClassVar[bool] = True
     signed: ClassVar[bool] = False
     layered: ClassVar[bool] = False
     score_label: ClassVar[str] = "gradient norm (higher = more important)"
     unit_reduce: ClassVar[str] = "l2"  # the norm of the gradient over all of a unit's pieces
+
+    def passes(self, model: ModelAdapter, batch: TokenBatch) -> int:
+        """Rows the model runs for ``batch`` (gradient methods: each with a backward pass)."""
+        return len(batch)
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         return self.attribute_at(model, batch, target, model.embed(batch))
@@ -56,8 +61,13 @@ class GradientXInput:
     """
 
     name: ClassVar[str] = "gradient-x-input"
+    reads_positions: ClassVar[bool] = True
     signed: ClassVar[bool] = True
     layered: ClassVar[bool] = False
+
+    def passes(self, model: ModelAdapter, batch: TokenBatch) -> int:
+        """Rows the model runs for ``batch`` (gradient methods: each with a backward pass)."""
+        return len(batch)
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         return self.attribute_at(model, batch, target, model.embed(batch))

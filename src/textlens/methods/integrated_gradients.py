@@ -16,6 +16,7 @@ from textlens.methods import baseline as baseline_check
 from textlens.methods.base import (
     Scores,
     chunks,
+    has_shared_rows,
     path_memory_bytes,
     path_points,
     target_and_grad,
@@ -59,6 +60,7 @@ class IntegratedGradients:
     """
 
     name: ClassVar[str] = "integrated-gradients"
+    reads_positions: ClassVar[bool] = True
     signed: ClassVar[bool] = True
     layered: ClassVar[bool] = False
     cost_setting: ClassVar[str] = "n_steps"
@@ -70,6 +72,10 @@ class IntegratedGradients:
     n_steps: int = setting(50, low=1, cap=300)
     baseline: BaselineToken = "pad"
     internal_batch_size: int | None = setting(None, low=1)
+
+    def passes(self, model: ModelAdapter, batch: TokenBatch) -> int:
+        """Rows the model runs for ``batch`` (gradient methods: each with a backward pass)."""
+        return (self.n_steps + 3) * len(batch)  # path points, both ends, baseline check
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         baseline_check.announce_fallback(model, self.baseline)
@@ -90,7 +96,8 @@ class IntegratedGradients:
         x = embeds.detach()
         x0 = model.embed(batch, model.baseline_ids(batch, self.baseline)).detach()
         n, steps = len(batch), self.n_steps
-        rows, alpha_rows, weight_rows = path_points(n, steps, batch.device)
+        by_point = has_shared_rows(batch, target)  # a pass then holds one input many times
+        rows, alpha_rows, weight_rows = path_points(n, steps, batch.device, by_point=by_point)
         grad_sum = torch.zeros_like(x)
         for piece in chunks(n * steps, auto_rows(batch, self.internal_batch_size)):
             r, a = rows[piece], alpha_rows[piece].view(-1, 1, 1)
@@ -177,6 +184,10 @@ class EmbeddingIntegratedGradients:
     def memory_bytes(self, model: ModelAdapter, batch: TokenBatch) -> int:
         rows = auto_rows(batch, self.internal_batch_size)
         return path_memory_bytes(model, batch, self.n_steps, rows, copies=9)
+
+    def passes(self, model: ModelAdapter, batch: TokenBatch) -> int:
+        """Rows the model runs for ``batch`` (gradient methods: each with a backward pass)."""
+        return (self.n_steps + 3) * len(batch)  # path points, both ends, baseline check
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         baseline_check.announce_fallback(model, self.baseline)

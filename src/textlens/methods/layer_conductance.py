@@ -91,6 +91,10 @@ class LayerConductance:
         rows = auto_rows(batch, self.internal_batch_size)
         return path_memory_bytes(model, batch, self.n_steps, rows, copies=2 * model.n_layers)
 
+    def passes(self, model: ModelAdapter, batch: TokenBatch) -> int:
+        """Rows the model runs for ``batch`` (gradient methods: each with a backward pass)."""
+        return (self.n_steps + 2) * len(batch)  # path points and the baseline check
+
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         baseline_check.announce_fallback(model, self.baseline)
         layers = resolve_layers(self.layers, model.n_layers)

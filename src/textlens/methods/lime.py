@@ -149,6 +149,10 @@ class Lime:
     def memory_bytes(self, model: ModelAdapter, batch: TokenBatch) -> int:
         return coalition_memory_bytes(model, batch, self.n_samples, self.internal_batch_size)
 
+    def passes(self, model: ModelAdapter, batch: TokenBatch) -> int:
+        """Rows the model runs for ``batch`` (gradient methods: each with a backward pass)."""
+        return (self.n_samples + 1) * len(batch)
+
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         words = batch_words(batch)
         masks = [self._coalitions(len(groups)) for groups in words]

@@ -33,10 +33,16 @@ class Occlusion:
     """
 
     name: ClassVar[str] = "occlusion"
+    reads_positions: ClassVar[bool] = True
     signed: ClassVar[bool] = True
     layered: ClassVar[bool] = False
     replacement: Literal["mask", "pad", "unk"] = "mask"
     internal_batch_size: int | None = setting(None, low=1)
+
+    def passes(self, model: ModelAdapter, batch: TokenBatch) -> int:
+        """Rows the model runs for ``batch`` (gradient methods: each with a backward pass)."""
+        candidates = batch.real_mask & ~batch.special_mask
+        return len(batch) + int(candidates.sum())  # the clean texts, then one copy a token
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         n = len(batch)

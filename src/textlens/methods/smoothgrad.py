@@ -96,6 +96,10 @@ class SmoothGrad:
         base = getattr(get_method(self.base), "memory_bytes", None)
         return noise + (base(model, batch) if base else model.activation_bytes(n, width))
 
+    def passes(self, model: ModelAdapter, batch: TokenBatch) -> int:
+        """Rows the model runs for ``batch`` (gradient methods: each with a backward pass)."""
+        return self.n_samples * len(batch)
+
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         from textlens.methods.registry import get_method
 
