@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+import contextlib
 import os
 import socket
 import subprocess
@@ -112,27 +113,36 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tiny_dir):
+@contextlib.contextmanager
+def serving(model_dir):
+    """``textlens serve`` on a free port, as a separate process; yields its URL."""
     port = _free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(
-        [TEXTLENS, "serve", "--model", str(tiny_dir), "--port", str(port)],
+        [TEXTLENS, "serve", "--model", str(model_dir), "--port", str(port)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if httpx.get(url + "/api/model", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-        if proc.poll() is not None:
-            pytest.fail(proc.stderr.read())
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if httpx.get(url + "/api/model", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+            if proc.poll() is not None:
+                pytest.fail(proc.stderr.read())
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_dir):
+    with serving(tiny_dir) as url:
+        yield url
 
 
 def test_page_in_headless_chromium(server, tmp_path, chromium):
@@ -280,3 +290,96 @@ def test_a_setting_that_names_a_file_is_refused(client):
     )
     assert response.status_code == 422
     assert "reads no files" in response.json()["detail"]
+
+
+@pytest.fixture(scope="module")
+def lm_client(tiny_lm_dir):
+    from textlens.adapters.loading import load_model
+
+    return local_client(create_app(load_model(str(tiny_lm_dir)), Limits(max_new_tokens=6)))
+
+
+def test_a_causal_lm_explains_each_token_of_its_answer(lm_client):
+    assert lm_client.get("/api/model").json()["limits"]["max_new_tokens"] == 6
+    r = lm_client.post(
+        "/api/explain", json={"text": "The capital of France is", "method": "gradient-x-input",
+                              "generate": 3},
+    )  # fmt: skip
+    body = r.json()
+    assert r.status_code == 200, body
+    g = body["generation"]
+    n_out = len(g["output_tokens"])
+    assert 1 <= n_out <= 3 and len(g["tokens"]) == g["n_prompt"] + n_out
+    assert len(g["colours"]) == n_out and len(g["probabilities"]) == n_out
+    for j, row in enumerate(g["colours"]):  # a row colours the tokens before its token only
+        assert all(c == "" for c in row[g["n_prompt"] + j :])
+        assert any(c for c in row[: g["n_prompt"] + j])
+    assert body["explanation"]["schema"].startswith("textlens.generation/")
+    assert base64.b64decode(body["heatmap_png"])[:4] == b"\x89PNG"
+    r = lm_client.post(
+        "/api/explain",
+        json={"text": "The capital of France is", "method": "layer-conductance",
+              "continuation": " Paris", "layers": "1,2", "layer": 1, "params": {"n_steps": 4}},
+    )  # fmt: skip
+    g = r.json()["generation"]
+    assert r.status_code == 200 and g["layer"] == 1 and g["output_tokens"][0] == "Paris"
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"generate": 0}, "1 to 6 tokens"),
+        ({"generate": 7}, "1 to 6 tokens"),
+        ({"generate": 2, "continuation": " x"}, "not both"),
+        ({"continuation": "  "}, "the continuation is empty"),
+        ({"generate": 2, "target": "Paris"}, "its own target"),
+        ({"chat": True}, "go with generate or continuation"),
+        ({"generate": 2, "system": "be brief"}, "set chat to true"),
+        ({"generate": 2, "chat": True}, "no chat template"),
+        ({"generate": 2, "layer": 1}, "layer 1 was not explained"),
+    ],
+)
+def test_bad_answer_requests_get_one_line(lm_client, payload, message):
+    r = lm_client.post(
+        "/api/explain", json={"text": "Hello there", "method": "gradient", **payload}
+    )
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert message in detail and "\n" not in detail
+
+
+def test_a_classifier_server_refuses_to_generate(client):
+    r = client.post("/api/explain", json={"text": "a good film", "generate": 3})
+    assert r.status_code == 422 and "causal language model" in r.json()["detail"]
+
+
+def test_the_page_shows_what_each_generated_token_depends_on(tiny_lm_dir, chromium):
+    with serving(tiny_lm_dir) as url:
+        page = chromium.new_page(viewport={"width": 1100, "height": 900})
+        messages = []
+        page.on("console", lambda m: messages.append(m.text))
+        page.on("pageerror", lambda e: messages.append(str(e)))
+        page.goto(url + "/")
+        page.wait_for_selector("#answer:not([hidden])")
+        assert page.locator("#pair").is_hidden()  # no similarity on a causal LM
+        page.select_option("#method", "gradient-x-input")
+        page.fill("#generate", "4")
+        page.click("#run")
+        page.wait_for_selector(".tl-gen .tl-out", timeout=60_000)
+        outputs = page.locator(".tl-gen .tl-out").count()
+        assert 1 <= outputs <= 4 and page.locator("#heatmap img").count() == 1
+        assert page.locator(".tl-steps tr").count() == outputs + 1
+        colours = "() => [...document.querySelectorAll('.tl-gen span[data-i]')]" \
+            ".map(s => s.style.background)"  # fmt: skip
+        page.hover('.tl-gen .tl-out[data-row="0"]')
+        first = page.evaluate(colours)
+        n_prompt = len(first) - outputs
+        assert any(first[1:n_prompt]) and not any(first[n_prompt:])
+        if outputs > 1:
+            page.hover(f'.tl-gen .tl-out[data-row="{outputs - 1}"]')
+            last = page.evaluate(colours)
+            assert any(last[n_prompt : n_prompt + outputs - 1]) and not last[-1]
+        assert page.locator("#prediction").inner_text().startswith("answer (")
+        page.close()
+    assert not [m for m in messages if "Content Security Policy" in m or "Refused" in m]
+    assert not [m for m in messages if "Error" in m], messages

@@ -851,6 +851,13 @@ def evaluate(
 @click.option(
     "--time-limit", type=float, default=60.0, show_default=True, help="seconds per request"
 )
+@click.option(
+    "--max-new-tokens",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="causal LMs: most tokens generated (or given as the answer) a request",
+)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda")
 @click.option(
     "--allowed-host",
@@ -873,11 +880,15 @@ def serve(
     max_chars: int,
     queue: int,
     time_limit: float,
+    max_new_tokens: int,
     device: str,
     allowed_hosts: tuple[str, ...],
     threads: int,
 ) -> None:
     """A local web page and JSON API over one model (fixed at start-up).
+
+    With a causal LM (e.g. --model demo-lm) the page can also generate an answer (or take one)
+    and show, for each of its tokens, which tokens before it it depends on.
 
     Only requests for the loopback names (and --allowed-host names, and the bound address)
     are answered, so that other web sites cannot reach the API through DNS rebinding.
@@ -903,6 +914,7 @@ def serve(
         time_limit=time_limit,
         allowed_hosts=names,
         threads=threads,
+        max_new_tokens=max_new_tokens,
     )
     app = create_app(adapter, limits)
     click.echo(f"textlens: {adapter.name} on http://{host}:{port}/  (Ctrl-C to stop)")

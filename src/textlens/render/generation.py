@@ -79,17 +79,11 @@ def generation_text(gen: Any, top: int = 4) -> str:
     return "\n".join(lines)
 
 
-def generation_html(gen: Any, *, layer: int | None = None, skip_first: bool = True) -> str:
-    """A self-contained page: the prompt and the answer as text; hovering or clicking an output
-    token colours every token before it by its score for that output token.
-
-    The colour scale is shared by all rows; special and template tokens stay uncoloured, and the
-    first token (a causal LM's attention sink) is left out of the scale unless ``skip_first`` is
-    False (the legend says which).
-    """
-    import html
-    import json as jsonlib
-
+def generation_view(gen: Any, *, layer: int | None = None, skip_first: bool = True) -> dict:
+    """What a page needs to show a generated answer's explanation, as plain data: the tokens
+    (prompt, then output), each output token's row of colours and scores over the tokens before
+    it (one colour scale for every row; special and template tokens uncoloured, the first token
+    left out of the scale unless ``skip_first`` is False), the step scores and the legend."""
     from textlens.render._scale import Scale, fmt
 
     values = gen.matrix(layer)
@@ -113,7 +107,43 @@ def generation_html(gen: Any, *, layer: int | None = None, skip_first: bool = Tr
         ]
         for j in range(values.shape[0])
     ]
-    tips = [["" if not np.isfinite(v) else fmt(float(v)) for v in row] for row in values]
+    return {
+        "method": gen.method,
+        "model": gen.model,
+        "layer": layer,
+        "tokens": list(gen.tokens),
+        "n_prompt": gen.n_prompt,
+        "special": [bool(v) for v in special],
+        "roles": list(gen.roles) if gen.roles else [],
+        "output_tokens": list(gen.output_tokens),
+        "probabilities": [float(v) for v in gen.probabilities],
+        "entropies": [float(v) for v in gen.entropies],
+        "colours": colours,
+        "tips": [["" if not np.isfinite(v) else fmt(float(v)) for v in row] for row in values],
+        "scale": {
+            "low": fmt(scale.vmin),
+            "high": fmt(scale.vmax),
+            "stops": [scale.hex(v) for v in np.linspace(scale.vmin, scale.vmax, 9)],
+            "note": "the first token is left out of the scale: attention sink"
+            if skip_first
+            else "",
+        },
+    }
+
+
+def generation_html(gen: Any, *, layer: int | None = None, skip_first: bool = True) -> str:
+    """A self-contained page: the prompt and the answer as text; hovering or clicking an output
+    token colours every token before it by its score for that output token.
+
+    The colour scale is shared by all rows; special and template tokens stay uncoloured, and the
+    first token (a causal LM's attention sink) is left out of the scale unless ``skip_first`` is
+    False (the legend says which).
+    """
+    import html
+    import json as jsonlib
+
+    view = generation_view(gen, layer=layer, skip_first=skip_first)
+    special = view["special"]
     spans = []
     for i, token in enumerate(gen.tokens):
         out = i - gen.n_prompt
@@ -126,14 +156,15 @@ def generation_html(gen: Any, *, layer: int | None = None, skip_first: bool = Tr
         )
         if i == gen.n_prompt - 1:
             spans.append('<span class="tl-gap">&#9656;</span>')
-    stops = ", ".join(scale.hex(v) for v in np.linspace(scale.vmin, scale.vmax, 9))
-    sink = " (the first token is left out of the scale: attention sink)" if skip_first else ""
+    scale = view["scale"]
+    stops = ", ".join(scale["stops"])
+    sink = f" ({scale['note']})" if scale["note"] else ""
     which = f", layer {layer}" if layer is not None else ""
     steps = "".join(
         f"<tr><td>{html.escape(t)}</td><td>{p:.3f}</td><td>{h:.2f}</td></tr>"
         for t, p, h in zip(gen.output_tokens, gen.probabilities, gen.entropies, strict=True)
     )
-    payload = jsonlib.dumps({"colours": colours, "tips": tips})
+    payload = jsonlib.dumps({"colours": view["colours"], "tips": view["tips"]})
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>textlens: {html.escape(gen.method)}</title>
 <style>
@@ -149,9 +180,9 @@ table {{ border-collapse: collapse; margin-top: 1em; }} td, th {{ padding: 2px 8
 <p>Hover over or click a generated (underlined) token: every token before it is coloured by its
 score for that token. Model: {html.escape(gen.model)}.</p>
 <div class="tl-text">{"".join(spans)}</div>
-<p>colour scale{html.escape(sink)}: {fmt(scale.vmin)}
+<p>colour scale{html.escape(sink)}: {scale["low"]}
 <span class="tl-bar" style="background:linear-gradient(to right, {stops})"></span>
-{fmt(scale.vmax)}</p>
+{scale["high"]}</p>
 <table><tr><th>generated token</th><th>probability</th><th>entropy (nats)</th></tr>{steps}</table>
 <script>
 const data = {payload};

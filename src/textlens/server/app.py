@@ -45,6 +45,8 @@ class Limits:
             and 4 KiB more, at least 64 KiB.
         allowed_hosts: Host names answered (``*`` = any); loopback names by default.
         threads: Torch threads of the worker; None leaves torch's choice.
+        max_new_tokens: Most tokens a causal LM may generate (or be given as the answer) for
+            one request.
     """
 
     max_chars: int = 2000
@@ -53,6 +55,7 @@ class Limits:
     max_body: int | None = None
     allowed_hosts: tuple[str, ...] = LOOPBACK
     threads: int | None = None
+    max_new_tokens: int = 64
 
 
 class ExplainRequest(BaseModel):
@@ -73,6 +76,24 @@ class ExplainRequest(BaseModel):
     )
     params: dict[str, Any] = Field(default_factory=dict, description="method settings")
     heatmap: bool = Field(True, description="draw the layer x token heatmap (layered methods)")
+    generate: int | None = Field(
+        None, description="causal LM: generate this many tokens (greedy) and explain each one"
+    )
+    continuation: str | None = Field(
+        None, description="causal LM: explain each token of this answer to the text"
+    )
+    chat: bool = Field(
+        False,
+        description="with generate or continuation: the text is a user message, put "
+        "into the model's chat template",
+    )
+    system: str | None = Field(None, description="with chat: a system message")
+    prompt_only: bool = Field(
+        False, description="with generate or continuation: score the prompt's tokens only"
+    )
+    layer: int | None = Field(
+        None, description="with generate or continuation and a layered method: the layer shown"
+    )
 
 
 class ExplainResponse(BaseModel):
@@ -82,6 +103,11 @@ class ExplainResponse(BaseModel):
     heatmap_png: str | None = Field(None, description="base64 PNG, for layered methods")
     pair_explanation: dict[str, Any] | None = Field(
         None, description="with pair: the second text's explanation"
+    )
+    generation: dict[str, Any] | None = Field(
+        None,
+        description="with generate or continuation: the tokens, each output token's colours "
+        "over the tokens before it, the step probabilities and the legend",
     )
     seconds: float
 
@@ -153,6 +179,7 @@ def create_app(adapter: Any, limits: Limits | None = None) -> FastAPI:
                 )
         if request.pair is not None and not request.pair.strip():
             raise HTTPException(422, "the pair text is empty: give a second text or leave it out")
+        _check_answer(request, adapter, limits)
         if request.method not in METHODS:
             raise HTTPException(
                 422, f"unknown method {request.method!r}; available: {', '.join(sorted(METHODS))}"
@@ -225,6 +252,48 @@ def describe_validation(errors: list[dict[str, Any]]) -> str:
     return one_line("; ".join(parts) or "the request is not valid")
 
 
+def _check_answer(request: ExplainRequest, adapter: Any, limits: Limits) -> None:
+    """Refuse generation fields that do not fit together or this model, in one line each."""
+    answer = request.generate is not None or request.continuation is not None
+    if not answer:
+        if request.chat or request.system is not None or request.prompt_only:
+            raise HTTPException(
+                422, "chat, system and prompt_only go with generate or continuation"
+            )
+        if request.layer is not None:
+            raise HTTPException(422, "layer goes with generate or continuation; use layers")
+        return
+    if adapter.task != "causal-lm":
+        raise HTTPException(
+            422,
+            f"explaining a generated answer needs a causal language model; this server runs a "
+            f"{adapter.task} model",
+        )
+    if request.generate is not None and request.continuation is not None:
+        raise HTTPException(422, "give generate or continuation, not both")
+    if request.pair is not None or request.target is not None:
+        raise HTTPException(
+            422, "pair and target do not go with generate: each generated token is its own target"
+        )
+    if request.system is not None and not request.chat:
+        raise HTTPException(422, "system is a chat message: set chat to true")
+    if request.continuation is not None:
+        if not request.continuation.strip():
+            raise HTTPException(422, "the continuation is empty: give the answer to explain")
+        if len(request.continuation) > limits.max_chars:
+            raise HTTPException(
+                413,
+                f"the continuation has {len(request.continuation)} characters; this server takes "
+                f"at most {limits.max_chars}",
+            )
+    n = request.generate
+    if n is not None and not 1 <= n <= limits.max_new_tokens:
+        raise HTTPException(
+            422,
+            f"generate={n}: this server generates 1 to {limits.max_new_tokens} tokens a request",
+        )
+
+
 def _settings(request: ExplainRequest, caps: dict[str, float]) -> dict[str, Any]:
     from textlens.methods import build_method, local_settings, settings_of
 
@@ -256,6 +325,8 @@ def _run(
     from textlens.render import heatmap, render_html
 
     started.set()
+    if request.generate is not None or request.continuation is not None:
+        return _run_answer(adapter, request, params, stop)
     began = time.perf_counter()
     other = None
     with warnings.catch_warnings(), cancellable(stop):
@@ -276,15 +347,7 @@ def _run(
         known = exp.target.prediction()  # from the explanation's own forward pass
         probs = known[1] if known else adapter.class_probabilities(request.text)
         prediction = {"label": max(probs, key=probs.get), "probabilities": probs}
-    png = None
-    if request.heatmap and shown.layered:
-        import matplotlib.pyplot as plt
-
-        figure = heatmap(shown)
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-        plt.close(figure)
-        png = base64.b64encode(buffer.getvalue()).decode("ascii")
+    png = _png(heatmap(shown)) if request.heatmap and shown.layered else None
     return ExplainResponse(
         prediction=prediction,
         explanation=shown.to_dict(),
@@ -293,3 +356,57 @@ def _run(
         pair_explanation=None if other is None else rows[1].to_dict(),
         seconds=round(time.perf_counter() - began, 4),
     )
+
+
+def _run_answer(
+    adapter: Any, request: ExplainRequest, params: dict[str, Any], stop: threading.Event
+) -> ExplainResponse:
+    """Explain every token of a generated (or given) answer: the view the page draws, the
+    heatmap and the generation's JSON."""
+    import html
+
+    from textlens.cancel import cancellable
+    from textlens.generation import explain_generation
+    from textlens.render.generation import generation_heatmap, generation_text, generation_view
+
+    began = time.perf_counter()
+    with warnings.catch_warnings(), cancellable(stop):
+        warnings.simplefilter("ignore")
+        gen = explain_generation(
+            request.text,
+            adapter,
+            request.method,
+            generate=request.generate,
+            continuation=request.continuation,
+            chat=request.chat,
+            system=request.system,
+            attribute_to="prompt" if request.prompt_only else "all",
+            **params,
+        )
+    layered = bool(gen.explanations and gen.explanations[0].layered)
+    layers = tuple(gen.explanations[0].layers or ()) if layered else ()
+    layer = request.layer
+    if layer is not None and layer not in layers:
+        shown = ", ".join(str(v) for v in layers) or "none: the method is not layered"
+        raise TextlensError(f"layer {layer} was not explained; the layers are {shown}")
+    if layered and layer is None:
+        layer = layers[-1]
+    png = _png(generation_heatmap(gen, layer=layer)) if request.heatmap else None
+    return ExplainResponse(
+        prediction=None,
+        explanation=gen.to_dict(),
+        html=f'<pre class="tl-listing">{html.escape(generation_text(gen))}</pre>',
+        heatmap_png=png,
+        generation=generation_view(gen, layer=layer),
+        seconds=round(time.perf_counter() - began, 4),
+    )
+
+
+def _png(figure: Any) -> str:
+    """A matplotlib figure as base64 PNG, the figure closed."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
