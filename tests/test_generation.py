@@ -348,3 +348,21 @@ def test_shared_rows_keep_each_rows_convergence_delta(lm):
     for a, b in zip(together.explanations, alone.explanations, strict=True):
         for name in ("convergence_delta", "target_change", "baseline_score"):
             assert float(a.extras[name]) == pytest.approx(float(b.extras[name]), abs=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [("gradient-x-input", {}), ("integrated-gradients", {"n_steps": 4}), ("occlusion", {})],
+)
+def test_logits_only_at_the_positions_read_change_nothing(lm, monkeypatch, method, params):
+    seen, hook = [], lm.model.register_forward_pre_hook(
+        lambda m, a, kw: seen.append(kw.get("logits_to_keep")), with_kwargs=True
+    )
+    try:
+        kept = explain_generation(PROMPT, lm, method, continuation=" Paris, a", **params)
+    finally:
+        hook.remove()
+    assert any(isinstance(k, torch.Tensor) for k in seen)  # the output layer ran on a few rows
+    monkeypatch.setattr(lm, "keeps_logits", False)
+    full = explain_generation(PROMPT, lm, method, continuation=" Paris, a", **params)
+    np.testing.assert_allclose(kept.matrix(), full.matrix(), atol=1e-10, equal_nan=True)

@@ -34,10 +34,13 @@ class BoundTarget:
     """The target's outcome (column of ``distribution``) for each text."""
     outcome: Callable[[int, int], str] | None = None
     """``outcome(text, k)``: the name of outcome ``k`` for a text (a class name, a token)."""
-    select_from: Callable[[Any, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
-    """``select_from(outputs, rows, source) -> (N,)``: as ``select``, with row ``m``'s output
-    in row ``source[m]`` of ``outputs``; targets that have it let rows with the same input share
-    one forward pass (the positions of one generated sequence)."""
+    select_from: Callable[..., torch.Tensor] | None = None
+    """``select_from(outputs, rows, source, at=None) -> (N,)``: as ``select``, with row ``m``'s
+    output in row ``source[m]`` of ``outputs`` and, for targets read at ``positions``, at column
+    ``at[m]`` of logits computed at some positions only; targets that have it let rows with the
+    same input share one forward pass (the positions of one generated sequence)."""
+    positions: torch.Tensor | None = None
+    """The position of a causal LM's logits each text's value is read at, when it is one."""
 
 
 def _classes(adapter: Any) -> tuple[str, ...]:
@@ -329,8 +332,10 @@ def _next_token_bound(
         NextTokenTarget._info(tokenizer, logp[b], k, foil) for b, k in enumerate(index.tolist())
     )
 
-    def select_from(out: Any, rows: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
-        step = out.logits[source, last[rows]].log_softmax(-1)
+    def select_from(
+        out: Any, rows: torch.Tensor, source: torch.Tensor, at: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        step = out.logits[source, last[rows] if at is None else at].log_softmax(-1)
         value = step.gather(1, index[rows].unsqueeze(1)).squeeze(1)
         if foil is not None:
             value = value - step.gather(1, foil[rows].unsqueeze(1)).squeeze(1)
@@ -350,6 +355,7 @@ def _next_token_bound(
         index=index,
         outcome=lambda b, k: readable_piece(tokenizer, k),
         select_from=select_from,
+        positions=last,
     )
 
 

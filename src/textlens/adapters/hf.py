@@ -103,6 +103,9 @@ class HFAdapter(EncodingAdapter):
         self._takes_token_types = "token_type_ids" in accepted and (
             "token_type_ids" in getattr(tokenizer, "model_input_names", ())
         )
+        self.keeps_logits = self.task == "causal-lm" and "logits_to_keep" in accepted
+        """Whether ``forward(..., logits_at=positions)`` computes the logits at those positions
+        only (a causal LM's output layer is most of a pass over a short text)."""
         self.pad_token_id = self._pick_pad_id()
 
     @property
@@ -255,6 +258,7 @@ class HFAdapter(EncodingAdapter):
         *,
         hidden_states: bool = False,
         attentions: bool = False,
+        logits_at: torch.Tensor | None = None,
     ) -> Any:
         """Run the model from word embeddings ``(N, T, K)``.
 
@@ -265,6 +269,8 @@ class HFAdapter(EncodingAdapter):
             hidden_states: Also return every layer's hidden states (embedding output first).
             attentions: Also return attention weights (needs eager attention; see
                 ``eager_attention``).
+            logits_at: Causal LMs with ``keeps_logits``: the logits at these positions only
+                (sorted), ``(N, len(logits_at), V)``.
         """
         check_cancelled()
         index = rows if rows is not None else slice(None)
@@ -279,6 +285,10 @@ class HFAdapter(EncodingAdapter):
             kwargs["token_type_ids"] = batch.token_type_ids[index]
         if self.task == "causal-lm":
             kwargs["use_cache"] = False
+        if logits_at is not None:
+            if not self.keeps_logits:
+                raise TextlensError("this model computes the logits at every position")
+            kwargs["logits_to_keep"] = logits_at
         return self.model(**kwargs)
 
     @contextlib.contextmanager

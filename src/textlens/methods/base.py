@@ -200,12 +200,37 @@ def _target_and_grad(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     with torch.enable_grad():
         leaf = embeds[:, :width].detach().requires_grad_(True)
-        out = model.forward(
-            leaf, trim(batch, width), rows, hidden_states=target.needs_hidden_states
-        )
-        values = target.select(out, rows)
+        values = forward_and_read(model, batch, target, leaf, rows, rows)
         (grad,) = torch.autograd.grad(values.sum(), leaf)
     return values, grad
+
+
+def forward_and_read(
+    model: ModelAdapter,
+    batch: TokenBatch,
+    target: BoundTarget,
+    embeds: torch.Tensor,
+    out_rows: torch.Tensor,
+    rows: torch.Tensor,
+    source: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Run ``embeds`` (texts ``out_rows`` of ``batch``, cut to their width) and read the target
+    of texts ``rows``, row ``m`` from output row ``source[m]`` (default ``m``). A causal LM that
+    can computes its logits only at the positions read (see ``read_positions``)."""
+    logits_at, at = read_positions(model, target, rows)
+    extra = {} if logits_at is None else {"logits_at": logits_at}
+    out = model.forward(
+        embeds,
+        trim(batch, embeds.shape[1]),
+        out_rows,
+        hidden_states=target.needs_hidden_states,
+        **extra,
+    )
+    if target.select_from is None:
+        return target.select(out, rows)
+    if source is None:
+        source = torch.arange(len(rows), device=rows.device)
+    return target.select_from(out, rows, source, at)
 
 
 @dataclass(frozen=True)
@@ -288,6 +313,19 @@ def _same_inputs(batch: TokenBatch, embeds: torch.Tensor, rows: torch.Tensor) ->
     return SharedRows(unique=first, source=source, rank=rank)
 
 
+def read_positions(
+    model: ModelAdapter, target: BoundTarget, rows: torch.Tensor
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """For a target read at one position of a causal LM's logits, and a model that can compute
+    the logits at some positions only: the positions to compute (sorted) and, for each row, its
+    column among them; ``(None, None)`` otherwise."""
+    if target.positions is None or not getattr(model, "keeps_logits", False):
+        return None, None
+    wanted = target.positions[rows]
+    kept = torch.unique(wanted)
+    return kept, torch.searchsorted(kept, wanted)
+
+
 def _shared_target_and_grad(
     model: ModelAdapter,
     batch: TokenBatch,
@@ -299,15 +337,10 @@ def _shared_target_and_grad(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One forward pass per distinct input; each row's gradient from a backward pass batched
     over the rows that share an input (one pass each when batching is not supported)."""
-    select_from = target.select_from
-    assert select_from is not None
     keep = shared.unique
     with torch.enable_grad():
         leaf = embeds[keep, :width].detach().requires_grad_(True)
-        out = model.forward(
-            leaf, trim(batch, width), rows[keep], hidden_states=target.needs_hidden_states
-        )
-        values = select_from(out, rows, shared.source)
+        values = forward_and_read(model, batch, target, leaf, rows[keep], rows, shared.source)
         slots = int(shared.rank.max()) + 1
         picks = torch.zeros((slots, len(rows)), dtype=values.dtype, device=values.device)
         picks[shared.rank, torch.arange(len(rows), device=values.device)] = 1.0
@@ -360,20 +393,14 @@ def target_values(
         with torch.no_grad():
             for piece in chunks(len(keep), internal_batch_size):
                 w = width_of(batch, out_rows[piece])
-                out = model.forward(
-                    embeds[keep[piece], :w],
-                    trim(batch, w),
-                    out_rows[piece],
-                    hidden_states=target.needs_hidden_states,
-                )
                 inside = (shared.source >= piece.start) & (shared.source < piece.stop)
                 which = inside.nonzero(as_tuple=True)[0]
-                parts.append(
-                    (
-                        which,
-                        target.select_from(out, rows[which], shared.source[which] - piece.start),
-                    )
+                source = shared.source[which] - piece.start
+                x = embeds[keep[piece], :w]
+                read = forward_and_read(
+                    model, batch, target, x, out_rows[piece], rows[which], source
                 )
+                parts.append((which, read))
         values = torch.empty(len(rows), dtype=parts[0][1].dtype, device=parts[0][1].device)
         for which, part in parts:
             values[which] = part
@@ -382,13 +409,8 @@ def target_values(
     with torch.no_grad():
         for piece in chunks(len(rows), internal_batch_size):
             width = width_of(batch, rows[piece])
-            out = model.forward(
-                embeds[piece, :width],
-                trim(batch, width),
-                rows[piece],
-                hidden_states=target.needs_hidden_states,
-            )
-            parts.append(target.select(out, rows[piece]))
+            x = embeds[piece, :width]
+            parts.append(forward_and_read(model, batch, target, x, rows[piece], rows[piece]))
     return torch.cat(parts)
 
 
