@@ -355,9 +355,12 @@ def test_shared_rows_keep_each_rows_convergence_delta(lm):
     [("gradient-x-input", {}), ("integrated-gradients", {"n_steps": 4}), ("occlusion", {})],
 )
 def test_logits_only_at_the_positions_read_change_nothing(lm, monkeypatch, method, params):
-    seen, hook = [], lm.model.register_forward_pre_hook(
-        lambda m, a, kw: seen.append(kw.get("logits_to_keep")), with_kwargs=True
-    )
+    seen = []
+
+    def record(module, args, kwargs):
+        seen.append(kwargs.get("logits_to_keep"))
+
+    hook = lm.model.register_forward_pre_hook(record, with_kwargs=True)
     try:
         kept = explain_generation(PROMPT, lm, method, continuation=" Paris, a", **params)
     finally:
