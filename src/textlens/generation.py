@@ -321,9 +321,8 @@ def explain_generation(
         bound = goal.bind(adapter, batch, clean)
         with _frozen(adapter), torch.no_grad():
             scores = chosen.attribute(adapter, batch, bound)
-        if shares:  # back to each row's own prefix
+        if shares:  # each row's own prefix: from_scores keeps its tokens' scores only
             batch = _prefix_batch(adapter, text, ids, tokens, offsets, fixed, n_prompt, rows)
-            scores = _cut_to_prefixes(scores, batch)
         elapsed = time.perf_counter() - began
         return from_scores(batch, scores, bound.infos, chosen, adapter.name, elapsed)
 
@@ -455,28 +454,6 @@ def _forced(ids: tuple[int, ...], positions: tuple[int, ...] | None = None) -> A
     from textlens.targets import ForcedTokens
 
     return ForcedTokens(ids, positions)
-
-
-def _cut_to_prefixes(scores: Any, batch: Any) -> Any:
-    """Scores of whole-sequence rows with every position after a row's prefix set to 0 (a
-    causal LM's output there cannot depend on them)."""
-    import dataclasses
-
-    import torch
-
-    width = batch.input_ids.shape[1]
-    inside = batch.attention_mask.bool()
-    values = scores.values[..., :width]
-    mask = inside if values.dim() == 2 else inside.unsqueeze(1)
-    extras = {}
-    for name, extra in scores.extras.items():
-        if "token" in scores.extra_axes.get(name, ()):
-            extra = extra[..., :width]
-            shape = (len(batch),) + (1,) * (extra.dim() - 2) + (width,)
-            extra = torch.where(inside.view(shape), extra, torch.zeros((), dtype=extra.dtype))
-        extras[name] = extra
-    zero = torch.zeros((), dtype=values.dtype, device=values.device)
-    return dataclasses.replace(scores, values=torch.where(mask, values, zero), extras=extras)
 
 
 def _generate(adapter: Any, prompt_ids: list[int], n: int, sample: bool, seed: int) -> list[int]:
