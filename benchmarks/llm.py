@@ -168,27 +168,27 @@ def memory_estimates(out_ids, n_steps: int) -> list[dict[str, float]]:
 
 
 def memory_probe(repeat: int, out_ids: list[int], n_steps: int) -> None:
-    """One length of ``memory_estimates``, in this (fresh) process; prints a JSON line."""
+    """One length of ``memory_estimates``, in this (fresh) process; prints a JSON line. The
+    prediction is the one the run plans with (``Plan.memory_bytes``, first batch)."""
     import json
 
     from textlens import load_model
-    from textlens.generation import _prefix_batch, explain_generation
+    from textlens.generation import explain_generation
     from textlens.methods import get_method
 
     adapter = load_model("demo-lm")
     method = get_method("integrated-gradients", n_steps=n_steps)
     prompt = " ".join([PROMPT] * repeat)
-    ids = adapter.encode([prompt]).input_ids[0].tolist() + list(out_ids)
-    n = len(ids) - len(out_ids)
-    batch = _prefix_batch(adapter, "", ids, [""] * len(ids), [(0, 0)] * len(ids),
-                          [False] * len(ids), n, range(len(out_ids)))  # fmt: skip
-    predicted = method.memory_bytes(adapter, batch) / 2**30
+    n = len(adapter.encode([prompt]).input_ids[0])
     continuation = adapter.tokenizer.decode(out_ids)
+    plans = []
     with PeakRSS() as mem:
-        explain_generation(prompt, adapter, method, continuation=continuation)
+        explain_generation(prompt, adapter, method, continuation=continuation, on_plan=plans.append)
     measured = (mem.peak - mem.start) / 2**30
+    predicted = plans[0].memory_bytes / 2**30
     print(json.dumps({"prompt_tokens": n, "predicted_gib": round(predicted, 3),
-                      "measured_gib": round(measured, 3)}))  # fmt: skip
+                      "measured_gib": round(measured, 3),
+                      "batch_size": plans[0].batch_size}))  # fmt: skip
 
 
 if __name__ == "__main__":
