@@ -28,8 +28,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from _common import write_result
 
 SETTINGS = {
-    "fixed-point, max_steps 300 (the defaults)": {},
-    "fixed-point, max_steps 100 (textlens evaluate)": {"max_steps": 100},
+    "fixed-point, max_steps 300": {"n_samples": 4},
+    "fixed-point, max_steps 100 (textlens evaluate)": {"max_steps": 100, "n_samples": 4},
     "adam, n_samples 2, max_steps 100": {"solver": "adam", "n_samples": 2, "max_steps": 100},
 }
 REFERENCE = {"solver": "adam", "n_samples": 16, "max_steps": 400, "tol": 1e-9}

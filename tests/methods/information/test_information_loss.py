@@ -190,6 +190,32 @@ def test_logits_and_cls_targets(tiny_bert):
         explain(SENTENCES[0], tiny_bert, "information-loss", phi="cls", layers=(0,), **settings)
 
 
+@pytest.mark.parametrize(
+    ("phi", "given", "drawn"),
+    [("logits", None, 16), ("log-odds", None, 16), ("hidden", None, 4), ("logits", 2, 2)],
+)
+def test_the_heads_output_gets_more_noise_samples_by_default(
+    tiny_bert, monkeypatch, phi, given, drawn
+):
+    from textlens.methods.information import noise
+
+    seen = []
+    draw = noise.Noise.draw
+
+    def counting(self, n_samples, *args, **kwargs):
+        seen.append(n_samples)
+        return draw(self, n_samples, *args, **kwargs)
+
+    monkeypatch.setattr(noise.Noise, "draw", counting)
+    method = get_method(
+        "information-loss", phi=phi, n_samples=given, layers=(1,), max_steps=8, corpus_size=20
+    )
+    assert method.samples == drawn
+    explain(SENTENCES[0], tiny_bert, method)
+    # every iteration (at least 6) draws ``drawn``; the start's probe one, the reported loss 4 x 4
+    assert max(set(seen), key=seen.count) == drawn
+
+
 def test_log_odds_is_the_classes_log_p_over_one_minus_p():
     from textlens.methods.information.problem import log_odds
 
