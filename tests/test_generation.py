@@ -369,3 +369,40 @@ def test_logits_only_at_the_positions_read_change_nothing(lm, monkeypatch, metho
     monkeypatch.setattr(lm, "keeps_logits", False)
     full = explain_generation(PROMPT, lm, method, continuation=" Paris, a", **params)
     np.testing.assert_allclose(kept.matrix(), full.matrix(), atol=1e-10, equal_nan=True)
+
+
+def test_output_tokens_backward_in_groups_of_any_size_give_the_same_matrix(lm, monkeypatch):
+    import textlens.methods.base as base
+
+    answer = " Paris, a café"
+    grouped = explain_generation(PROMPT, lm, "integrated-gradients", continuation=answer,
+                                 n_steps=4)  # fmt: skip
+    calls = []
+    hook = lm.model.lm_head.register_full_backward_hook(lambda *args: calls.append(1))
+    monkeypatch.setattr(base, "BACKWARD_TOKENS", 1)  # a backward pass per output token
+    try:
+        single = explain_generation(PROMPT, lm, "integrated-gradients", continuation=answer,
+                                    n_steps=4)  # fmt: skip
+    finally:
+        hook.remove()
+    np.testing.assert_allclose(single.matrix(), grouped.matrix(), atol=1e-10, equal_nan=True)
+    # the output layer's backward ran once for all output tokens, not once per token
+    assert len(single.output_tokens) > 3
+    assert len(calls) == 1
+
+
+def test_a_pass_holds_as_many_path_points_as_the_token_budget_counting_shared_inputs_once(
+    lm, monkeypatch
+):
+    import textlens.methods.integrated_gradients as ig
+
+    answer = " Paris, a café"
+    width = len(explain_generation(PROMPT, lm, "gradient", continuation=answer).tokens)
+    monkeypatch.setattr(ig, "TOKEN_BUDGET", 3 * width)  # three inputs' worth of tokens
+    seen, hook = _rows_through(lm)
+    try:
+        explain_generation(PROMPT, lm, "integrated-gradients", continuation=answer, n_steps=8)
+    finally:
+        hook.remove()
+    # every output token's row at three path points, run as three inputs: 8 points in 3 passes
+    assert sorted(seen, reverse=True)[:3] == [3, 3, 2]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import warnings
 from collections.abc import Iterator
@@ -326,6 +327,61 @@ def read_positions(
     return kept, torch.searchsorted(kept, wanted)
 
 
+BACKWARD_TOKENS = 2048
+"""Tokens a backward pass of rows that share their inputs holds: the rows' gradients run in
+groups of about this size (on a CPU, a batched backward pass much larger than this is slower
+than a few passes of this size, and needs more memory)."""
+
+
+def _batched_grad(
+    outputs: torch.Tensor, leaf: torch.Tensor, grad_outputs: torch.Tensor
+) -> torch.Tensor:
+    """Gradients of ``(grad_outputs[s] * outputs).sum()`` with respect to ``leaf`` for every
+    ``s``, from one backward pass batched over them (a pass each where batching fails)."""
+    if len(grad_outputs) == 1:
+        grad = torch.autograd.grad(outputs, leaf, grad_outputs=grad_outputs[0], retain_graph=True)
+        return grad[0][None]
+    try:
+        with warnings.catch_warnings():  # vmap's note on operations it loops over
+            warnings.filterwarnings("ignore", message=".*performance drop.*")
+            (grads,) = torch.autograd.grad(
+                outputs, leaf, grad_outputs=grad_outputs, is_grads_batched=True, retain_graph=True
+            )
+    except (RuntimeError, NotImplementedError):  # vmap cannot batch it: a pass each
+        grads = torch.stack(
+            [
+                torch.autograd.grad(outputs, leaf, grad_outputs=g, retain_graph=True)[0]
+                for g in grad_outputs
+            ]
+        )
+    return grads
+
+
+def _output_layer(model: ModelAdapter) -> torch.nn.Module | None:
+    """A causal LM's output layer when it maps each position's hidden state to that position's
+    logits on its own (a linear layer); None otherwise."""
+    get = getattr(getattr(model, "model", None), "get_output_embeddings", None)
+    layer = get() if callable(get) else None
+    return layer if isinstance(layer, torch.nn.Linear) else None
+
+
+@contextlib.contextmanager
+def _input_of(module: torch.nn.Module | None, store: dict[str, torch.Tensor]) -> Iterator[None]:
+    """Within the block, ``store["input"]`` is the last input ``module`` was called with."""
+    if module is None:
+        yield
+        return
+
+    def hook(mod: torch.nn.Module, args: tuple[Any, ...]) -> None:
+        store["input"] = args[0]
+
+    handle = module.register_forward_pre_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def _shared_target_and_grad(
     model: ModelAdapter,
     batch: TokenBatch,
@@ -335,29 +391,42 @@ def _shared_target_and_grad(
     width: int,
     shared: SharedRows,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One forward pass per distinct input; each row's gradient from a backward pass batched
-    over the rows that share an input (one pass each when batching is not supported)."""
+    """One forward pass per distinct input; the rows' gradients from backward passes batched
+    over the rows that share an input, in groups of about ``BACKWARD_TOKENS`` tokens.
+
+    A target read from a causal LM's logits at one position per row starts those passes at the
+    output layer's input: one backward pass through the output layer gives every row's
+    gradient there (a row's value depends on its own position's hidden state only), so the
+    passes per group skip the output layer, which is as wide as the vocabulary.
+    """
     keep = shared.unique
+    logits_at, at = read_positions(model, target, rows)
+    head = None if logits_at is None else _output_layer(model)
+    seen: dict[str, torch.Tensor] = {}
     with torch.enable_grad():
         leaf = embeds[keep, :width].detach().requires_grad_(True)
-        values = forward_and_read(model, batch, target, leaf, rows[keep], rows, shared.source)
+        with _input_of(head, seen):
+            values = forward_and_read(model, batch, target, leaf, rows[keep], rows, shared.source)
         slots = int(shared.rank.max()) + 1
-        picks = torch.zeros((slots, len(rows)), dtype=values.dtype, device=values.device)
-        picks[shared.rank, torch.arange(len(rows), device=values.device)] = 1.0
-        try:
-            with warnings.catch_warnings():  # vmap's note on operations it loops over
-                warnings.filterwarnings("ignore", message=".*performance drop.*")
-                (grads,) = torch.autograd.grad(
-                    values, leaf, grad_outputs=picks, is_grads_batched=True, retain_graph=True
-                )
-        except (RuntimeError, NotImplementedError):  # vmap cannot batch it: a pass a slot
-            grads = torch.stack(
-                [
-                    torch.autograd.grad(values, leaf, grad_outputs=picks[s], retain_graph=True)[0]
-                    for s in range(slots)
-                ]
-            )
-    return values, grads[shared.rank, shared.source]
+        # where each row's backward pass starts: its value, or its position's hidden state
+        outputs, cells = values, (torch.arange(len(rows), device=rows.device),)
+        seed = torch.ones_like(values)
+        hidden = seen.get("input")
+        if at is not None and hidden is not None and hidden.dim() == 3:
+            flat = shared.source * hidden.shape[1] + at
+            if len(torch.unique(flat)) == len(rows):  # no two rows read one position
+                (grad,) = torch.autograd.grad(values.sum(), hidden, retain_graph=True)
+                outputs, cells = hidden, (shared.source, at)
+                seed = grad[cells]
+        per_pass = max(1, BACKWARD_TOKENS // max(1, len(keep) * width))
+        grads = []
+        for group in chunks(slots, per_pass):
+            slot = shared.rank - group.start
+            mine = (slot >= 0) & (slot < group.stop - group.start)
+            picks = outputs.new_zeros((group.stop - group.start, *outputs.shape))
+            picks[(slot[mine], *(c[mine] for c in cells))] = seed[mine]
+            grads.append(_batched_grad(outputs, leaf, picks.detach()))
+    return values, torch.cat(grads)[shared.rank, shared.source]
 
 
 def trim(batch: TokenBatch, width: int) -> TokenBatch:

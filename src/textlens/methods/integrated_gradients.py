@@ -14,6 +14,7 @@ from textlens.batch import TokenBatch
 from textlens.lazy import torch
 from textlens.methods import baseline as baseline_check
 from textlens.methods.base import (
+    BACKWARD_TOKENS,
     Scores,
     chunks,
     has_shared_rows,
@@ -41,6 +42,23 @@ def auto_rows(batch: TokenBatch, internal_batch_size: int | None) -> int:
     return max(1, TOKEN_BUDGET // max(1, batch.input_ids.shape[1]))
 
 
+def shared_pass_rows(batch: TokenBatch, internal_batch_size: int | None) -> tuple[int, int]:
+    """Rows per pass of a path whose texts share their forward passes (the output tokens of a
+    generated answer), and the distinct inputs such a pass runs.
+
+    With ``internal_batch_size`` given, a pass holds that many rows. Left None, a pass holds
+    whole path points, as many as fit ``TOKEN_BUDGET`` tokens of distinct inputs: the rows
+    that repeat an input cost no forward pass, so counting them would cut the passes short.
+    """
+    distinct = len(torch.unique(batch.input_ids, dim=0))
+    budget = auto_rows(batch, None)
+    if internal_batch_size or budget < distinct:
+        rows = auto_rows(batch, internal_batch_size)
+        return rows, min(rows, distinct * (-(-rows // len(batch)) + 1))
+    points = budget // distinct
+    return points * len(batch), points * distinct
+
+
 @register
 @dataclass(frozen=True)
 class IntegratedGradients:
@@ -53,7 +71,8 @@ class IntegratedGradients:
     Args:
         n_steps: Points on the path from baseline to input.
         baseline: Token that builds the reference input.
-        internal_batch_size: Path points per forward pass; None fits about 4096 tokens a pass.
+        internal_batch_size: Path points per forward pass; None fits about 4096 tokens a pass
+            (the output tokens of a generated answer share one input per point: it counts once).
 
     References:
         Sundararajan et al., 2017, https://arxiv.org/abs/1703.01365
@@ -88,6 +107,14 @@ class IntegratedGradients:
 
     def memory_bytes(self, model: ModelAdapter, batch: TokenBatch) -> int:
         rows = auto_rows(batch, self.internal_batch_size)
+        texts = len(torch.unique(batch.input_ids, dim=0))
+        if model.causal and texts < len(batch):
+            # the rows of a generated answer: a pass keeps its distinct inputs' activations,
+            # and the output tokens' gradients run in groups of BACKWARD_TOKENS tokens
+            distinct = min(
+                shared_pass_rows(batch, self.internal_batch_size)[1], texts * self.n_steps
+            )
+            rows = distinct + max(distinct, BACKWARD_TOKENS // max(1, batch.input_ids.shape[1]))
         return path_memory_bytes(model, batch, self.n_steps, rows)
 
     def attribute_at(
@@ -98,8 +125,11 @@ class IntegratedGradients:
         n, steps = len(batch), self.n_steps
         by_point = has_shared_rows(batch, target)  # a pass then holds one input many times
         rows, alpha_rows, weight_rows = path_points(n, steps, batch.device, by_point=by_point)
+        size = auto_rows(batch, self.internal_batch_size)
+        if by_point:
+            size = shared_pass_rows(batch, self.internal_batch_size)[0]
         grad_sum = torch.zeros_like(x)
-        for piece in chunks(n * steps, auto_rows(batch, self.internal_batch_size)):
+        for piece in chunks(n * steps, size):
             r, a = rows[piece], alpha_rows[piece].view(-1, 1, 1)
             scaled = x0[r] + a * (x[r] - x0[r])
             _, grad = target_and_grad(model, batch, target, scaled, r)
