@@ -7,9 +7,10 @@ semantics; textlens ``attribute_to="prompt"``). Captum 0.9: ``LLMGradientAttribu
 ``LayerIntegratedGradients`` on the word-embedding table, one ``attribute`` call per output
 token. textlens: ``explain_generation``, the output tokens batched. Reported: the largest
 difference between the two output x prompt matrices, seconds for each (median of ``--repeats``
-runs, alternating), the time ratio, and peak resident memory; then seconds per output token for
-the other methods. First of all, integrated gradients' memory estimate (``memory_bytes``)
-against the measured growth of resident memory for 5 output tokens after prompts of 3 lengths.
+runs, alternating), the time ratio, and the peak growth of resident memory of one run of each,
+each in a fresh process; then seconds per output token for the other methods. First of all,
+integrated gradients' memory estimate (``memory_bytes``) against the measured growth of
+resident memory for 5 output tokens after prompts of 3 lengths.
 
     python benchmarks/llm.py [--tokens 20] [--n-steps 32] [--repeats 3]
 """
@@ -43,6 +44,7 @@ def main() -> None:
     parser.add_argument("--memory-steps", type=int, default=16)
     parser.add_argument("--memory-probe", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--probe-ids", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--peak-probe", choices=("textlens", "captum"), help=argparse.SUPPRESS)
     parser.add_argument(
         "--memory-only",
         action="store_true",
@@ -53,16 +55,17 @@ def main() -> None:
         ids = [int(i) for i in args.probe_ids.split(",")]
         memory_probe(args.memory_probe, ids, args.memory_steps)
         return
+    if args.peak_probe is not None:
+        ids = [int(i) for i in args.probe_ids.split(",")]
+        peak_probe(args.peak_probe, ids, args.n_steps)
+        return
 
     import numpy as np
-    import torch
-    from captum.attr import LayerIntegratedGradients, LLMGradientAttribution, TextTokenInput
 
     from textlens import load_model
     from textlens.generation import explain_generation
 
     adapter = load_model("demo-lm")
-    model, tokenizer = adapter.model, adapter.tokenizer
     answer = explain_generation(PROMPT, adapter, "gradient", generate=args.tokens)
     prompt_ids = list(answer.token_ids[: answer.n_prompt])
     out_ids = list(answer.token_ids[answer.n_prompt :])
@@ -79,31 +82,15 @@ def main() -> None:
         print(f"updated {path.name}")
         return
 
-    def ours():
-        return explain_generation(
-            PROMPT, adapter, "integrated-gradients", continuation=answer.continuation,
-            attribute_to="prompt", n_steps=args.n_steps, baseline="pad",
-        )  # fmt: skip
-
-    lig = LayerIntegratedGradients(model, model.get_input_embeddings())
-    captum = LLMGradientAttribution(lig, tokenizer)
-    pad = adapter.pad_token_id
-
-    def theirs():
-        inp = TextTokenInput(PROMPT, tokenizer, baselines=pad)  # removed tokens become pad
-        target = torch.tensor(out_ids)
-        return captum.attribute(inp, target=target, n_steps=args.n_steps, method="gausslegendre")
-
+    ours, theirs = runners(adapter, answer.continuation, out_ids, args.n_steps)
     times: dict[str, list[float]] = {"textlens": [], "captum": []}
-    peaks: dict[str, float] = {}
     result: dict[str, object] = {}
     for _ in range(args.repeats):
         for name, run in (("textlens", ours), ("captum", theirs)):
-            with PeakRSS() as mem:
-                began = time.perf_counter()
-                result[name] = run()
-                times[name].append(time.perf_counter() - began)
-            peaks[name] = max(peaks.get(name, 0.0), (mem.peak - mem.start) / 2**30)
+            began = time.perf_counter()
+            result[name] = run()
+            times[name].append(time.perf_counter() - began)
+    peaks = {name: peak_memory(name, out_ids, args.n_steps) for name in times}
     mine = result["textlens"].matrix()[:, : len(prompt_ids)]
     other = result["captum"].token_attr.detach().cpu().numpy()
     if other.shape != mine.shape:
@@ -145,6 +132,57 @@ def main() -> None:
         },
         peers={"captum": "0.9 LLMGradientAttribution(LayerIntegratedGradients)"},
     )
+
+
+def runners(adapter, continuation: str, out_ids: list[int], n_steps: int):
+    """The two runs compared: textlens's and Captum's, on the same prompt and answer."""
+    import torch
+    from captum.attr import LayerIntegratedGradients, LLMGradientAttribution, TextTokenInput
+
+    from textlens.generation import explain_generation
+
+    def ours():
+        return explain_generation(
+            PROMPT, adapter, "integrated-gradients", continuation=continuation,
+            attribute_to="prompt", n_steps=n_steps, baseline="pad",
+        )  # fmt: skip
+
+    lig = LayerIntegratedGradients(adapter.model, adapter.model.get_input_embeddings())
+    captum = LLMGradientAttribution(lig, adapter.tokenizer)
+    pad = adapter.pad_token_id
+
+    def theirs():
+        inp = TextTokenInput(PROMPT, adapter.tokenizer, baselines=pad)  # removed tokens: pad
+        target = torch.tensor(out_ids)
+        return captum.attribute(inp, target=target, n_steps=n_steps, method="gausslegendre")
+
+    return ours, theirs
+
+
+def peak_memory(name: str, out_ids: list[int], n_steps: int) -> float:
+    """Peak growth of resident memory (GiB) of one run of ``name``, in a fresh process (in a
+    process that ran the other first, freed pages would hide part of it)."""
+    import json
+    import subprocess
+
+    command = [sys.executable, __file__, "--peak-probe", name, "--n-steps", str(n_steps)]
+    command += ["--probe-ids", ",".join(map(str, out_ids))]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return float(json.loads(done.stdout.strip().splitlines()[-1])["peak_gib"])
+
+
+def peak_probe(name: str, out_ids: list[int], n_steps: int) -> None:
+    """One run of ``peak_memory``, in this (fresh) process; prints a JSON line."""
+    import json
+
+    from textlens import load_model
+
+    adapter = load_model("demo-lm")
+    continuation = adapter.tokenizer.decode(out_ids)
+    ours, theirs = runners(adapter, continuation, out_ids, n_steps)
+    with PeakRSS() as mem:
+        (ours if name == "textlens" else theirs)()
+    print(json.dumps({"peak_gib": round((mem.peak - mem.start) / 2**30, 3)}))
 
 
 def memory_estimates(out_ids, n_steps: int) -> list[dict[str, float]]:
