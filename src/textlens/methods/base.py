@@ -412,7 +412,13 @@ def _shared_target_and_grad(
         outputs, cells = values, (torch.arange(len(rows), device=rows.device),)
         seed = torch.ones_like(values)
         hidden = seen.get("input")
-        if at is not None and hidden is not None and hidden.dim() == 3:
+        if (
+            at is not None
+            and logits_at is not None
+            and hidden is not None
+            and tuple(hidden.shape[:2]) == (len(keep), len(logits_at))
+            and hidden.dim() == 3
+        ):
             flat = shared.source * hidden.shape[1] + at
             if len(torch.unique(flat)) == len(rows):  # no two rows read one position
                 (grad,) = torch.autograd.grad(values.sum(), hidden, retain_graph=True)
