@@ -366,16 +366,14 @@ def _output_layer(model: ModelAdapter) -> torch.nn.Module | None:
 
 
 @contextlib.contextmanager
-def _input_of(module: torch.nn.Module | None, store: dict[str, torch.Tensor]) -> Iterator[None]:
-    """Within the block, ``store["input"]`` is the last input ``module`` was called with."""
-    if module is None:
-        yield
-        return
+def capture(module: torch.nn.Module, store: dict[str, Any]) -> Iterator[None]:
+    """Record a module's first input and its output during one forward pass."""
 
-    def hook(mod: torch.nn.Module, args: tuple[Any, ...]) -> None:
-        store["input"] = args[0]
+    def hook(mod: torch.nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
+        store["input"] = args[0] if args else None
+        store["output"] = output
 
-    handle = module.register_forward_pre_hook(hook)
+    handle = module.register_forward_hook(hook)
     try:
         yield
     finally:
@@ -402,10 +400,10 @@ def _shared_target_and_grad(
     keep = shared.unique
     logits_at, at = read_positions(model, target, rows)
     head = None if logits_at is None else _output_layer(model)
-    seen: dict[str, torch.Tensor] = {}
+    seen: dict[str, Any] = {}
     with torch.enable_grad():
         leaf = embeds[keep, :width].detach().requires_grad_(True)
-        with _input_of(head, seen):
+        with contextlib.nullcontext() if head is None else capture(head, seen):
             values = forward_and_read(model, batch, target, leaf, rows[keep], rows, shared.source)
         slots = int(shared.rank.max()) + 1
         # where each row's backward pass starts: its value, or its position's hidden state
@@ -415,7 +413,7 @@ def _shared_target_and_grad(
         if (
             at is not None
             and logits_at is not None
-            and hidden is not None
+            and isinstance(hidden, torch.Tensor)
             and tuple(hidden.shape[:2]) == (len(keep), len(logits_at))
             and hidden.dim() == 3
         ):

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, get_args
 
@@ -16,6 +14,7 @@ from textlens.methods import baseline as baseline_check
 from textlens.methods.base import (
     BACKWARD_TOKENS,
     Scores,
+    capture,
     chunks,
     has_shared_rows,
     path_memory_bytes,
@@ -42,15 +41,16 @@ def auto_rows(batch: TokenBatch, internal_batch_size: int | None) -> int:
     return max(1, TOKEN_BUDGET // max(1, batch.input_ids.shape[1]))
 
 
-def shared_pass_rows(batch: TokenBatch, internal_batch_size: int | None) -> tuple[int, int]:
+def shared_pass_rows(
+    batch: TokenBatch, internal_batch_size: int | None, distinct: int
+) -> tuple[int, int]:
     """Rows per pass of a path whose texts share their forward passes (the output tokens of a
-    generated answer), and the distinct inputs such a pass runs.
+    generated answer, ``distinct`` texts among them), and the distinct inputs such a pass runs.
 
     With ``internal_batch_size`` given, a pass holds that many rows. Left None, a pass holds
     whole path points, as many as fit ``TOKEN_BUDGET`` tokens of distinct inputs: the rows
     that repeat an input cost no forward pass, so counting them would cut the passes short.
     """
-    distinct = len(torch.unique(batch.input_ids, dim=0))
     budget = auto_rows(batch, None)
     if internal_batch_size or budget < distinct:
         rows = auto_rows(batch, internal_batch_size)
@@ -112,7 +112,7 @@ class IntegratedGradients:
             # the rows of a generated answer: a pass keeps its distinct inputs' activations,
             # and the output tokens' gradients run in groups of BACKWARD_TOKENS tokens
             distinct = min(
-                shared_pass_rows(batch, self.internal_batch_size)[1], texts * self.n_steps
+                shared_pass_rows(batch, self.internal_batch_size, texts)[1], texts * self.n_steps
             )
             rows = distinct + max(distinct, BACKWARD_TOKENS // max(1, batch.input_ids.shape[1]))
         return path_memory_bytes(model, batch, self.n_steps, rows)
@@ -127,7 +127,8 @@ class IntegratedGradients:
         rows, alpha_rows, weight_rows = path_points(n, steps, batch.device, by_point=by_point)
         size = auto_rows(batch, self.internal_batch_size)
         if by_point:
-            size = shared_pass_rows(batch, self.internal_batch_size)[0]
+            texts = len(torch.unique(batch.input_ids, dim=0))
+            size = shared_pass_rows(batch, self.internal_batch_size, texts)[0]
         grad_sum = torch.zeros_like(x)
         for piece in chunks(n * steps, size):
             r, a = rows[piece], alpha_rows[piece].view(-1, 1, 1)
@@ -168,21 +169,6 @@ def warn_if_unconverged(extras: dict[str, Any], n_steps: int) -> None:
         ConvergenceWarning,
         stacklevel=4,
     )
-
-
-@contextlib.contextmanager
-def _capture(module: torch.nn.Module, store: dict[str, Any]) -> Iterator[None]:
-    """Record a module's first input and its output during one forward pass."""
-
-    def hook(mod: torch.nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
-        store["input"] = args[0] if args else None
-        store["output"] = output
-
-    handle = module.register_forward_hook(hook)
-    try:
-        yield
-    finally:
-        handle.remove()
 
 
 @register
@@ -229,7 +215,7 @@ class EmbeddingIntegratedGradients:
         refs: dict[str, torch.Tensor] = {"word": x0}
         for kind, module in others.items():
             seen: dict[str, Any] = {}
-            with torch.no_grad(), _capture(module, seen):
+            with torch.no_grad(), capture(module, seen):
                 model.forward(x, batch)
             ids, out = seen["input"], seen["output"]
             reference_id = getattr(module, "padding_idx", None) or 0
