@@ -391,6 +391,65 @@ def test_output_tokens_backward_in_groups_of_any_size_give_the_same_matrix(lm, m
     assert len(calls) == 1
 
 
+@pytest.mark.parametrize("arch", ["gpt2", "llama", "mistral", "qwen2", "qwen3", "gemma2", "phi3"])
+def test_a_forward_pass_in_pieces_gives_the_same_matrix_and_backward_skips_later_pieces(
+    arch, lm, byte_tokenizer, monkeypatch
+):
+    import transformers
+
+    import textlens.methods.base as base
+
+    model = lm
+    if arch != "gpt2":
+        end = byte_tokenizer.eos_token_id
+        config = transformers.AutoConfig.for_model(
+            arch, vocab_size=len(byte_tokenizer), hidden_size=32, num_hidden_layers=2,
+            num_attention_heads=2, num_key_value_heads=1, head_dim=16, intermediate_size=64,
+            max_position_embeddings=128, initializer_range=0.5, pad_token_id=end,
+            bos_token_id=end, eos_token_id=end, sliding_window=4, use_sliding_window=True,
+            max_window_layers=1,
+        )  # fmt: skip
+        torch.manual_seed(0)
+        decoder = transformers.AutoModelForCausalLM.from_config(config).eval().double()
+        model = HFAdapter(decoder, byte_tokenizer, name=f"tiny-{arch}")
+    assert model.runs_in_pieces
+    answer = " Paris, a café"
+    monkeypatch.setattr(base, "BACKWARD_TOKENS", 1)  # a backward pass per output token
+
+    def run() -> tuple[np.ndarray, list[int], list[int]]:
+        forward, backward = [], []
+        block = model.layers[0]
+        hooks = [
+            model.model.register_forward_pre_hook(
+                lambda m, a, k: forward.append(k["inputs_embeds"].shape[1]), with_kwargs=True
+            ),
+            block.register_full_backward_hook(lambda m, gi, go: backward.append(go[0].shape[1])),
+        ]
+        try:
+            gen = explain_generation(PROMPT, model, "integrated-gradients", continuation=answer,
+                                     n_steps=4)  # fmt: skip
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return gen.matrix(), forward, backward
+
+    whole, forward_whole, backward_whole = run()
+    monkeypatch.setattr(base, "PIECE_TOKENS", 1)
+    pieced, forward_pieced, backward_pieced = run()
+    np.testing.assert_allclose(pieced, whole, atol=1e-9, equal_nan=True)
+    # the attributed pass ran in PIECES calls that together cover its positions
+    n = base.PIECES
+    assert len(forward_pieced) == len(forward_whole) + n - 1
+    width = next(
+        sum(forward_pieced[i : i + n])
+        for i in range(len(forward_pieced))
+        if max(forward_pieced[i : i + n]) < sum(forward_pieced[i : i + n]) in forward_whole
+    )
+    # an early output token's backward pass ran through the early pieces only
+    assert max(backward_whole) == width and min(backward_pieced) < width
+    assert sum(backward_pieced) < sum(backward_whole)
+
+
 def test_a_pass_holds_as_many_path_points_as_the_token_budget_counting_shared_inputs_once(
     lm, monkeypatch
 ):

@@ -106,6 +106,12 @@ class HFAdapter(EncodingAdapter):
         self.keeps_logits = self.task == "causal-lm" and "logits_to_keep" in accepted
         """Whether ``forward(..., logits_at=positions)`` computes the logits at those positions
         only (a causal LM's output layer is most of a pass over a short text)."""
+        names = [n for n in ("cache", "past_key_values") if n in accepted]
+        self._cache_argument = names[0] if names else None
+        self.runs_in_pieces = self.causal and self.keeps_logits and self._cache_argument is not None
+        """Whether ``forward_pieces`` can run the model over consecutive pieces of positions
+        with a key-value cache (the decoders of ``wiring.py``, whose cached passes the tests
+        check against whole ones)."""
         self.pad_token_id = self._pick_pad_id()
 
     @property
@@ -290,6 +296,50 @@ class HFAdapter(EncodingAdapter):
                 raise TextlensError("this model computes the logits at every position")
             kwargs["logits_to_keep"] = logits_at
         return self.model(**kwargs)
+
+    def forward_pieces(
+        self,
+        embeds: torch.Tensor,
+        batch: TokenBatch,
+        rows: torch.Tensor,
+        ends: list[int],
+        logits_at: torch.Tensor,
+    ) -> list[Any]:
+        """Run a causal LM (``runs_in_pieces``) from word embeddings ``(N, T, K)`` over the
+        positions ``[0, ends[0])``, ``[ends[0], ends[1])``, ... in turn, each piece reading the
+        keys and values of the earlier ones from a cache. A gradient from a piece's outputs then
+        flows back through that piece and the earlier ones only, not through the positions after
+        it (which a left-to-right model's earlier outputs do not depend on).
+
+        Returns one output per piece with the logits at the positions of ``logits_at`` (sorted)
+        that lie inside it, ``(N, n_inside, V)``.
+        """
+        from transformers import DynamicCache
+
+        check_cancelled()
+        mask = batch.attention_mask[rows]
+        types = batch.token_type_ids
+        types = types[rows] if self._takes_token_types and types is not None else None
+        # a cache that keeps every position: one built from the config would drop keys outside
+        # a sliding window that a config may name without the model using it (the masks apply
+        # the windows the model does use)
+        cache = DynamicCache()
+        outs, start = [], 0
+        for end in ends:
+            inside = logits_at[(logits_at >= start) & (logits_at < end)] - start
+            kwargs: dict[str, Any] = {
+                "inputs_embeds": embeds[:, start:end],
+                "attention_mask": mask[:, :end],
+                str(self._cache_argument): cache,
+                "use_cache": True,
+                "logits_to_keep": inside,
+                "return_dict": True,
+            }
+            if types is not None:
+                kwargs["token_type_ids"] = types[:, start:end]
+            outs.append(self.model(**kwargs))  # the cache grows in place
+            start = end
+        return outs
 
     @contextlib.contextmanager
     def eager_attention(self) -> Iterator[None]:
