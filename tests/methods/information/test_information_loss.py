@@ -470,16 +470,23 @@ def test_the_reference_spread_takes_sentence_means_first(tiny_bert, tmp_path):
 
 
 def test_a_text_gets_the_same_answer_alone_and_in_a_batch(demo):
-    """16 test sentences of the demo classifier in one batch and one at a time: each text has
-    its own noise, probes and draws, so only float rounding may differ (1e-4 relative)."""
+    """8 test sentences of the demo classifier in one batch and one at a time: each text has its
+    own noise, probes and draws, so only float rounding may differ. In float32 that rounding
+    (other batch shapes) is carried through the iterations to about 1e-4 relative, depending on
+    the build of the model; in float64 it stays near 1e-13, so the test runs there."""
+    import copy
+
+    from textlens.adapters import HFAdapter
     from textlens.data import rotten_tomatoes
 
-    texts = list(rotten_tomatoes("test").texts[:16])
-    together = explain_many(texts, demo, "information-loss", batch_size=16, corpus="demo")
-    alone = explain_many(texts, demo, "information-loss", batch_size=1, corpus="demo")
+    wide = HFAdapter(copy.deepcopy(demo.model).double(), demo.tokenizer, name="demo")
+    texts = list(rotten_tomatoes("test").texts[:8])
+    together = explain_many(texts, wide, "information-loss", batch_size=8, corpus="demo")
+    alone = explain_many(texts, wide, "information-loss", batch_size=1, corpus="demo")
+    assert len({len(e.tokens) for e in together}) > 4  # padded inside the batch
     for a, b in zip(together, alone, strict=True):
         np.testing.assert_array_equal(a.extras["steps"], b.extras["steps"])
-        np.testing.assert_allclose(a.extras["sigma"], b.extras["sigma"], rtol=1e-4)
+        np.testing.assert_allclose(a.extras["sigma"], b.extras["sigma"], rtol=1e-9)
 
 
 def test_closed_form_probes_do_not_depend_on_the_padded_width(toy):
