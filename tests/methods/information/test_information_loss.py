@@ -473,7 +473,7 @@ def test_a_text_gets_the_same_answer_alone_and_in_a_batch(demo):
     """8 test sentences of the demo classifier in one batch and one at a time: each text has its
     own noise, probes and draws, so only float rounding may differ. In float32 that rounding
     (other batch shapes) is carried through the iterations to about 1e-4 relative, depending on
-    the build of the model; in float64 it stays near 1e-13, so the test runs there."""
+    the model's weights; in float64 it stays near 1e-13, so the test runs there."""
     import copy
 
     from textlens.adapters import HFAdapter
