@@ -79,6 +79,34 @@ def test_ray_rows_equal_the_local_engine(tmp_path, tiny_dir, method):
     assert manifest["complete"] and manifest["blocks"] == 4 and manifest["failed"] == 1
 
 
+def _bad_lines(path: Path) -> Path:
+    """A .jsonl input with an empty text, bytes that are not UTF-8 and a line that is not JSON."""
+    lines = [b'{"text": "a good film"}', b'{"text": ""}', b'{"text": "caf\xe9 au lait"}',
+             b"{this is not json", b'{"text": "fine"}']  # fmt: skip
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_error_rows_are_the_same_in_every_engine_and_format(tmp_path, tiny_dir):
+    data = _bad_lines(tmp_path / "in.jsonl")
+    common = dict(model=tiny_dir, method="gradient", progress=False, batch_size=2)
+    explain_file(data, tmp_path / "local.jsonl", **common)
+    explain_file(data, tmp_path / "local.parquet", **common)
+    explain_file(data, tmp_path / "ray", engine="ray", workers=1, block_rows=2, **common)
+    outputs = {
+        "jsonl": [json.loads(line) for line in (tmp_path / "local.jsonl").read_text().splitlines()],
+        "parquet": _rows(tmp_path / "local.parquet"),
+        "ray": _rows(tmp_path / "ray"),
+    }
+    for rows in outputs.values():
+        assert [r["ok"] for r in rows] == [True, False, False, False, True]
+        assert rows[2]["text"] == "caf\ufffd au lait" and "--encoding" in rows[2]["error"]
+    keys = ("row", "id", "text", "ok", "error", "label")
+    for name in ("parquet", "ray"):
+        for a, b in zip(outputs["jsonl"], outputs[name], strict=True):
+            assert tuple(a[k] for k in keys) == tuple(b[k] for k in keys), name
+
+
 def _wait_for_shards(folder: Path, count: int, timeout: float, proc=None) -> None:
     deadline = time.monotonic() + timeout
     while len(list(folder.glob("part-*.parquet"))) < count:

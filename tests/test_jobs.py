@@ -16,6 +16,22 @@ from textlens.errors import TextlensError
 from textlens.jobs import _recover, explain_file
 
 
+def stop(done):
+    """``on_batch`` that interrupts a job after its first batch, as Ctrl-C would."""
+    raise KeyboardInterrupt
+
+
+def _interrupted_job(folder, adapter):
+    """A three-line job interrupted after its first row: (input, output)."""
+    src = folder / "in.txt"
+    src.write_text("good\nbad\nfine\n")
+    out = folder / "out.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        explain_file(src, out, model=adapter, method="gradient", batch_size=1,
+                     progress=False, on_batch=stop)  # fmt: skip
+    return src, out
+
+
 def _rows(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -97,9 +113,86 @@ def test_parquet_output(tmp_path, tiny_bert):
 def test_half_written_line_is_dropped(tmp_path):
     journal = tmp_path / "j.jsonl"
     journal.write_text('{"row": 0, "ok": true}\n{"row": 1, "ok": tr')
-    done, ignored = _recover(journal, 5)
-    assert list(done) == [0] and ignored == 0
+    done, ignored, dropped = _recover(journal, 5)
+    assert list(done) == [0] and ignored == 0 and dropped == 0
     assert journal.read_text() == '{"row": 0, "ok": true}\n'
+
+
+def test_unreadable_journal_lines_are_dropped_and_reported(tmp_path):
+    deep = '{"row": ' + "[" * 100_000 + "]" * 100_000 + ', "ok": true}\n'
+    digits = '{"row": 1' + "0" * 5000 + ', "ok": true}\n'
+    good = ['{"row": 0, "ok": true}\n', '{"row": 2, "ok": false}\n']
+    journal = tmp_path / "j.jsonl"
+    journal.write_text(
+        good[0] + deep + "not json\n" + digits + '{"row": true, "ok": 1}\n' + good[1]
+    )
+    done, ignored, dropped = _recover(journal, 5)
+    assert sorted(done) == [0, 2] and ignored == 0 and dropped == 4
+    assert journal.read_text() == "".join(good)  # the rows after a bad line are kept
+
+
+def test_a_poisoned_journal_does_not_stop_the_job(tmp_path, tiny_bert):
+    src, out = _interrupted_job(tmp_path, tiny_bert)
+    with open(out, "a") as journal:
+        journal.write('{"row": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    with pytest.warns(UserWarning, match="dropped 1 unreadable line"):
+        summary = explain_file(src, out, model=tiny_bert, method="gradient", progress=False)
+    assert summary.done_before == 1 and summary.explained == 3
+    assert [r["row"] for r in _rows(out)] == [0, 1, 2]
+
+
+def test_an_output_inside_its_input_folder_is_left_out_of_the_input(tmp_path, tiny_bert):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.txt").write_text("good\nbad\nfine\nslow\n")
+    out = folder / "result.jsonl"
+
+    with pytest.raises(KeyboardInterrupt):
+        explain_file(folder, out, model=tiny_bert, method="gradient", batch_size=2,
+                     progress=False, on_batch=stop)  # fmt: skip
+    assert out.exists()  # the journal now lies inside the input folder
+    summary = explain_file(folder, out, model=tiny_bert, method="gradient", batch_size=2,
+                           progress=False)  # fmt: skip
+    assert summary.done_before == 2 and summary.total == 4
+    assert [r["text"] for r in _rows(out)] == ["good", "bad", "fine", "slow"]
+    (folder / "result.jsonl").unlink()
+    parquet = folder / "result.parquet"  # its journal: result.parquet.partial.jsonl
+    with pytest.raises(KeyboardInterrupt):
+        explain_file(str(folder / "*"), parquet, model=tiny_bert, method="gradient",
+                     batch_size=2, progress=False, on_batch=stop)  # fmt: skip
+    summary = explain_file(str(folder / "*"), parquet, model=tiny_bert, method="gradient",
+                           batch_size=2, progress=False)  # fmt: skip
+    assert summary.done_before == 2
+    assert list(pd.read_parquet(parquet)["text"]) == ["good", "bad", "fine", "slow"]
+
+
+@pytest.mark.parametrize("dangling", [True, False])
+def test_a_symbolic_link_as_output_is_refused_before_any_write(tmp_path, tiny_bert, dangling):
+    src = tmp_path / "in.txt"
+    src.write_text("good\n")
+    target = tmp_path / "elsewhere.jsonl"
+    if not dangling:
+        target.write_text("")
+    out = tmp_path / "out.jsonl"
+    out.symlink_to(target)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(TextlensError, match="is a symbolic link"):
+        explain_file(src, out, model=tiny_bert, method="gradient", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert target.exists() != dangling and (dangling or target.read_text() == "")
+
+
+def test_a_csv_with_a_long_field_and_a_deeply_nested_jsonl_line(tmp_path):
+    long = "word " * 40_000  # 200 KB, beyond the csv module's default field limit
+    (tmp_path / "a.csv").write_text(f'text\n"{long}"\nshort\n')
+    rows = read_texts(tmp_path / "a.csv")
+    assert [len(r.text) for r in rows] == [len(long), 5] and rows[0].error is None
+    deep = '{"text": ' + "[" * 50_000 + "]" * 50_000 + "}"
+    (tmp_path / "a.jsonl").write_text(deep + '\n{"text": "fine"}\n{"text": 1' + "0" * 5000 + "}\n")
+    rows = read_texts(tmp_path / "a.jsonl")
+    assert rows[0].error == "line 1 is nested too deeply to read"
+    assert rows[1].error is None and rows[1].text == "fine"
+    assert "not readable JSON" in rows[2].error
 
 
 def test_other_settings_refuse_to_resume(tmp_path, tiny_bert):
@@ -203,9 +296,6 @@ def test_a_demo_job_resumes_from_another_folder(tmp_path, monkeypatch):
     first, second = tmp_path / "a", tmp_path / "b"
     first.mkdir(), second.mkdir()
 
-    def stop(done):
-        raise KeyboardInterrupt
-
     monkeypatch.chdir(first)
     with pytest.raises(KeyboardInterrupt):
         explain_file(src, out, model="demo", method="gradient", batch_size=1, progress=False,
@@ -296,16 +386,7 @@ def test_full_disk_is_one_line_and_the_job_resumes(tmp_path, tiny_bert, monkeypa
 
 
 def test_resume_removes_stale_temporary_files_and_stray_rows(tmp_path, tiny_bert):
-    src = tmp_path / "in.txt"
-    src.write_text("good\nbad\nfine\n")
-    out = tmp_path / "out.jsonl"
-
-    def stop(done):
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        explain_file(src, out, model=tiny_bert, method="gradient", batch_size=1,
-                     progress=False, on_batch=stop)  # fmt: skip
+    src, out = _interrupted_job(tmp_path, tiny_bert)
     (tmp_path / ".out.jsonl.x1y2z3ab").write_text("half of a final rewrite")  # killed at rename
     with open(out, "a") as journal:
         journal.write('{"row": 5000, "ok": true}\n')

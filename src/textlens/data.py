@@ -13,6 +13,7 @@ import csv
 import functools
 import importlib.util
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -120,6 +121,26 @@ def rotten_tomatoes(split: Literal["train", "test", "all"] = "train") -> Sentenc
 
 
 INPUT_SUFFIXES = (".txt", ".jsonl", ".csv", ".parquet")
+CSV_FIELD_LIMIT = 2**31 - 1
+"""Longest CSV field read (Python's csv module stops at 128 KiB by default; long documents are
+texts like any other)."""
+
+
+def parse_json(raw: str | bytes) -> tuple[Any, str | None]:
+    """One JSON value and None, or None and why it cannot be read (in words).
+
+    Besides malformed JSON this catches what ``json.loads`` raises for well-formed but hostile
+    input: nesting deeper than the interpreter's recursion limit, and integers with more digits
+    than Python converts.
+    """
+    try:
+        return json.loads(raw), None
+    except json.JSONDecodeError as error:
+        return None, f"not JSON: {error.msg}"
+    except RecursionError:
+        return None, "nested too deeply to read"
+    except (ValueError, UnicodeDecodeError) as error:
+        return None, f"not readable JSON: {str(error).splitlines()[0]}"
 
 
 @dataclass(frozen=True)
@@ -192,10 +213,9 @@ def read_texts(
             for number, line in enumerate(handle, 1):
                 if not line.strip():
                     continue
-                try:
-                    item = json.loads(line)
-                except json.JSONDecodeError as error:
-                    add("", None, f"line {number} is not JSON: {error.msg}")
+                item, problem = parse_json(line)
+                if problem is not None:
+                    add("", None, f"line {number} is {problem}")
                     continue
                 if not isinstance(item, dict) or column not in item:
                     add("", None, f"line {number} has no {column!r} field")
@@ -208,14 +228,39 @@ def read_texts(
 
 
 def _csv_rows(handle: Any, path: Path, column: str, hint: str = "") -> Any:
-    """The rows of a CSV file as dicts, once it is known to have ``column``."""
-    reader = csv.DictReader(handle)
-    if column not in (reader.fieldnames or []):
-        raise TextlensError(
-            f"{path.name} has no column {column!r}; its columns are "
-            f"{', '.join(reader.fieldnames or [])}{hint}"
-        )
-    return reader
+    """The rows of a CSV file as dicts, once it is known to have ``column``.
+
+    A file the csv module cannot parse (a NUL byte, a field of more than 2 GiB) ends in one
+    line naming the file and the line.
+    """
+    before = csv.field_size_limit(CSV_FIELD_LIMIT)
+    try:
+        reader = csv.DictReader(handle)
+        try:
+            names = reader.fieldnames or []
+        except csv.Error as error:
+            raise _csv_error(path, reader, error) from None
+        if column not in names:
+            raise TextlensError(
+                f"{path.name} has no column {column!r}; its columns are {', '.join(names)}{hint}"
+            )
+        while True:
+            try:
+                item = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:
+                raise _csv_error(path, reader, error) from None
+            yield item
+    finally:
+        csv.field_size_limit(before)
+
+
+def _csv_error(path: Path, reader: Any, error: csv.Error) -> TextlensError:
+    return TextlensError(
+        f"{path.name} is not a CSV file Python can read (line {reader.line_num}: {error}): save "
+        "it again as CSV, or as .jsonl"
+    )
 
 
 def _parquet_columns(path: Path, column: str, id_column: str | None) -> list[tuple[Any, Any]]:
@@ -243,9 +288,14 @@ def _parquet_columns(path: Path, column: str, id_column: str | None) -> list[tup
     return list(zip(texts, ids, strict=True))
 
 
-def input_files(spec: str | Path) -> list[Path]:
+def input_files(spec: str | Path, exclude: Sequence[Path] = ()) -> list[Path]:
     """The files an input names: one file, every readable file of a folder, or a glob pattern;
     sorted by name, so that row numbers do not depend on the file system's order.
+
+    Args:
+        spec: A file, a folder or a glob pattern.
+        exclude: Files (or folders) to leave out of a folder or pattern: a batch job's own
+            output, journal and shards, when they lie inside its input.
 
     Raises:
         TextlensError: Nothing readable matches.
@@ -254,16 +304,23 @@ def input_files(spec: str | Path) -> list[Path]:
 
     text = str(spec)
     path = Path(text)
+    left_out = [p.absolute() for p in exclude]
+
+    def own(candidate: Path) -> bool:
+        where = candidate.absolute()
+        return any(where == p or p in where.parents for p in left_out)
+
     if path.is_dir():
         found = [
             p for p in sorted(path.iterdir()) if p.is_file() and not p.name.startswith((".", "_"))
         ]
-        found = [p for p in found if p.suffix.lower() in INPUT_SUFFIXES]
+        found = [p for p in found if p.suffix.lower() in INPUT_SUFFIXES and not own(p)]
         if not found:
             raise TextlensError(f"folder {path} holds no .txt, .jsonl, .csv or .parquet file")
         return found
     if any(c in text for c in "*?[") and not path.exists():
         found = [Path(p) for p in sorted(glob.glob(text, recursive=True)) if Path(p).is_file()]
+        found = [p for p in found if not own(p)]
         if not found:
             raise TextlensError(f"no file matches {text}")
         return found
@@ -275,13 +332,14 @@ def read_inputs(
     column: str = "text",
     id_column: str | None = None,
     encoding: str = "utf-8",
+    exclude: Sequence[Path] = (),
 ) -> list[InputRow]:
     """``read_texts`` over every file ``spec`` names (see ``input_files``), numbered as one input.
 
     With several files, a row without an id column gets ``FILE:N`` (its file's name and its
     0-based position there) as its id.
     """
-    files = input_files(spec)
+    files = input_files(spec, exclude)
     if len(files) == 1:
         return read_texts(files[0], column, id_column, encoding)
     rows: list[InputRow] = []
@@ -317,10 +375,7 @@ def read_column(path: str | Path, column: str, encoding: str = "utf-8") -> list[
             for line in handle:
                 if not line.strip():
                     continue
-                try:
-                    item = json.loads(line)
-                except json.JSONDecodeError:
-                    item = None
+                item = parse_json(line)[0]
                 values.append(item.get(column) if isinstance(item, dict) else None)
         else:
             values = [item[column] for item in _csv_rows(handle, path, column)]

@@ -52,6 +52,10 @@ def _fingerprint(paths: Sequence[Path]) -> str:
     return digest.hexdigest()[:16]
 
 
+def _lock_path(output: Path) -> Path:
+    return output.with_name(output.name + ".lock")
+
+
 def _paths(output: Path) -> tuple[Path, Path]:
     journal = (
         output if output.suffix == ".jsonl" else output.with_name(output.name + ".partial.jsonl")
@@ -59,35 +63,62 @@ def _paths(output: Path) -> tuple[Path, Path]:
     return journal, output.with_name(output.name + ".job.json")
 
 
-def _recover(journal: Path, n_rows: int) -> tuple[dict[int, dict[str, Any]], int]:
-    """Rows already in the journal, and how many lines were ignored.
+def _recover(journal: Path, n_rows: int) -> tuple[dict[int, dict[str, Any]], int, int]:
+    """Rows already in the journal, how many lines were ignored, and how many were dropped.
 
-    A half-written last line (a killed writer) is cut off; a line for a row that is not in the
-    input (0..n_rows-1) is ignored.
+    A half-written last line (a killed writer) is cut off, and a line that cannot be read for
+    any reason (not JSON, nested too deeply, not a result row) is dropped from the journal, so
+    that its row is explained again; a line for a row that is not in the input (0..n_rows-1) is
+    ignored (and kept).
     """
+    from textlens.data import parse_json
+    from textlens.render.export import write_atomic
+
     done: dict[int, dict[str, Any]] = {}
-    ignored = 0
+    ignored = dropped = 0
     if not journal.exists():
-        return done, ignored
-    good_bytes = 0
+        return done, ignored, dropped
+    kept: list[bytes] = []
+    torn = False
     with open(journal, "rb") as handle:
         for raw in handle:
             if not raw.endswith(b"\n"):
+                torn = True  # only the last line can lack its newline
                 break
-            try:
-                item = json.loads(raw)
-            except json.JSONDecodeError:
-                break
-            good_bytes += len(raw)
-            row = item.get("row") if isinstance(item, dict) else None
-            if isinstance(row, int) and not isinstance(row, bool) and 0 <= row < n_rows:
+            item, problem = parse_json(raw)
+            if problem is not None or not _is_result_row(item):
+                dropped += 1
+                continue
+            kept.append(raw)
+            row = item["row"]
+            if 0 <= row < n_rows:
                 done.setdefault(row, item)
             else:
                 ignored += 1
-    if good_bytes != journal.stat().st_size:
+    if dropped:
+        write_atomic(journal, b"".join(kept))
+    elif torn:
         with open(journal, "r+b") as handle:
-            handle.truncate(good_bytes)
-    return done, ignored
+            handle.truncate(sum(len(raw) for raw in kept))
+    return done, ignored, dropped
+
+
+def _is_result_row(item: Any) -> bool:
+    """Whether a journal line holds a result row (as ``_result_row`` writes them)."""
+    if not isinstance(item, dict) or not {"row", "ok"} <= set(item):
+        return False
+    row = item["row"]
+    return isinstance(row, int) and not isinstance(row, bool) and isinstance(item["ok"], bool)
+
+
+def _check_not_links(*paths: Path) -> None:
+    """Refuse job files that are symbolic links (a write would go through to their target)."""
+    for path in paths:
+        if path.is_symlink():
+            raise TextlensError(
+                f"{path} is a symbolic link: give the real path of the output "
+                f"({path.resolve()}), or another --out"
+            )
 
 
 def _check_output(output: Path, sidecar: Path, journal: Path, job: dict[str, Any]) -> None:
@@ -95,8 +126,16 @@ def _check_output(output: Path, sidecar: Path, journal: Path, job: dict[str, Any
         raise TextlensError(f"cannot write {output.name}: use a .jsonl or .parquet output")
     if not output.parent.exists():
         raise TextlensError(f"folder {output.parent} does not exist: create it first")
+    _check_not_links(output, journal, sidecar, _lock_path(output))
     if sidecar.exists():
-        before = json.loads(sidecar.read_text(encoding="utf-8"))
+        from textlens.data import parse_json
+
+        before, problem = parse_json(sidecar.read_bytes())
+        if problem is not None or not isinstance(before, dict):
+            raise TextlensError(
+                f"{sidecar} cannot be read ({problem or 'not a job'}): delete it and "
+                f"{output} to start the job again"
+            )
         changed = sorted(k for k in set(job) | set(before) if job.get(k) != before.get(k))
         if changed:
             raise TextlensError(
@@ -120,8 +159,19 @@ def _model_name(model: Any) -> str:
     return str(model)
 
 
+def stored_text(text: str) -> str:
+    """A row's text as every output format can hold it: each lone surrogate (an undecodable
+    byte, read with ``surrogateescape``, or a JSON escape) becomes U+FFFD. Only error rows
+    have any, so the JSON Lines, Parquet and Ray outputs hold the same rows."""
+    if not any("\ud800" <= c <= "\udfff" for c in text):
+        return text
+    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+
+
 def _result_row(item: InputRow, exp: Any = None, error: str | None = None) -> dict[str, Any]:
-    row: dict[str, Any] = {"row": item.row, "id": item.id, "text": item.text, "ok": error is None}
+    text = stored_text(item.text)
+    row: dict[str, Any] = {"row": item.row, "id": stored_text(item.id), "text": text,
+                           "ok": error is None}  # fmt: skip
     row["error"] = error
     row["label"] = None if exp is None else exp.target.label
     row["probability"] = None if exp is None else exp.target.probability
@@ -204,8 +254,13 @@ def explain_file(
         require_ray()
         _check_ray_options(model, workers, gpus_per_worker, block_rows)
     input_path, output = Path(input_path), Path(output)
-    files = input_files(input_path)
-    rows = read_inputs(input_path, column, id_column, encoding)
+    journal, sidecar = _paths(output)
+    if engine == "ray":
+        _check_not_links(output)
+    # the job's own files are never read as its input (an output inside the input folder)
+    own = (output,) if engine == "ray" else (output, journal, sidecar, _lock_path(output))
+    files = input_files(input_path, own)
+    rows = read_inputs(input_path, column, id_column, encoding, own)
     params = dict(params or {})
     corpus = describe(METHODS[method], "corpus_setting") if method in METHODS else None
     if corpus and params.get(corpus) is None:  # the input file stands for the user's data
@@ -214,7 +269,6 @@ def explain_file(
             params[corpus] = key
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise TextlensError(f"batch_size={batch_size!r} is not valid: use a whole number >= 1")
-    journal, sidecar = _paths(output)
     job = {
         "input": str(input_path.resolve()),
         "input_sha256": _fingerprint(files),
@@ -257,7 +311,7 @@ def explain_file(
             workers=workers, gpus_per_worker=gpus_per_worker, block_rows=block_rows,
             progress=progress, on_block=on_batch,
         )  # fmt: skip
-    lock = FileLock(str(output.with_name(output.name + ".lock")), timeout=0)
+    lock = FileLock(str(_lock_path(output)), timeout=0)
     try:
         lock.acquire()
     except Timeout:
@@ -347,10 +401,16 @@ def _run_job(
         _remove_stale_temporaries(output, sidecar)
     else:
         write_atomic(sidecar, json.dumps(job, indent=2) + "\n")
-    done, ignored = _recover(journal, len(rows))
+    done, ignored, dropped = _recover(journal, len(rows))
     if ignored:
         warnings.warn(
             f"ignored {ignored} line(s) of {journal.name} for rows that are not in the input",
+            stacklevel=3,
+        )
+    if dropped:
+        warnings.warn(
+            f"dropped {dropped} unreadable line(s) of {journal.name}; their rows are explained "
+            "again",
             stacklevel=3,
         )
     todo = [r for r in rows if r.row not in done]
