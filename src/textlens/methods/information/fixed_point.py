@@ -24,6 +24,11 @@ from textlens.methods.information.problem import (
     Settings,
 )
 
+GROW_CONFIDENCE = 2.0
+"""Standard errors the window's mean of a_i must lie below zero before a token grows by the
+largest step (one-sided, about 98%): a zero or negative estimate from a few noise samples then no
+longer pushes a token that Phi does use to the bound on sigma."""
+
 
 def rank_stability(
     values: torch.Tensor, se: torch.Tensor, mask: torch.Tensor, draws: torch.Tensor
@@ -81,14 +86,26 @@ def solve_fixed_point(
     settings: Settings,
     upper: torch.Tensor,
     on_settle: Callable[[int, int], None] | None = None,
+    only: torch.Tensor | None = None,
 ) -> tuple[
-    torch.Tensor, torch.Tensor, torch.Tensor | None, list[torch.Tensor], torch.Tensor, torch.Tensor
+    torch.Tensor,
+    torch.Tensor,
+    torch.Tensor | None,
+    list[torch.Tensor],
+    torch.Tensor,
+    torch.Tensor,
+    torch.Tensor,
+    torch.Tensor,
 ]:
     """The fixed-point solver (see the module docstring). Returns log sigma ``(B, G, T)``, the
     iterations per pair, the first loss estimate, the loss at every iteration, each pair's
-    loss at its last iteration and the standard error of each log sigma ``(B, G, T)``
-    (``honest_se``). ``upper`` ``(B, 1, T)``: each token's largest log sigma.
-    ``on_settle(group, iterations)`` is called as every text of a group has settled."""
+    loss at its last iteration, the standard error of each log sigma ``(B, G, T)``
+    (``honest_se``), whether each pair settled ``(B, G)`` (False: it ran to
+    ``max_steps``) and the tokens whose own estimate points to the bound without having
+    reached it ``(B, G, T)`` (for ``Problem.confirm_below``). ``upper`` ``(B, 1, T)``: each
+    token's largest log sigma.
+    ``on_settle(group, iterations)`` is called as every text of a group has settled. ``only``
+    ``(B, G)``: solve these pairs only (the others keep ``log_sigma0`` and take no step)."""
     n, n_groups, width = log_sigma0.shape
     device, dtype = log_sigma0.device, log_sigma0.dtype
     real_g = real.unsqueeze(1).expand(n, n_groups, width)
@@ -103,11 +120,14 @@ def solve_fixed_point(
     draws = torch.randn((width, RANK_DRAWS), generator=stream(settings.seed + 31, 0, device))
     draws = draws.to(device, dtype).T
     active = torch.ones((n, n_groups), dtype=torch.bool, device=device)
+    if only is not None:
+        active &= only
     steps = torch.zeros((n, n_groups), dtype=torch.long, device=device)
     curve: list[torch.Tensor] = []
     start_loss = None
     last_loss = torch.full((n, n_groups), math.nan, device=device, dtype=dtype)
     final_se = torch.full((n, n_groups, width), math.inf, device=device, dtype=dtype)
+    final_up = torch.zeros((n, n_groups, width), dtype=torch.bool, device=device)
     for step in range(settings.max_steps):
         samples = noise.draw(settings.n_samples, width, dtype, active)
         with torch.enable_grad():
@@ -131,19 +151,25 @@ def solve_fixed_point(
             count = (k - low).to(torch.float64)[0]
             mean = (sums.gather(0, k) - sums.gather(0, low))[0] / count
             mean_sq = (squares.gather(0, k) - squares.gather(0, low))[0] / count
-            target = 0.5 * (log_target - torch.log(mean.clamp_min(1e-300))).to(dtype)
+            var = (mean_sq - mean * mean).clamp_min(0.0) * count / (count - 1).clamp_min(1.0)
+            # an estimate at or below 0 grows the token by the largest step only when it is
+            # confidently there (the window's upper confidence bound too); otherwise the token
+            # moves towards the answer that bound gives (the smallest sigma the estimates
+            # allow), and holds while one iteration gives no spread. No effect at all (a word
+            # Phi never sees, every value exactly 0): as large as allowed.
+            upper_a = mean + GROW_CONFIDENCE * (var / count).sqrt()
+            used = torch.where(mean > 0, mean, upper_a)
+            target = 0.5 * (log_target - torch.log(used.clamp_min(1e-300))).to(dtype)
             move = (target - log_sigma).clamp(-settings.max_step, settings.max_step)
-            # no effect at all (a word Phi never sees): as large as allowed; a noisy estimate
-            # at or below 0: grow by the largest step
             grow = torch.full_like(move, settings.max_step)
-            move = torch.where(mean > 0, move, grow)
-            new = torch.where(mean == 0, upper.expand_as(move), log_sigma + move)
+            move = torch.where(used > 0, move, torch.where(count >= 2, grow, 0.0 * move))
+            never = (mean == 0) & (mean_sq == 0)
+            new = torch.where(never, upper.expand_as(move), log_sigma + move)
             new = torch.minimum(new.clamp_min(LOG_SIGMA_MIN), upper)
             log_sigma = torch.where(on, new, log_sigma)
             # convergence: is the ranking of the tokens settled, given the standard errors?
             free = log_sigma >= upper
             counted = real_g & ~free
-            var = (mean_sq - mean * mean).clamp_min(0.0) * count / (count - 1).clamp_min(1.0)
             se = 0.5 * (var / count).sqrt() / mean.abs().clamp_min(1e-300)
             se = torch.where(mean > 0, se, torch.full_like(se, math.inf)).to(dtype)
             rms = (
@@ -161,6 +187,10 @@ def solve_fixed_point(
                 stable |= counted.sum(-1) <= 1  # one word: nothing to rank
                 settled &= stable | (rms <= SE_FLOOR)
             final_se = torch.where(active.unsqueeze(-1), honest, final_se)
+            point = 0.5 * (log_target - torch.log(mean.clamp_min(1e-300))).to(dtype)
+            unsure = mean - GROW_CONFIDENCE * (var / count).sqrt() <= 0
+            up = real_g & (log_sigma < upper) & (unsure | (point >= upper))
+            final_up = torch.where(active.unsqueeze(-1), up, final_up)
             was = active.any(0)
             active &= ~settled
             if on_settle is not None:
@@ -168,4 +198,4 @@ def solve_fixed_point(
                     on_settle(g, step + 1)
             if not active.any():
                 break
-    return log_sigma, steps, start_loss, curve, last_loss, final_se
+    return log_sigma, steps, start_loss, curve, last_loss, final_se, ~active, final_up

@@ -50,6 +50,8 @@ TYPICAL_ITERATIONS = 12
 mean over layers of the median iterations on 48 test sentences of the demo classifier (6 to 31
 by layer)."""
 
+LOSS_CHUNK = 4
+"""Noise samples a pass when the final loss is measured (``Problem.loss_at``)."""
 COMPAT_MAX_STEPS = 5000
 """``max_steps`` when it is not given: the step cap, and the reference's fixed step count."""
 
@@ -70,7 +72,10 @@ class InformationLoss:
     (H = K log sigma + K/2 log 2 pi e), ``loss`` at the returned sigma (the mean over 16 noise
     samples of its own stream) with its standard error ``loss_se``, ``log_sigma_se`` (each
     score's standard error, fixed-point solver), ``saturated`` (tokens whose sigma reached
-    its bound, ``max_sigma``: Phi keeps none of their information), ``steps`` and
+    its bound, ``max_sigma``, and where the loss confirmed it: bringing the token back below
+    the bound did not lower it; Phi keeps none of their information), ``settled`` (per layer:
+    False where the solver stopped at ``max_steps`` before its own tolerance), ``reached_se``
+    (per layer: the RMS standard error of log sigma it reached), ``steps`` and
     ``loss_curve``.
 
     Args:
@@ -142,6 +147,7 @@ class InformationLoss:
     unit_reduce: ClassVar[str] = "max"  # a sum of log noise scales means nothing
     diagnostics: ClassVar[tuple[tuple[str, str], ...]] = (("steps", "optimiser steps per layer"),)
     cost_setting: ClassVar[str] = "max_steps"
+    memory_setting: ClassVar[str] = "n_samples"
     corpus_setting: ClassVar[str] = "corpus"
     test_settings: ClassVar[dict[str, Any]] = {"max_steps": 30, "corpus_size": 20}
     # the class's logits; a two-unit Phi gives noisy estimates, so the iterations are capped
@@ -218,6 +224,17 @@ class InformationLoss:
         """Where the noise goes (``compat`` follows the reference: the embedding output)."""
         return "embedding-output" if self.compat else self.noise_at
 
+    def memory_bytes(self, model: ModelAdapter, batch: TokenBatch) -> int:
+        """Rough peak memory: every (text, layer)'s noise samples of a step, and the noisy
+        copies of one group of texts of similar length run forward and back (``length_buckets``
+        holds at most 16 texts)."""
+        n, width = batch.input_ids.shape
+        samples = self.samples if not self.compat else 1
+        groups = len(self.chosen_layers(model))
+        noise = 2 * n * groups * samples * width * model.embed_dim * 4  # draws, noisy inputs
+        rows = min(n, 16) * max(samples, LOSS_CHUNK)
+        return noise + model.activation_bytes(rows, width)
+
     def estimate_seconds(
         self, model: ModelAdapter, batch: TokenBatch, pass_seconds: float
     ) -> tuple[float, float]:
@@ -244,29 +261,50 @@ class InformationLoss:
     def _check_unsettled(
         self, result: Result, layers: Sequence[int], max_steps: int, n_texts: int
     ) -> None:
-        """Warn when a layer ran to ``max_steps``, and say whether saturated tokens kept it."""
-        capped = result.steps >= max_steps  # (B, G)
-        if self.tol == 0 or not bool(capped.any()):
+        """Warn when a layer ran to ``max_steps`` without settling, with the standard error it
+        reached, and say whether saturated tokens kept it from settling."""
+        capped = (
+            ~result.settled if result.settled is not None else result.steps >= max_steps
+        )  # (B, G)
+        if self.tol == 0 or self.compat or not bool(capped.any()):
             return
+        reached = _reached_se(result)
         where, stuck = [], 0
         for g in torch.nonzero(capped.any(0)).flatten().tolist():
             at_bound = result.saturated[:, g]
             stuck += int((at_bound & capped[:, g].unsqueeze(-1)).sum())
+            worst = reached[:, g][capped[:, g]]
+            se = f", RMS standard error of log sigma {float(worst.max()):.3g}" if (
+                self.precision == "values" and bool(torch.isfinite(worst).any())
+            ) else ""  # fmt: skip
             where.append(
-                f"{self._what(layers[g])} ({int(capped[:, g].sum())} of {n_texts} text(s))"
+                f"{self._what(layers[g])} ({int(capped[:, g].sum())} of {n_texts} text(s){se})"
             )
         cause = (
             f"{stuck} token(s) kept growing to the largest sigma (Phi barely depends on them: "
-            "saturated), so the ranking never settled"
+            "saturated), so the answer never settled"
             if stuck
-            else "the estimates stayed too noisy to settle the ranking"
+            else "the estimates stayed too noisy to settle the answer"
+        )
+        goal = (
+            f" (the goal was {self.settings_tolerance():g}; extras['reached_se'] has each layer's)"
+            if self.precision == "values"
+            else ""
         )
         warnings.warn(
-            f"max_steps={max_steps} reached without settling at {', '.join(where)}: {cause}; "
-            "the answer is the last iterate",
+            f"max_steps={max_steps} reached without settling at {', '.join(where)}{goal}: "
+            f"{cause}; the answer is the last iterate (extras['settled'] is False there)",
             UnsettledWarning,
             stacklevel=4,
         )
+
+    def settings_tolerance(self) -> float:
+        """The tolerance the solver stops at (``tol``, or its default)."""
+        from textlens.methods.information.problem import DEFAULT_TOL
+
+        if self.tol is not None:
+            return self.tol
+        return DEFAULT_TOL["adam" if self.solver == "adam" else self.precision]
 
     def explains(self, layers: Sequence[int]) -> str:
         """What Phi is, in words: the scores explain it, not the bound target."""
@@ -294,10 +332,7 @@ class InformationLoss:
         # rounding, which can still tip a token with a near-zero estimate towards the upper bound
         parts = []
         began = time.perf_counter()
-        point = self.input_point
-        if self.compat and point == "embedding-output":  # the reference: 10 x the input's std
-            r0 = regularization(model, "hidden", self.corpus_size, self.corpus, spread)[0]
-            settings = dataclasses.replace(settings, scale=10 * float(r0.pow(2).mean().sqrt()))
+        point = self.input_point  # compat: the reference's bound, 10 x the word table's std
         for rows in length_buckets(batch.lengths.tolist()):  # weights frozen by the pipeline
             sub = batch.select(rows)
             x = model.embed(sub).detach()
@@ -328,6 +363,7 @@ class InformationLoss:
             parts.append((rows, result))
         result = _merge(parts, len(batch), batch.input_ids.shape[1])
         log_sigma = torch.log(result.sigma).nan_to_num(0.0)
+        reached = _reached_se(result)
         scores = (-log_sigma).masked_fill(~batch.real_mask.unsqueeze(1), 0.0)
         return Scores(
             scores,
@@ -343,6 +379,8 @@ class InformationLoss:
                     {"log_sigma_se": result.log_sigma_se} if result.log_sigma_se is not None else {}
                 ),
                 "saturated": result.saturated,
+                "settled": result.settled,
+                "reached_se": reached,
                 "start_loss": result.start_loss,
                 "steps": result.steps,
                 "loss_curve": result.curve.permute(1, 2, 0),
@@ -354,6 +392,8 @@ class InformationLoss:
                 "loss_se": ("layer",),
                 "log_sigma_se": ("layer", "token"),
                 "saturated": ("layer", "token"),
+                "settled": ("layer",),
+                "reached_se": ("layer",),
                 "start_loss": ("layer",),
                 "steps": ("layer",),
                 "loss_curve": ("layer", "step"),
@@ -471,6 +511,7 @@ def _merge(parts: list[tuple[list[int], Result]], n: int, width: int) -> Result:
     start_loss, loss_se = loss.clone(), loss.clone()
     log_sigma_se = sigma.clone()
     saturated = torch.zeros((n, n_groups, width), dtype=torch.bool, device=like.device)
+    settled = torch.ones((n, n_groups), dtype=torch.bool, device=like.device)
     steps = torch.zeros((n, n_groups), dtype=torch.long, device=like.device)
     curve = torch.full((n_steps, n, n_groups), math.nan, dtype=like.dtype, device=like.device)
     start: list[str] = [""] * (n * n_groups)
@@ -486,11 +527,28 @@ def _merge(parts: list[tuple[list[int], Result]], n: int, width: int) -> Result:
             log_sigma_se[index, :, :w] = r.log_sigma_se
         if r.saturated is not None:
             saturated[index, :, :w] = r.saturated
+        if r.settled is not None:
+            settled[index] = r.settled
         curve[: r.curve.shape[0], index] = r.curve.to(curve.dtype)
         for i, row in enumerate(rows):
             start[row * n_groups : (row + 1) * n_groups] = r.start[
                 i * n_groups : (i + 1) * n_groups
             ]
     return Result(
-        sigma, information, loss, steps, start_loss, curve, start, loss_se, log_sigma_se, saturated
-    )
+        sigma, information, loss, steps, start_loss, curve, start, loss_se, log_sigma_se,
+        saturated, settled,
+    )  # fmt: skip
+
+
+def _reached_se(result: Result) -> torch.Tensor:
+    """The RMS standard error of log sigma ``(B, G)`` each (text, layer) reached, over its
+    tokens below the bound (NaN without standard errors: the Adam solver)."""
+    se = result.log_sigma_se
+    if se is None:
+        return torch.full(result.loss.shape, math.nan, dtype=result.loss.dtype)
+    counted = torch.isfinite(se)
+    if result.saturated is not None:
+        counted &= ~result.saturated
+    total = se.nan_to_num(0.0, posinf=0.0).pow(2).masked_fill(~counted, 0.0).sum(-1)
+    rms = (total / counted.sum(-1).clamp_min(1)).sqrt()
+    return rms.masked_fill(counted.sum(-1) == 0, math.nan)

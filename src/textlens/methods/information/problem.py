@@ -128,7 +128,9 @@ class Result:
         log_sigma_se: ``(B, G, T)`` the standard error of each log sigma (fixed-point solver;
             inf for a token at the largest sigma, NaN on padding), or None.
         saturated: ``(B, G, T)`` True where a token's sigma reached its bound (Phi keeps none
-            of its information), or None.
+            of its information) and the loss confirmed it there, or None.
+        settled: ``(B, G)`` False where the solver stopped at ``max_steps`` without settling,
+            or None.
     """
 
     sigma: torch.Tensor
@@ -141,6 +143,7 @@ class Result:
     loss_se: torch.Tensor | None = None
     log_sigma_se: torch.Tensor | None = None
     saturated: torch.Tensor | None = None
+    settled: torch.Tensor | None = None
 
 
 def log_upper_bound(x: torch.Tensor, real: torch.Tensor, settings: Settings) -> torch.Tensor:
@@ -419,25 +422,119 @@ class Problem:
         The samples come from streams of their own (seed + ``LOSS_STREAM``, one per text and
         group), so the figure is the same whatever solver, batch or stopping step led there.
         """
-        settings, everyone = self.settings, self.everyone()
+        values = self.loss_samples(log_sigma, chunk=chunk)  # (B, G, LOSS_SAMPLES)
+        return values.mean(-1), values.std(-1) / math.sqrt(values.shape[-1])
+
+    def loss_samples(
+        self, log_sigma: torch.Tensor, active: torch.Tensor | None = None, chunk: int = 4
+    ) -> torch.Tensor:
+        """The loss of each of the ``LOSS_SAMPLES`` samples ``(B, G, LOSS_SAMPLES)`` of the
+        active pairs (default: all; NaN for the others). Every call draws the same samples for
+        a pair, so two answers compare sample by sample."""
+        settings = self.settings
+        active = self.everyone() if active is None else active
         noise = Noise(
             self.real.sum(1).tolist(), self.keys, self.dim, settings.seed + LOSS_STREAM,
             self.x.device,
         )  # fmt: skip
         sigma = torch.exp(self.clamp(log_sigma))
-        every_text = torch.arange(self.n, device=self.x.device)
-        parts = []
+        out = torch.full(
+            (self.n, self.n_groups, LOSS_SAMPLES), math.nan, device=self.x.device,
+            dtype=self.x.dtype,
+        )  # fmt: skip
         with torch.no_grad():
             for start in range(0, LOSS_SAMPLES, chunk):
-                samples = noise.draw(min(chunk, LOSS_SAMPLES - start), self.width, self.x.dtype,
-                                     everyone)  # fmt: skip
-                parts.append(torch.stack([
-                    group_loss(group, self.x, clean, sigma[:, g], samples[:, g], self.real,
-                               settings.rate, every_text, per_sample=True)
-                    for g, (group, clean) in enumerate(zip(self.groups, self.cleans, strict=True))
-                ], dim=1))  # fmt: skip
-        values = torch.cat(parts, dim=-1)  # (B, G, LOSS_SAMPLES)
-        return values.mean(-1), values.std(-1) / math.sqrt(values.shape[-1])
+                k = min(chunk, LOSS_SAMPLES - start)
+                samples = noise.draw(k, self.width, self.x.dtype, active)
+                for g, (group, clean) in enumerate(zip(self.groups, self.cleans, strict=True)):
+                    texts = active[:, g].nonzero().squeeze(1)
+                    if len(texts):
+                        out[texts, g, start : start + k] = group_loss(
+                            group, self.x, clean, sigma[texts, g], samples[texts, g], self.real,
+                            settings.rate, texts, per_sample=True,
+                        )  # fmt: skip
+        return out
+
+    def drowned(self, log_sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pairs whose tokens at the bound lower the loss when brought back together, and the
+        point to start again from ``(B, G, T)``.
+
+        Where Phi saturates, every token's noise can drown it at once: each token then looks
+        irrelevant given the others' noise, a fixed point of the solver far above the loss's
+        minimum. The tokens at the bound are brought back together by factors of 10, 100 and
+        1000, and the lowest loss (sample by sample on the same noise) is kept where it is
+        below the answer's.
+        """
+        saturated = self.saturated(log_sigma)
+        pairs = saturated.any(-1)
+        if not bool(pairs.any()):
+            return pairs, log_sigma
+        base = self.loss_samples(log_sigma, pairs)
+        best, start = torch.zeros_like(base[..., 0]), log_sigma
+        for depth in (1, 2, 3):
+            trial = torch.where(saturated, self.upper - depth * math.log(10.0), log_sigma)
+            trial = self.clamp(trial)
+            gain = (self.loss_samples(trial, pairs) - base).mean(-1)  # (B, G)
+            better = pairs & (gain < best)
+            best = torch.where(better, gain, best)
+            start = torch.where(better.unsqueeze(-1), trial, start)
+        return pairs & (best < 0), start
+
+    def confirm_below(self, log_sigma: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        """Move the ``up`` tokens (their estimates point to the bound, which they have not
+        reached) to their bound where that lowers the loss: all of a pair's together first, then
+        each alone; the mirror of ``confirm_saturation``, for tokens the solver held back while
+        their estimates were not confident."""
+        up = up & self.real_g & ~self.saturated(log_sigma)
+        if not bool(up.any()):
+            return log_sigma
+        bound = self.upper.expand_as(log_sigma)
+        pairs = up.any(-1)
+        base = self.loss_samples(log_sigma, pairs)
+        together = torch.where(up, bound, log_sigma)
+        values = self.loss_samples(together, pairs)
+        lower = pairs & ((values - base).mean(-1) < 0)
+        log_sigma = torch.where(lower.unsqueeze(-1), together, log_sigma)
+        base = torch.where(lower.unsqueeze(-1), values, base)
+        return self._try_each(log_sigma, up & ~lower.unsqueeze(-1), bound, base)[0]
+
+    def confirm_saturation(
+        self, log_sigma: torch.Tensor, start: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keep a token at its bound on sigma only where that gives the lower loss.
+
+        Each token at the bound is brought back below it (to its starting value, at most a third
+        of the bound) one at a time per pair, and the loss is compared sample by sample on the
+        same noise; where bringing it back lowers the loss, it stays back. Returns the log sigma
+        and the confirmed saturation ``(B, G, T)``.
+        """
+        saturated = self.saturated(log_sigma)
+        if not bool(saturated.any()):
+            return log_sigma, saturated
+        back = torch.minimum(start, self.upper - math.log(3.0))
+        base = self.loss_samples(log_sigma, saturated.any(-1))
+        log_sigma, moved = self._try_each(log_sigma, saturated, back, base)
+        return log_sigma, saturated & ~moved
+
+    def _try_each(
+        self, log_sigma: torch.Tensor, picks: torch.Tensor, moved: torch.Tensor, base: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Move each picked token to its value in ``moved``, one token a pair at a time (the
+        pairs in one pass), and keep the move where the loss, compared sample by sample with
+        ``base`` (the current answer's), is lower. Returns the log sigma and the kept moves."""
+        rank = picks.long().cumsum(-1) - 1  # each picked token's turn in its pair
+        kept = torch.zeros_like(picks)
+        for turn in range(int(picks.sum(-1).max()) if bool(picks.any()) else 0):
+            pick = picks & (rank == turn)
+            tried = pick.any(-1)
+            trial = torch.where(pick, moved, log_sigma)
+            values = self.loss_samples(trial, tried)
+            lower = tried & ((values - base).mean(-1) < 0)
+            keep = pick & lower.unsqueeze(-1)
+            log_sigma = torch.where(keep, trial, log_sigma)
+            base = torch.where(lower.unsqueeze(-1), values, base)
+            kept |= keep
+        return log_sigma, kept
 
     def to_sigma(self, param: torch.Tensor) -> torch.Tensor:
         if self.bounded:
