@@ -76,7 +76,7 @@ def test_generated_tokens_are_the_models_greedy_answer(lm):
     end = lm.tokenizer.eos_token_id
     expected = greedy[: greedy.index(end)] if end in greedy else greedy
     assert list(gen.token_ids[gen.n_prompt :]) == expected
-    sampled = [explain_generation(PROMPT, lm, "gradient", generate=5, sample=True, seed=s)
+    sampled = [explain_generation(PROMPT, lm, "gradient", generate=5, sample_seed=s)
                for s in (1, 1)]  # fmt: skip
     assert sampled[0].token_ids == sampled[1].token_ids  # seeded
 

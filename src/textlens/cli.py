@@ -182,9 +182,8 @@ _MODEL_OPTION = click.option(
 @click.option(
     "--pooling",
     type=click.Choice(["mean", "cls"]),
-    default="mean",
-    show_default=True,
-    help="how --pair texts become one vector",
+    default=None,
+    help="how --pair texts become one vector (default: mean)",
 )
 @click.option(
     "--layers",
@@ -218,7 +217,7 @@ def explain(
     prompt_only: bool,
     contrast: str | None,
     pair: str | None,
-    pooling: str,
+    pooling: str | None,
     layers: str | None,
     words: bool,
     unit: str | None,
@@ -260,6 +259,20 @@ def explain(
     if pair is not None and model_path is None:
         model_path = "encoder"
     answer = generate is not None or continuation is not None
+    if sample is not None and generate is None:
+        raise TextlensError("--sample goes with --generate N (a given continuation is not sampled)")
+    if pooling is not None and pair is None:
+        raise TextlensError("--pooling says how --pair texts become one vector: add --pair TEXT")
+    if answer and max_length is not None:
+        raise TextlensError(
+            "--max-length does not go with --generate / --continuation: the prompt and the "
+            "answer are read whole (the model's context is the limit)"
+        )
+    if answer and unit is not None:
+        raise TextlensError(
+            "--unit and --words do not go with --generate / --continuation: an answer is "
+            "explained token by token"
+        )
     if (chat or system is not None) and not answer:
         raise TextlensError("--chat and --system go with --generate N or --continuation TEXT")
     if prompt_only and not answer:
@@ -298,7 +311,8 @@ def explain(
                 from textlens.pipeline import explain_pair
 
                 exps = list(explain_pair(
-                    text, pair, adapter, name, pooling=pooling, max_length=max_length, **params
+                    text, pair, adapter, name, pooling=pooling or "mean", max_length=max_length,
+                    **params,
                 ))  # fmt: skip
         for w in caught:
             click.echo(f"warning: {one_line(str(w.message))}", err=True)
@@ -406,8 +420,6 @@ def _check_answer_options(
         raise TextlensError("give --generate N or --continuation TEXT, not both")
     if generate is not None and generate < 1:
         raise TextlensError(f"--generate {generate}: generate at least 1 token")
-    if sample is not None and generate is None:
-        raise TextlensError("--sample goes with --generate (a given continuation is not sampled)")
     for flag, value in (("--target", target), ("--contrast", contrast), ("--pair", pair)):
         if value is not None:
             raise TextlensError(
@@ -446,8 +458,7 @@ def _explain_answer(
                 name,
                 generate=generate,
                 continuation=continuation,
-                sample=sample is not None,
-                seed=sample or 0,
+                sample_seed=sample,
                 chat=chat,
                 system=system,
                 attribute_to="prompt" if prompt_only else "all",

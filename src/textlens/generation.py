@@ -27,6 +27,7 @@ import numpy as np
 from textlens.errors import TextlensError
 from textlens.explanation import Explanation, from_scores
 from textlens.memory import HEADROOM, available_bytes
+from textlens.text import check_unicode
 
 SCHEMA = "textlens.generation/1"
 GIB = 2**30
@@ -188,8 +189,7 @@ def explain_generation(
     *,
     generate: int | None = None,
     continuation: str | None = None,
-    sample: bool = False,
-    seed: int = 0,
+    sample_seed: int | None = None,
     chat: bool = False,
     system: str | None = None,
     attribute_to: str = "all",
@@ -205,11 +205,11 @@ def explain_generation(
         prompt: The prompt.
         model: A causal LM: a folder, an adapter, or ``"demo-lm"`` (the packaged SmolLM2).
         method: Any method (a registry name or instance).
-        generate: How many tokens to generate (greedy unless ``sample``); stops early at the
-            end-of-sequence token.
+        generate: How many tokens to generate (greedy unless ``sample_seed``); stops early at
+            the end-of-sequence token.
         continuation: The answer to explain instead of generating one.
-        sample: Sample the generated tokens (seeded by ``seed``) instead of greedy decoding.
-        seed: Seed for sampling.
+        sample_seed: Sample the generated tokens, seeded by this number, instead of greedy
+            decoding (a method's own ``seed`` setting goes with ``params``).
         chat: ``prompt`` is a user message: put it (after ``system``, if given) into the
             tokenizer's chat template, with the assistant's turn opened.
         system: A system message (with ``chat``).
@@ -255,6 +255,15 @@ def explain_generation(
     batch_sizes: list[int] = []
     tokenizer = adapter.tokenizer
     spans: dict[str, tuple[int, int]] = {}
+    for what, value in (("the continuation", continuation), ("the system message", system)):
+        if value is not None and not isinstance(value, str):
+            raise TextlensError(f"{what} must be a string, not {type(value).__name__}")
+        if value is not None:
+            check_unicode(value, what)
+    if sample_seed is not None and (
+        isinstance(sample_seed, bool) or not isinstance(sample_seed, int)
+    ):
+        raise TextlensError(f"sample_seed={sample_seed!r} is not valid: use a whole number or None")
     if chat:
         prompt, spans = chat_prompt(tokenizer, prompt, system)
     elif system is not None:
@@ -279,7 +288,7 @@ def explain_generation(
                 f"cannot generate {generate} tokens: the model's context leaves {room} after "
                 f"the prompt's {len(prompt_ids)}; ask for fewer"
             )
-        out_ids = _generate(adapter, prompt_ids, generate, sample, seed)
+        out_ids = _generate(adapter, prompt_ids, generate, sample_seed)
         if not out_ids:
             raise TextlensError("the model ended the answer at once (end-of-sequence first)")
     ids = prompt_ids + out_ids
@@ -456,16 +465,17 @@ def _forced(ids: tuple[int, ...], positions: tuple[int, ...] | None = None) -> A
     return ForcedTokens(ids, positions)
 
 
-def _generate(adapter: Any, prompt_ids: list[int], n: int, sample: bool, seed: int) -> list[int]:
+def _generate(adapter: Any, prompt_ids: list[int], n: int, sample_seed: int | None) -> list[int]:
     """Greedy (or seeded sampled) continuation ids, cut before the end-of-sequence token."""
     import torch
 
     model, tokenizer = adapter.model, adapter.tokenizer
     end = getattr(tokenizer, "eos_token_id", None)
     inputs = torch.tensor([prompt_ids], device=adapter.device)
+    sample = sample_seed is not None
     kwargs: dict[str, Any] = {"max_new_tokens": n, "do_sample": sample}
     if sample:
-        torch.manual_seed(seed)
+        torch.manual_seed(sample_seed)
     else:  # greedy: no sampling settings from the model's generation config
         kwargs.update(temperature=None, top_p=None, top_k=None)
     with torch.no_grad():
@@ -473,10 +483,27 @@ def _generate(adapter: Any, prompt_ids: list[int], n: int, sample: bool, seed: i
             inputs,
             attention_mask=torch.ones_like(inputs),
             pad_token_id=adapter.pad_token_id,
+            stopping_criteria=_cancel_criteria(),
             **kwargs,
         )
     new = out[0, len(prompt_ids) :].tolist()
     return new[: new.index(end)] if end is not None and end in new else new
+
+
+def _cancel_criteria() -> Any:
+    """A stopping criterion that checks, at every generated token, whether the front end that
+    asked for the work has cancelled it (``textlens.cancel``: it raises ``Cancelled``)."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    from textlens.cancel import check
+
+    class Cancellable(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            check()
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([Cancellable()])
 
 
 def _texts(

@@ -1,9 +1,10 @@
 """Memory: estimate what a method's settings need before running, and refuse what cannot fit.
 
-A method may define ``memory_bytes(model, batch) -> int`` (its largest allocation for that
-batch, roughly) and name its cost setting in ``cost_setting``; ``check_memory`` compares the
-estimate with the memory free on the device and refuses in one line, naming the largest value
-of the cost setting that fits.
+Every method defines ``memory_bytes(model, batch) -> int`` (its peak memory for that batch,
+roughly; the registry refuses a method without one) and names the setting that scales it in
+``memory_setting`` (default: its ``cost_setting``); ``check_memory`` compares the estimate with
+the memory free on the device and refuses in one line, naming the largest value of that setting
+that fits.
 """
 
 from __future__ import annotations
@@ -49,8 +50,7 @@ def check_memory(method: Any, model: Any, batch: Any, available: int | None = No
     budget = int(free * HEADROOM)
     if need <= budget:
         return
-    setting = getattr(method, "cost_setting", None)
-    hint = ""
+    setting = getattr(method, "memory_setting", None) or getattr(method, "cost_setting", None)
     if setting:
         largest = _largest_fitting(method, model, batch, setting, budget)
         hint = (
@@ -58,16 +58,29 @@ def check_memory(method: Any, model: Any, batch: Any, available: int | None = No
             if largest
             else f"; even {setting}=1 does not fit: use a shorter text or fewer texts per batch"
         )
+        what = f"{method.name} with {setting}={getattr(method, setting, '?')}"
+    else:
+        hint = "; use a shorter text or fewer texts per batch"
+        what = method.name
     raise ResourceError(
-        f"{method.name} with {setting}={getattr(method, setting, '?')} needs about "
-        f"{need / GIB:.1f} GiB for this batch, and this machine has {free / GIB:.1f} GiB free"
-        f"{hint}"
+        f"{what} needs about {need / GIB:.1f} GiB for this batch, and this machine has "
+        f"{free / GIB:.1f} GiB free{hint}"
     )
+
+
+def _range(method: Any, setting: str) -> Any:
+    from textlens.methods.settings import range_of
+
+    return range_of(type(method), setting)
 
 
 def _largest_fitting(method: Any, model: Any, batch: Any, setting: str, budget: int) -> int:
     """The largest value of ``setting`` (up to its current one) whose estimate fits."""
-    low, high = 0, int(getattr(method, setting))
+    current = getattr(method, setting)
+    if current is None:  # the method's own default: search up to the setting's cap
+        bounds = _range(method, setting)
+        current = int(bounds.cap) if bounds is not None and bounds.cap else 1024
+    low, high = 0, int(current)
     while low < high:
         middle = (low + high + 1) // 2
         trial = dataclasses.replace(method, **{setting: middle})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textlens.errors import TextlensError
 
 
-def check_unicode(text: str) -> None:
+def check_unicode(text: str, what: str = "the text") -> None:
     """Refuse a text that is not valid Unicode (a lone surrogate, e.g. from undecodable bytes).
 
     The rule: text must be valid Unicode, and nothing is replaced silently. Bytes in another
@@ -14,7 +14,7 @@ def check_unicode(text: str) -> None:
     for i, char in enumerate(text):
         if "\ud800" <= char <= "\udfff":
             raise TextlensError(
-                f"the text is not valid Unicode: character {i} is a lone surrogate "
+                f"{what} is not valid Unicode: character {i} is a lone surrogate "
                 f"(U+{ord(char):04X}), often from bytes in another encoding; decode the text "
                 "with its real encoding (or with errors='replace')"
             )

@@ -91,8 +91,15 @@ class ModelAdapter(Protocol):
         ...
 
     def encode(
-        self, texts: Sequence[str | tuple[str, str]], max_length: int | None = None
-    ) -> TokenBatch: ...
+        self,
+        texts: Sequence[str | tuple[str, str]],
+        max_length: int | None = None,
+        warn: bool = True,
+        truncate: str | None = None,
+    ) -> TokenBatch:
+        """Tokenize texts into a right-padded batch; ``truncate`` (``"left"``/``"right"``) says
+        which end of a text longer than the limit is cut (None: the model's usual side)."""
+        ...
 
     def embed(self, batch: TokenBatch, input_ids: torch.Tensor | None = None) -> torch.Tensor: ...
 

@@ -82,11 +82,20 @@ class EncodingAdapter:
         texts: Sequence[str | tuple[str, str]],
         max_length: int | None = None,
         warn: bool = True,
+        truncate: str | None = None,
     ) -> TokenBatch:
         """Tokenize texts (or ``(question, context)`` pairs) into a right-padded TokenBatch.
 
-        Texts longer than the model's limit are truncated with one ``TruncationWarning``.
+        Texts longer than the model's limit are truncated with one ``TruncationWarning``; a
+        causal LM's are refused unless ``truncate`` is given (its next token depends on the end
+        that truncation would cut).
+
+        Args:
+            truncate: ``"right"`` keeps a long text's first tokens, ``"left"`` its last ones;
+                None: ``"right"`` for encoders, a refusal for causal LMs.
         """
+        if truncate not in (None, "left", "right"):
+            raise TextlensError(f"truncate={truncate!r} is not valid: use 'left' or 'right'")
         if not texts:
             raise TextlensError("no texts to explain: pass at least one non-empty text")
         if max_length is not None and (
@@ -115,7 +124,7 @@ class EncodingAdapter:
                     f"a limit of {limit} tokens leaves no room for words: this model adds {extra} "
                     f"special tokens; use a max_length of at least {extra + 1}"
                 )
-            row = self._encode_one(parts, limit)
+            row = self._encode_one(parts, limit, truncate)
             if all(row["special"]):
                 raise TextlensError(
                     "the text has no words the tokenizer can read (only invisible or control "
@@ -164,7 +173,9 @@ class EncodingAdapter:
         except (TypeError, ValueError):
             return 0
 
-    def _encode_one(self, parts: tuple[str, ...], limit: int) -> dict[str, Any]:
+    def _encode_one(
+        self, parts: tuple[str, ...], limit: int, truncate: str | None = None
+    ) -> dict[str, Any]:
         tok = self.tokenizer
         fast = bool(getattr(tok, "is_fast", False))
         kwargs: dict[str, Any] = {
@@ -174,9 +185,20 @@ class EncodingAdapter:
         }
         full = tok(*parts, truncation=False, **kwargs)
         n_full = len(full["input_ids"])
+        if n_full > limit and truncate is None and getattr(self, "causal", False):
+            raise TextlensError(
+                f"the text is {n_full} tokens and this causal LM reads at most {limit} here "
+                f"(the model's context is {self.max_length}): its next token depends on the "
+                "end of the text, so textlens does not cut it; shorten the text"
+            )
         if n_full > limit:
             strategy = "only_second" if len(parts) == 2 else True
-            enc = tok(*parts, truncation=strategy, max_length=limit, **kwargs)
+            side = getattr(tok, "truncation_side", "right")
+            tok.truncation_side = truncate or "right"
+            try:
+                enc = tok(*parts, truncation=strategy, max_length=limit, **kwargs)
+            finally:
+                tok.truncation_side = side
         else:
             enc = full
         ids = list(enc["input_ids"])

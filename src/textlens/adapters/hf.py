@@ -337,6 +337,7 @@ class HFAdapter(EncodingAdapter):
             }
             if types is not None:
                 kwargs["token_type_ids"] = types[:, start:end]
+            check_cancelled()
             outs.append(self.model(**kwargs))  # the cache grows in place
             start = end
         return outs

@@ -9,7 +9,7 @@ from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
 from textlens.errors import TextlensError
 from textlens.lazy import torch
-from textlens.methods.base import Scores, mask_pads
+from textlens.methods.base import Scores, forward_memory_bytes, mask_pads
 from textlens.methods.layer_conductance import Layers, resolve_layers
 from textlens.methods.registry import register
 from textlens.targets import BoundTarget
@@ -37,6 +37,12 @@ class Attention:
     def passes(self, model: ModelAdapter, batch: TokenBatch) -> int:
         """Rows the model runs for ``batch`` (gradient methods: each with a backward pass)."""
         return len(batch)
+
+    def memory_bytes(self, model: ModelAdapter, batch: TokenBatch) -> int:
+        n, width = batch.input_ids.shape
+        heads = int(getattr(getattr(model, "config", None), "num_attention_heads", 0) or 1)
+        maps = n * max(1, model.n_layers) * (heads + 1) * width * width * 4  # kept, averaged
+        return maps + forward_memory_bytes(model, batch, n)
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         layers = resolve_layers(self.layers, model.n_layers)

@@ -14,6 +14,7 @@ import numpy as np
 
 from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
+from textlens.cancel import check as check_cancelled
 from textlens.lazy import torch
 from textlens.targets import BoundTarget
 
@@ -66,6 +67,8 @@ class Method(Protocol):
       additive scores; ``max``, ``mean`` or ``l2`` where a sum has no meaning).
     - ``diagnostics``: ``(extra, label)`` pairs a front end prints after the scores.
     - ``cost_setting``: the setting that scales the work (and memory), if any.
+    - ``memory_setting``: the setting that scales the memory, where it is not the cost setting
+      (a memory refusal names the largest value of it that fits).
     - ``evaluation_settings``: settings the method comparison uses instead of the defaults.
     - ``test_settings``: cheap settings for the contract tests.
     - ``batch_tolerance``: how closely a batched result equals one text at a time
@@ -76,9 +79,11 @@ class Method(Protocol):
       (pictures say so when the totals differ).
     - ``corpus_setting``: the setting naming a corpus (``textlens.corpus``) the method takes
       reference statistics from; left None, a run over enough texts fills it with them.
+    - ``memory_bytes(model, batch)`` (a function, required: the registry refuses a method
+      without one): the estimated peak memory for a batch, checked against the free memory
+      before every run and shown in plans.
     - ``passes(model, batch)`` (a function, optional): the rows the model runs for a batch, for
-      plans announced before long runs (with ``memory_bytes(model, batch)``, the estimated peak
-      memory).
+      plans announced before long runs.
     - ``reads_positions``: a causal LM's score for a token read at one position depends only on
       the inputs up to it, and the method's inputs for texts that are the same are the same. The
       tokens of a generated answer then run as one sequence read at each token's position,
@@ -100,6 +105,7 @@ DESCRIPTION_DEFAULTS: dict[str, Any] = {
     "unit_reduce": "sum",
     "diagnostics": (),
     "cost_setting": None,
+    "memory_setting": None,
     "evaluation_settings": {},
     "test_settings": {},
     "batch_tolerance": {"rtol": 1e-4, "atol": 1e-5},
@@ -202,6 +208,7 @@ def _target_and_grad(
     with torch.enable_grad():
         leaf = embeds[:, :width].detach().requires_grad_(True)
         values = forward_and_read(model, batch, target, leaf, rows, rows)
+        check_cancelled()
         (grad,) = torch.autograd.grad(values.sum(), leaf)
     return values, grad
 
@@ -348,7 +355,8 @@ def _batched_grad(
 ) -> torch.Tensor:
     """Gradients of ``sum_j (grad_outputs[j][s] * outputs[j]).sum()`` with respect to ``leaf``
     for every ``s``, from one backward pass batched over them (a pass each where batching
-    fails)."""
+    fails). Work cancelled by its front end stops before each pass (``textlens.cancel``)."""
+    check_cancelled()
     if len(grad_outputs[0]) == 1:
         grad = torch.autograd.grad(
             outputs, leaf, grad_outputs=[g[0] for g in grad_outputs], retain_graph=True
@@ -363,13 +371,18 @@ def _batched_grad(
     except (RuntimeError, NotImplementedError):  # vmap cannot batch it: a pass each
         grads = torch.stack(
             [
-                torch.autograd.grad(
-                    outputs, leaf, grad_outputs=[g[s] for g in grad_outputs], retain_graph=True
-                )[0]
+                _checked_grad(outputs, leaf, [g[s] for g in grad_outputs])
                 for s in range(len(grad_outputs[0]))
             ]
         )
     return grads
+
+
+def _checked_grad(
+    outputs: list[torch.Tensor], leaf: torch.Tensor, grad_outputs: list[torch.Tensor]
+) -> torch.Tensor:
+    check_cancelled()
+    return torch.autograd.grad(outputs, leaf, grad_outputs=grad_outputs, retain_graph=True)[0]
 
 
 def _output_layer(model: ModelAdapter) -> torch.nn.Module | None:
@@ -570,6 +583,41 @@ def path_memory_bytes(
     rows = min(rows_per_pass, n * n_steps)
     embeddings = n * width * model.embed_dim * 4 * (3 + copies)
     return 16 * n_steps**2 + model.activation_bytes(rows, width) + embeddings
+
+
+def gradient_memory_bytes(
+    model: ModelAdapter, batch: TokenBatch, rows_per_pass: int | None = None
+) -> int:
+    """Rough peak memory of a forward and backward pass over ``batch`` (``rows_per_pass`` rows at
+    a time; None: all of them), counting the rows of a generated answer as ``target_and_grad``
+    runs them: one forward pass per distinct input, then backward passes in groups of about
+    ``BACKWARD_TOKENS`` tokens."""
+    n, width = batch.input_ids.shape
+    rows = n if rows_per_pass is None else min(rows_per_pass, n)
+    texts = len(torch.unique(batch.input_ids, dim=0)) if n > 1 else 1
+    if model.causal and texts < n:
+        group = max(1, BACKWARD_TOKENS // max(1, texts * width))
+        rows = texts * (1 + min(group, -(-n // texts)))
+    embeddings = 3 * n * width * model.embed_dim * 4  # input, gradient, product
+    return model.activation_bytes(rows, width) + embeddings + logits_bytes(model, batch, rows)
+
+
+def forward_memory_bytes(model: ModelAdapter, batch: TokenBatch, rows: int) -> int:
+    """Rough peak memory of a forward pass without gradients over ``rows`` rows of ``batch``:
+    a few layers' activations live at a time, not all of them."""
+    width = batch.input_ids.shape[1]
+    per_layer = model.activation_bytes(rows, width) // max(1, model.n_layers)
+    return 3 * per_layer + logits_bytes(model, batch, rows)
+
+
+def logits_bytes(model: ModelAdapter, batch: TokenBatch, rows: int) -> int:
+    """What a causal LM's output layer holds for ``rows`` rows: the logits and their softmax at
+    every position, or at one position a row where the model computes only the ones read."""
+    if model.task != "causal-lm":
+        return 0
+    vocab = int(getattr(getattr(model, "config", None), "vocab_size", 0) or 0)
+    positions = 1 if getattr(model, "keeps_logits", False) else batch.input_ids.shape[1]
+    return 2 * rows * positions * vocab * 4
 
 
 def gauss_legendre(n_steps: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,7 +8,7 @@ from typing import ClassVar
 from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
 from textlens.lazy import torch
-from textlens.methods.base import Scores, mask_pads, target_and_grad
+from textlens.methods.base import Scores, gradient_memory_bytes, mask_pads, target_and_grad
 from textlens.methods.registry import register
 from textlens.targets import BoundTarget
 
@@ -41,6 +41,9 @@ class Gradient:
         """Rows the model runs for ``batch`` (gradient methods: each with a backward pass)."""
         return len(batch)
 
+    def memory_bytes(self, model: ModelAdapter, batch: TokenBatch) -> int:
+        return gradient_memory_bytes(model, batch)
+
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         return self.attribute_at(model, batch, target, model.embed(batch))
 
@@ -68,6 +71,9 @@ class GradientXInput:
     def passes(self, model: ModelAdapter, batch: TokenBatch) -> int:
         """Rows the model runs for ``batch`` (gradient methods: each with a backward pass)."""
         return len(batch)
+
+    def memory_bytes(self, model: ModelAdapter, batch: TokenBatch) -> int:
+        return gradient_memory_bytes(model, batch)
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         return self.attribute_at(model, batch, target, model.embed(batch))

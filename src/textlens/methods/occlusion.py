@@ -9,7 +9,7 @@ from textlens.adapters.base import ModelAdapter
 from textlens.batch import TokenBatch
 from textlens.lazy import torch
 from textlens.methods import baseline as baseline_check
-from textlens.methods.base import Scores, target_values
+from textlens.methods.base import Scores, forward_memory_bytes, target_values
 from textlens.methods.integrated_gradients import auto_rows
 from textlens.methods.registry import register
 from textlens.methods.settings import setting
@@ -43,6 +43,12 @@ class Occlusion:
         """Rows the model runs for ``batch`` (gradient methods: each with a backward pass)."""
         candidates = batch.real_mask & ~batch.special_mask
         return len(batch) + int(candidates.sum())  # the clean texts, then one copy a token
+
+    def memory_bytes(self, model: ModelAdapter, batch: TokenBatch) -> int:
+        rows, width = self.passes(model, batch), batch.input_ids.shape[1]
+        copies = rows * width * (model.embed_dim * 4 + 8)  # every copy's ids and embeddings
+        per_pass = min(rows, auto_rows(batch, self.internal_batch_size))
+        return copies + forward_memory_bytes(model, batch, per_pass)
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         n = len(batch)

@@ -33,6 +33,11 @@ def register(cls: type) -> type:
     name = str(vars(cls)["name"])
     if name in METHODS and METHODS[name] is not cls:
         raise ValueError(f"two methods are called {name!r}")
+    if not callable(getattr(cls, "memory_bytes", None)):
+        raise TypeError(
+            f"method {name!r} declares no memory_bytes(model, batch): every method estimates its "
+            "peak memory, so that settings that cannot fit are refused before a run"
+        )
     if cls not in _CHECKED:
         init = cls.__init__
 
@@ -200,8 +205,8 @@ def parse_layers(method: str, layers: str | None) -> dict[str, Any]:
     return settings.parse_layers(METHODS, method, layers)
 
 
-def work_caps() -> dict[str, float]:
-    """The settings that scale the work, with the most a shared server allows of each."""
+def work_caps() -> dict[str, dict[str, float]]:
+    """Each method's settings that scale the work, with the most a shared server allows."""
     return settings.work_caps(METHODS)
 
 

@@ -116,15 +116,19 @@ def range_of(cls: Any, name: str) -> Range | None:
     return None
 
 
-def work_caps(methods: dict[str, type]) -> dict[str, float]:
-    """Every capped setting across ``methods`` with its cap (the lowest where they differ)."""
-    caps: dict[str, float] = {}
-    for cls in methods.values():
+def work_caps(methods: dict[str, type]) -> dict[str, dict[str, float]]:
+    """Every method's capped settings with their caps: ``{method: {setting: cap}}``.
+
+    Caps belong to a method's own setting: two methods may give one name different caps
+    (SmoothGrad's ``n_samples`` and LIME's count different things).
+    """
+    caps: dict[str, dict[str, float]] = {}
+    for name, cls in sorted(methods.items()):
         for f in dataclasses.fields(cls):
             bounds = f.metadata.get("range")
             if bounds is not None and bounds.cap is not None:
-                caps[f.name] = min(bounds.cap, caps.get(f.name, bounds.cap))
-    return dict(sorted(caps.items()))
+                caps.setdefault(name, {})[f.name] = bounds.cap
+    return caps
 
 
 def check_value(method: str, name: str, hint: Any, bounds: Range | None, value: Any) -> None:

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from textlens.errors import TextlensError, one_line
 from textlens.methods import DEFAULT_METHOD
 from textlens.server.guard import LOOPBACK, Guard, content_security_policy
+from textlens.text import check_unicode
 
 POLL_SECONDS = 0.25
 """How often a waiting request looks whether its client is still connected."""
@@ -277,6 +278,13 @@ def _check_answer(request: ExplainRequest, adapter: Any, limits: Limits) -> None
         )
     if request.system is not None and not request.chat:
         raise HTTPException(422, "system is a chat message: set chat to true")
+    prompt = len(request.text) + len(request.system or "")
+    if prompt > limits.max_chars:  # the system message is part of the prompt the model reads
+        raise HTTPException(
+            413,
+            f"the text and the system message have {prompt} characters together; this server "
+            f"takes at most {limits.max_chars}",
+        )
     if request.continuation is not None:
         if not request.continuation.strip():
             raise HTTPException(422, "the continuation is empty: give the answer to explain")
@@ -286,6 +294,17 @@ def _check_answer(request: ExplainRequest, adapter: Any, limits: Limits) -> None
                 f"the continuation has {len(request.continuation)} characters; this server takes "
                 f"at most {limits.max_chars}",
             )
+        try:
+            check_unicode(request.continuation, "the continuation")
+        except TextlensError as error:
+            raise HTTPException(422, one_line(str(error))) from error
+        ids = adapter.tokenizer(request.continuation, add_special_tokens=False)["input_ids"]
+        if len(ids) > limits.max_new_tokens:
+            raise HTTPException(
+                413,
+                f"the continuation is {len(ids)} tokens; this server explains answers of at most "
+                f"{limits.max_new_tokens} tokens (--max-new-tokens)",
+            )
     n = request.generate
     if n is not None and not 1 <= n <= limits.max_new_tokens:
         raise HTTPException(
@@ -294,7 +313,7 @@ def _check_answer(request: ExplainRequest, adapter: Any, limits: Limits) -> None
         )
 
 
-def _settings(request: ExplainRequest, caps: dict[str, float]) -> dict[str, Any]:
+def _settings(request: ExplainRequest, caps: dict[str, dict[str, float]]) -> dict[str, Any]:
     from textlens.methods import build_method, local_settings, settings_of
 
     files = sorted(local_settings() & set(request.params))
@@ -306,7 +325,7 @@ def _settings(request: ExplainRequest, caps: dict[str, float]) -> dict[str, Any]
         params = settings_of(build_method(request.method, request.params, request.layers))
     except TextlensError as error:
         raise HTTPException(422, one_line(str(error))) from error
-    for name, cap in caps.items():
+    for name, cap in caps.get(request.method, {}).items():
         value = params.get(name)
         if isinstance(value, int | float) and value > cap:
             raise HTTPException(422, f"{name}={value} is more than this server allows ({cap:g})")

@@ -78,7 +78,9 @@ def regularization_from_texts(
     per_layer: dict[int, list[torch.Tensor]] = {}
     with torch.no_grad():
         for start in range(0, len(texts), batch_size):
-            batch = model.encode(list(texts[start : start + batch_size]), warn=False)
+            batch = model.encode(
+                list(texts[start : start + batch_size]), warn=False, truncate="right"
+            )
             head = phi in ("logits", "log-odds")
             out = model.forward(model.embed(batch), batch, hidden_states=not head)
             if phi == "log-odds":  # each class's log-odds, one column per class
