@@ -47,13 +47,14 @@ def _job(data: Path, folder: Path, method: str, engine: str, workers: int | None
 
 
 def _run_job(job: dict) -> None:
-    from textlens.jobs import explain_file
+    from textlens.jobs import RayOptions, explain_file
 
     warnings.simplefilter("ignore")
     began = time.perf_counter()
+    ray = RayOptions(**job["options"]) if job["options"] else None
     summary = explain_file(
         Path(job["data"]), Path(job["out"]), method=job["method"], engine=job["engine"],
-        progress=False, **job["options"],
+        progress=False, ray=ray,
     )  # fmt: skip
     seconds = time.perf_counter() - began
     assert summary.explained == summary.total, "every row is explained"

@@ -71,8 +71,7 @@ def main() -> None:
     from textlens.evaluate import evaluate
     from textlens.evaluate.comparison import bootstrap_interval
     from textlens.evaluate.faithfulness import CURVE_POINTS, evaluate_scores, removal_plans
-    from textlens.evaluate.follow import SimilarityValue
-    from textlens.targets import Similarity
+    from textlens.targets import Similarity, SimilarityValue
 
     adapter = load_model("encoder")
     pairs = build_pairs(args.n)

@@ -345,7 +345,7 @@ def test_memory_refusal_cli_and_job(tiny_dir, tiny_bert, tmp_path):
     (tmp_path / "in.txt").write_text("good\nbad\n")
     with pytest.raises(ResourceError, match="needs about"):
         explain_file(tmp_path / "in.txt", tmp_path / "out.jsonl", model=tiny_bert,
-                     params={"n_steps": HUGE}, progress=False)  # fmt: skip
+                     settings={"n_steps": HUGE}, progress=False)  # fmt: skip
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]
 
 

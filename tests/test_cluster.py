@@ -23,7 +23,7 @@ from textlens import cluster
 from textlens.cluster import MANIFEST
 from textlens.data import rotten_tomatoes
 from textlens.errors import TextlensError
-from textlens.jobs import explain_file
+from textlens.jobs import RayOptions, explain_file
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -63,7 +63,8 @@ def test_ray_rows_equal_the_local_engine(tmp_path, tiny_dir, method):
     data = _input(tmp_path / "in.jsonl", 37, bad_line=5)
     common = dict(model=tiny_dir, method=method, progress=False, batch_size=4)
     explain_file(data, tmp_path / "local.parquet", **common)
-    summary = explain_file(data, tmp_path / "ray", engine="ray", workers=1, block_rows=10, **common)
+    summary = explain_file(data, tmp_path / "ray", engine="ray",
+                           ray=RayOptions(workers=1, block_rows=10), **common)  # fmt: skip
     assert ray.is_initialized(), "the Ray the job started stays up for the next job"
     local, remote = _rows(tmp_path / "local.parquet"), _rows(tmp_path / "ray")
     assert [r["row"] for r in remote] == list(range(38)) == [r["row"] for r in local]
@@ -92,7 +93,8 @@ def test_error_rows_are_the_same_in_every_engine_and_format(tmp_path, tiny_dir):
     common = dict(model=tiny_dir, method="gradient", progress=False, batch_size=2)
     explain_file(data, tmp_path / "local.jsonl", **common)
     explain_file(data, tmp_path / "local.parquet", **common)
-    explain_file(data, tmp_path / "ray", engine="ray", workers=1, block_rows=2, **common)
+    explain_file(data, tmp_path / "ray", engine="ray", ray=RayOptions(workers=1, block_rows=2),
+                 **common)  # fmt: skip
     outputs = {
         "jsonl": [json.loads(line) for line in (tmp_path / "local.jsonl").read_text().splitlines()],
         "parquet": _rows(tmp_path / "local.parquet"),
@@ -171,7 +173,8 @@ def test_a_killed_worker_is_replaced_and_every_row_written_once(tmp_path, tiny_d
                 warnings.simplefilter("always")
                 result["summary"] = explain_file(
                     data, out, model=tiny_dir, method="integrated-gradients",
-                    params={"n_steps": 64}, engine="ray", workers=1, block_rows=8,
+                    settings={"n_steps": 64}, engine="ray",
+                    ray=RayOptions(workers=1, block_rows=8),
                     progress=False,
                 )  # fmt: skip
             result["warnings"] = [str(w.message) for w in caught]
@@ -200,7 +203,7 @@ def test_another_job_on_the_same_folder_is_refused(tmp_path, tiny_dir):
     out = tmp_path / "out"
     explain_file(data, out, model=tiny_dir, method="gradient", engine="ray", progress=False)
     before = sorted(p.name for p in out.iterdir())
-    with pytest.raises(TextlensError, match=r"holds another job \(method differ\)"):
+    with pytest.raises(TextlensError, match=r"holds another job \(methods differ\)"):
         explain_file(data, out, model=tiny_dir, method="gradient-x-input", engine="ray")
     assert sorted(p.name for p in out.iterdir()) == before
     again = explain_file(data, out, model=tiny_dir, method="gradient", engine="ray")
@@ -216,8 +219,8 @@ def test_ray_engine_refuses_bad_options_before_anything_is_written(tmp_path, tin
     (tmp_path / "file").write_text("x")
     cases = [
         (dict(output=tmp_path / "file"), "is a file"),
-        (dict(workers=0), "workers=0 is not valid"),
-        (dict(gpus_per_worker=-1), "gpus_per_worker=-1 is not valid"),
+        (dict(ray=RayOptions(workers=0)), "workers=0 is not valid"),
+        (dict(ray=RayOptions(gpus_per_worker=-1)), "gpus_per_worker=-1 is not valid"),
         (dict(model=object()), "give a model folder"),
     ]
     for kwargs, message in cases:

@@ -317,7 +317,7 @@ def _names(folder):
     [
         ({"target": "banana"}, "unknown label 'banana'"),
         ({"model": "/missing/model"}, "does not exist"),
-        ({"params": {"n_steps": 0}}, "at least 1"),
+        ({"settings": {"n_steps": 0}}, "at least 1"),
         ({"batch_size": 0}, "batch_size=0 is not valid"),
         ({"encoding": "klingon"}, "unknown encoding"),
     ],
@@ -330,7 +330,7 @@ def test_refused_before_any_file_is_made(tmp_path, tiny_bert, kwargs, message):
     with pytest.raises(TextlensError, match=message):
         explain_file(src, out, **args)
     assert _names(tmp_path) == ["in.txt"]
-    args.update(model=tiny_bert, target=None, params={"n_steps": 4}, batch_size=2)
+    args.update(model=tiny_bert, target=None, settings={"n_steps": 4}, batch_size=2)
     args.pop("encoding", None)
     summary = explain_file(src, out, **args)  # the corrected command runs
     assert summary.explained == 2 and _names(tmp_path) == ["in.txt", "out.jsonl"]

@@ -115,7 +115,7 @@ def test_the_server_counts_the_answer_and_the_system_message(lm):
     (["--sample", "3"], "--sample goes with --generate"),
     (["--continuation", " Paris", "--sample", "3"], "--sample goes with --generate"),
     (["--generate", "2", "--max-length", "4"], "--max-length does not go with --generate"),
-    (["--generate", "2", "--unit", "sentence"], "do not go with --generate"),
+    (["--generate", "2", "--unit", "sentence"], "--unit does not go with --generate"),
     (["--pooling", "cls"], "--pooling says how --pair texts"),
 ])  # fmt: skip
 def test_options_that_would_do_nothing_are_refused(tiny_lm_dir, tmp_path, args, message):

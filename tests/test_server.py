@@ -328,13 +328,13 @@ def test_a_causal_lm_explains_each_token_of_its_answer(lm_client):
 @pytest.mark.parametrize(
     ("payload", "message"),
     [
-        ({"generate": 0}, "1 to 6 tokens"),
+        ({"generate": 0}, "generate at least 1 token"),
         ({"generate": 7}, "1 to 6 tokens"),
         ({"generate": 2, "continuation": " x"}, "not both"),
         ({"continuation": "  "}, "the continuation is empty"),
         ({"generate": 2, "target": "Paris"}, "its own target"),
         ({"chat": True}, "go with generate or continuation"),
-        ({"generate": 2, "system": "be brief"}, "set chat to true"),
+        ({"generate": 2, "system": "be brief"}, "is a chat message: set chat"),
         ({"generate": 2, "chat": True}, "no chat template"),
         ({"generate": 2, "layer": 1}, "layer 1 was not explained"),
     ],

@@ -20,7 +20,6 @@ import click
 from textlens import progress
 from textlens.errors import TextlensError, one_line
 from textlens.methods import DEFAULT_METHOD
-from textlens.text import check_unicode
 
 EXIT_USAGE = 2
 
@@ -38,7 +37,8 @@ def _guarded(fn: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except TextlensError as error:
-            _fail(str(error))
+            flagged = getattr(error, "flagged", None)  # a request's fields, named as flags
+            _fail(flagged() if callable(flagged) else str(error))
         except OSError as error:
             where = f"{error.filename}: " if error.filename else ""
             _fail(f"{where}{error.strerror or error}")
@@ -79,15 +79,6 @@ def _method_fields() -> dict[str, tuple[Any, Any]]:
     return seen
 
 
-_UNIT_OPTION = click.option(
-    "--unit",
-    type=click.Choice(["token", "word", "sentence"]),
-    default=None,
-    help="score sub-word tokens (default), words or sentences (each method's own reduction, "
-    "stated in the output)",
-)
-
-
 def _method_options(fn: Any) -> Any:
     """Add one ``--flag`` per method setting (read from the dataclasses) to a command."""
     for name, (hint, _default) in sorted(_method_fields().items(), reverse=True):
@@ -124,75 +115,118 @@ _MODEL_OPTION = click.option(
     "SmolLM2-135M-Instruct) or encoder (the packaged all-MiniLM-L6-v2)",
 )
 
+REQUEST_OPTIONS = [
+    click.option(
+        "--method",
+        default=DEFAULT_METHOD,
+        show_default=True,
+        help="see `textlens methods`; several separated by commas",
+    ),
+    click.option(
+        "--target",
+        default=None,
+        help="class label or index; a causal LM's next token (text or id) (default: the "
+        "prediction)",
+    ),
+    click.option(
+        "--target-kind",
+        default=None,
+        help="what --target names, a kind of `textlens targets` (default: the model's task "
+        "decides)",
+    ),
+    click.option(
+        "--contrast",
+        default=None,
+        help="a causal LM's foil token: explain log p(--target) - log p(foil), why the target "
+        "rather than this (text or id; --target defaults to the most likely token)",
+    ),
+    click.option(
+        "--pair",
+        default=None,
+        help="a second text: explain the similarity of the two (both sides) under a sentence "
+        "encoder (default model with --pair: the packaged all-MiniLM-L6-v2)",
+    ),
+    click.option(
+        "--pooling",
+        type=click.Choice(["mean", "cls"]),
+        default=None,
+        help="how --pair texts become one vector (default: mean)",
+    ),
+    click.option(
+        "--generate",
+        type=int,
+        default=None,
+        help="a causal LM: generate this many tokens after TEXT (greedy) and explain each by the "
+        "tokens before it (an output x input matrix)",
+    ),
+    click.option(
+        "--continuation",
+        default=None,
+        help="a causal LM: explain this given answer after TEXT, token by token (forced decoding)",
+    ),
+    click.option(
+        "--sample", type=int, default=None, metavar="SEED", help="with --generate: sample, seeded"
+    ),
+    click.option(
+        "--chat",
+        is_flag=True,
+        help="with --generate / --continuation: TEXT is a user message, put into the model's "
+        "chat template",
+    ),
+    click.option("--system", default=None, help="with --chat: a system message"),
+    click.option(
+        "--prompt-only",
+        is_flag=True,
+        help="with --generate / --continuation: score the prompt's tokens only; earlier output "
+        "tokens stay fixed context (Captum's semantics)",
+    ),
+    click.option(
+        "--layers",
+        default=None,
+        help="all, or layer numbers like 1,3,6 (layered methods; default: the method's own, see "
+        "`textlens methods`)",
+    ),
+    click.option("--words", is_flag=True, help="merge sub-words into words (same as --unit word)"),
+    click.option(
+        "--unit",
+        type=click.Choice(["token", "word", "sentence"]),
+        default=None,
+        help="score sub-word tokens (default), words or sentences (each method's own reduction, "
+        "stated in the output)",
+    ),
+    click.option("--max-length", type=int, default=None, help="keep at most this many tokens"),
+]
+"""The options of what a user asks for (a ``Request``): every command that explains has them."""
+
+
+def _request_options(fn: Any) -> Any:
+    """Add the request's options and one ``--flag`` per method setting to a command."""
+    for option in reversed(REQUEST_OPTIONS):
+        fn = option(fn)
+    return _method_options(fn)
+
+
+def _request(text: Any, fields: dict[str, Any]) -> Any:
+    """The Request that a command's request options (popped from ``fields``) ask for; the method
+    settings are what is left of ``fields``."""
+    from textlens.request import Request
+
+    method, words, unit = fields.pop("method"), fields.pop("words"), fields.pop("unit")
+    if words and unit not in (None, "word"):
+        raise TextlensError(f"--words means --unit word; give --unit {unit} alone")
+    names = ("target", "target_kind", "contrast", "pair", "pooling", "generate", "continuation",
+             "sample", "chat", "system", "prompt_only", "layers", "max_length")  # fmt: skip
+    taken = {name: fields.pop(name) for name in names}
+    settings = {k: v for k, v in fields.items() if v is not None}
+    fields.clear()
+    return Request(
+        text=text, methods=method, settings=settings, unit="word" if words else unit, **taken
+    )
+
 
 @main.command()
 @click.argument("text")
 @_MODEL_OPTION
-@click.option(
-    "--method",
-    default=DEFAULT_METHOD,
-    show_default=True,
-    help="see `textlens methods`; several separated by commas",
-)
-@click.option(
-    "--target",
-    default=None,
-    help="class label or index; a causal LM's next token (text or id) (default: the prediction)",
-)
-@click.option(
-    "--generate",
-    type=int,
-    default=None,
-    help="a causal LM: generate this many tokens after TEXT (greedy) and explain each by the "
-    "tokens before it (an output x input matrix)",
-)
-@click.option(
-    "--continuation",
-    default=None,
-    help="a causal LM: explain this given answer after TEXT, token by token (forced decoding)",
-)
-@click.option(
-    "--sample", type=int, default=None, metavar="SEED", help="with --generate: sample, seeded"
-)
-@click.option(
-    "--chat",
-    is_flag=True,
-    help="with --generate / --continuation: TEXT is a user message, put into the model's chat "
-    "template",
-)
-@click.option("--system", default=None, help="with --chat: a system message")
-@click.option(
-    "--prompt-only",
-    is_flag=True,
-    help="with --generate / --continuation: score the prompt's tokens only; earlier output "
-    "tokens stay fixed context (Captum's semantics)",
-)
-@click.option(
-    "--contrast",
-    default=None,
-    help="a causal LM's foil token: explain log p(--target) - log p(foil), why the target "
-    "rather than this (text or id; --target defaults to the most likely token)",
-)
-@click.option(
-    "--pair",
-    default=None,
-    help="a second text: explain the similarity of the two (both sides) under a sentence "
-    "encoder (default model with --pair: the packaged all-MiniLM-L6-v2)",
-)
-@click.option(
-    "--pooling",
-    type=click.Choice(["mean", "cls"]),
-    default=None,
-    help="how --pair texts become one vector (default: mean)",
-)
-@click.option(
-    "--layers",
-    default=None,
-    help="all, or layer numbers like 1,3,6 (layered methods; default: the method's own, see "
-    "`textlens methods`)",
-)
-@click.option("--words", is_flag=True, help="merge sub-words into words (same as --unit word)")
-@_UNIT_OPTION
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), help="write an HTML page")
 @click.option(
     "--png", "png_path", type=click.Path(dir_okay=False), help="write a heatmap (.png or .svg)"
@@ -200,364 +234,53 @@ _MODEL_OPTION = click.option(
 @click.option(
     "--json", "json_path", type=click.Path(dir_okay=False), help="write the explanation as JSON"
 )
-@click.option("--max-length", type=int, default=None, help="keep at most this many tokens")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda")
-@_method_options
+@_request_options
 @_guarded
 def explain(
     text: str,
     model_path: str | None,
-    method: str,
-    target: str | None,
-    generate: int | None,
-    continuation: str | None,
-    sample: int | None,
-    chat: bool,
-    system: str | None,
-    prompt_only: bool,
-    contrast: str | None,
-    pair: str | None,
-    pooling: str | None,
-    layers: str | None,
-    words: bool,
-    unit: str | None,
     html_path: str | None,
     png_path: str | None,
     json_path: str | None,
-    max_length: int | None,
     device: str,
-    **settings: str | None,
+    method: str,
+    **fields: Any,
 ) -> None:
     """Explain TEXT: print the prediction and each token's score (coloured on a terminal).
 
     Several methods separated by commas (``--method NAME,NAME``) are explained one after the
-    other and written to one report; each setting flag goes to the methods that have it.
+    other and written to one report; each setting flag goes to the methods that have it. With a
+    causal LM, --generate or --continuation explains every token of an answer.
     """
-    chosen = [m.strip() for m in method.split(",") if m.strip()]
-    plans = _plan_methods(chosen, settings, layers)
-    unit = _unit(words, unit)
-    if not text.strip():
-        raise TextlensError("the text is empty: give at least one word to explain")
-    check_unicode(text)
-    if pair is not None:
-        if target not in (None, "similarity"):
-            raise TextlensError(f"--pair explains a similarity; leave out --target {target}")
-        if not pair.strip():
-            raise TextlensError("the --pair text is empty: give a second text to compare with")
-        check_unicode(pair)
-    elif target == "similarity":
-        raise TextlensError("--target similarity needs a second text: add --pair TEXT")
-    _check_common(max_length, device)
-    for path in (html_path, png_path, json_path):
-        if path:
-            _check_writable(Path(path))
-    if png_path and Path(png_path).suffix.lower() not in (".png", ".svg"):
-        raise TextlensError(f"--png needs a .png or .svg file name, not {Path(png_path).name}")
     from textlens.adapters.loading import load_model
-    from textlens.pipeline import explain as run
+    from textlens.cli_output import (
+        Progress,
+        check_outputs,
+        show_answers,
+        show_explanations,
+        write_explanations,
+    )
 
-    if pair is not None and model_path is None:
-        model_path = "encoder"
-    answer = generate is not None or continuation is not None
-    if sample is not None and generate is None:
-        raise TextlensError("--sample goes with --generate N (a given continuation is not sampled)")
-    if pooling is not None and pair is None:
-        raise TextlensError("--pooling says how --pair texts become one vector: add --pair TEXT")
-    if answer and max_length is not None:
-        raise TextlensError(
-            "--max-length does not go with --generate / --continuation: the prompt and the "
-            "answer are read whole (the model's context is the limit)"
+    _check_common(fields.get("max_length"), device)
+    request = _request(text, {"method": method, **fields})
+    request.check()
+    check_outputs(html_path, png_path, json_path)
+    model = model_path if model_path is not None or request.pair is None else "encoder"
+    adapter = load_model(model, device=device)
+    with warnings.catch_warnings(record=True) as caught, progress.reporting(Progress()):
+        warnings.simplefilter("always")
+        outcome = request.run(
+            adapter, on_plan=lambda plan: click.echo(f"plan: {plan.describe()}", err=True)
         )
-    if answer and unit is not None:
-        raise TextlensError(
-            "--unit and --words do not go with --generate / --continuation: an answer is "
-            "explained token by token"
-        )
-    if (chat or system is not None) and not answer:
-        raise TextlensError("--chat and --system go with --generate N or --continuation TEXT")
-    if prompt_only and not answer:
-        raise TextlensError("--prompt-only goes with --generate N or --continuation TEXT")
-    if system is not None and not chat:
-        raise TextlensError("--system is a chat message: add --chat")
-    if answer:
-        _check_answer_options(generate, continuation, sample, target, contrast, pair)
-    adapter = load_model(model_path, device=device)
-    if answer:
-        _explain_answer(
-            text, adapter, plans, generate, continuation, sample, png_path, json_path,
-            html_path=html_path, chat=chat, system=system, prompt_only=prompt_only,
-        )  # fmt: skip
+    for message in dict.fromkeys(one_line(str(w.message)) for w in caught):
+        click.echo(f"warning: {message}", err=True)
+    if outcome.generations:
+        show_answers(request, list(outcome.generations), html_path, png_path, json_path)
         return
-    chosen_target: Any = target
-    if contrast is not None:
-        if pair is not None or adapter.task != "causal-lm":
-            raise TextlensError(
-                "--contrast compares two next tokens of a causal language model; this model is "
-                f"a {adapter.task} model (leave out --contrast, or give a causal LM with --model)"
-            )
-        from textlens.targets import NextTokenTarget
-
-        chosen_target = NextTokenTarget(token=target, contrast=contrast)
-    shown_all = []
-    for i, (name, params) in enumerate(plans):
-        with (
-            warnings.catch_warnings(record=True) as caught,
-            progress.reporting(_Progress()),
-        ):
-            warnings.simplefilter("always")
-            if pair is None:
-                exps = [run(text, adapter, name, chosen_target, max_length=max_length, **params)]
-            else:
-                from textlens.pipeline import explain_pair
-
-                exps = list(explain_pair(
-                    text, pair, adapter, name, pooling=pooling or "mean", max_length=max_length,
-                    **params,
-                ))  # fmt: skip
-        for w in caught:
-            click.echo(f"warning: {one_line(str(w.message))}", err=True)
-        for k, exp in enumerate(exps):
-            if pair is not None:
-                side = "first" if k == 0 else "second"
-                click.echo(
-                    f"explaining: {exp.target.kind} of the pair, {exp.target.score:.4f}; "
-                    f"the {side} text's words"
-                )
-            elif i == 0:
-                _print_prediction(adapter, exp)
-            elif exp.target.explained:  # a later method that explains something else says so
-                click.echo(f"explaining: {exp.target.explained}")
-            shown = exp.to_units(unit) if unit else exp
-            _print_scores(shown)
-            shown_all.append(shown)
-    _write_outputs(shown_all, html_path, png_path, json_path)
-
-
-def _unit(words: bool, unit: str | None) -> str | None:
-    """The unit scores are shown in (None: sub-word tokens, as the model sees them)."""
-    if words and unit not in (None, "word"):
-        raise TextlensError(f"--words means --unit word; give --unit {unit} alone")
-    unit = "word" if words else unit
-    return None if unit == "token" else unit
-
-
-class _Progress:
-    """Prints a run's cost estimate and progress on standard error: always on a terminal,
-    elsewhere only when the run is expected to take longer than ``LONG_RUN`` seconds."""
-
-    LONG_RUN = 10.0
-
-    def __init__(self) -> None:
-        self.shown = sys.stderr.isatty()
-
-    def __call__(self, message: str, seconds: float | None) -> None:
-        if seconds is not None:
-            self.shown = self.shown or seconds > self.LONG_RUN
-        if self.shown:
-            click.echo(message, err=True)
-
-
-def _plan_methods(
-    chosen: list[str], settings: dict[str, str | None], layers: str | None
-) -> list[tuple[str, dict[str, Any]]]:
-    """Each method with the settings that belong to it; a flag no chosen method has is an error."""
-    from textlens.methods import METHODS, build_method, parse_layers, settings_of
-
-    if not chosen:
-        raise TextlensError(f"give a method; available: {', '.join(sorted(METHODS))}")
-    unknown = [m for m in chosen if m not in METHODS]
-    if unknown:
-        raise TextlensError(
-            f"unknown method {unknown[0]!r}; available: {', '.join(sorted(METHODS))}"
-        )
-    given = {k: v for k, v in settings.items() if v is not None}
-    if len(chosen) == 1:
-        method = build_method(chosen[0], given, layers)  # every check, before the model loads
-        return [(chosen[0], settings_of(method))]
-    owned = {m: {f.name for f in dataclasses.fields(METHODS[m])} for m in chosen}
-    for name in given:
-        if not any(name in fields for fields in owned.values()):
-            flag = "--" + name.replace("_", "-")
-            raise TextlensError(f"{flag} is not a setting of {', '.join(chosen)}")
-    if layers is not None and not any("layers" in f for f in owned.values()):
-        parse_layers(chosen[0], layers)  # raises the usual message
-    plans = []
-    for m in chosen:
-        own = {k: v for k, v in given.items() if k in owned[m]}
-        method = build_method(m, own, layers if "layers" in owned[m] else None)
-        plans.append((m, settings_of(method)))
-    return plans
-
-
-def _write_outputs(
-    exps: list[Any], html_path: str | None, png_path: str | None, json_path: str | None
-) -> None:
-    from textlens import render
-
-    if html_path:
-        render.save_html(exps, html_path, title=f"textlens: {exps[0].text[:60]}")
-        click.echo(f"wrote {html_path}")
-    if png_path:
-        drawn = [e for e in exps if e.layered] or exps
-        render.save(drawn, png_path, shared=len({e.method for e in drawn}) == 1)
-        click.echo(f"wrote {png_path}")
-    if json_path:
-        body = exps[0].to_json(indent=2) if len(exps) == 1 else render.to_json(exps)
-        render.export.write_atomic(Path(json_path), body + "\n")
-        click.echo(f"wrote {json_path}")
-
-
-def _check_answer_options(
-    generate: int | None,
-    continuation: str | None,
-    sample: int | None,
-    target: str | None,
-    contrast: str | None,
-    pair: str | None,
-) -> None:
-    """Options that do not go with --generate / --continuation, refused before loading."""
-    if generate is not None and continuation is not None:
-        raise TextlensError("give --generate N or --continuation TEXT, not both")
-    if generate is not None and generate < 1:
-        raise TextlensError(f"--generate {generate}: generate at least 1 token")
-    for flag, value in (("--target", target), ("--contrast", contrast), ("--pair", pair)):
-        if value is not None:
-            raise TextlensError(
-                f"{flag} does not go with --generate / --continuation: each generated token is "
-                "its own target"
-            )
-
-
-def _explain_answer(
-    text: str,
-    adapter: Any,
-    plans: list[tuple[str, dict[str, Any]]],
-    generate: int | None,
-    continuation: str | None,
-    sample: int | None,
-    png_path: str | None,
-    json_path: str | None,
-    *,
-    html_path: str | None = None,
-    chat: bool = False,
-    system: str | None = None,
-    prompt_only: bool = False,
-) -> None:
-    """Explain every token of a generated (or given) answer: one matrix per method."""
-    from textlens.generation import explain_generation
-    from textlens.render.export import write_atomic
-    from textlens.render.generation import generation_heatmap, generation_html, generation_text
-
-    results = []
-    for name, params in plans:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            gen = explain_generation(
-                text,
-                adapter,
-                name,
-                generate=generate,
-                continuation=continuation,
-                sample_seed=sample,
-                chat=chat,
-                system=system,
-                attribute_to="prompt" if prompt_only else "all",
-                on_plan=lambda plan: click.echo(f"plan: {plan.describe()}", err=True),
-                **params,
-            )
-        for message in dict.fromkeys(one_line(str(w.message)) for w in caught):
-            click.echo(f"warning: {message}", err=True)
-        if not results:
-            kind = "generated" if generate is not None else "continuation"
-            click.echo(f"{kind}: {gen.continuation!r} ({len(gen.output_tokens)} tokens)")
-        shown = ", ".join(f"{k}={v}" for k, v in gen.explanations[0].params.items())
-        click.echo(f"method: {gen.method}" + (f" ({shown})" if shown else ""))
-        click.echo(generation_text(gen))
-        results.append(gen)
-    if png_path:
-        generation_heatmap(results[-1], png_path)
-        click.echo(f"wrote {png_path}")
-    if html_path:
-        write_atomic(Path(html_path), generation_html(results[-1]))
-        click.echo(f"wrote {html_path}")
-    if json_path:
-        body = [g.to_dict() for g in results]
-        write_atomic(
-            Path(json_path), json.dumps(body[0] if len(body) == 1 else body, indent=2) + "\n"
-        )
-        click.echo(f"wrote {json_path}")
-
-
-def _print_prediction(adapter: Any, exp: Any) -> None:
-    t = exp.target
-    if adapter.task == "sequence-classification":
-        known = t.prediction()  # from the explanation's own forward pass
-        probs = known[1] if known else adapter.class_probabilities(exp.text)
-        listing = "  ".join(f"{name} {p:.3f}" for name, p in probs.items())
-        predicted = max(probs, key=probs.get)
-        click.echo(f"prediction: {predicted}   ({listing})")
-        if t.explained:
-            click.echo(f"explaining: {t.explained}")
-        else:
-            click.echo(f"explaining: {t.label} ({t.kind}, model score {t.score:.3f})")
-    elif t.explained:
-        click.echo(f"explaining: {t.explained}")
-    else:
-        shown = t.label if t.label is None or t.label == t.label.strip() else repr(t.label)
-        detail = f" {shown}" if t.label is not None else ""
-        click.echo(f"explaining: {t.kind}{detail}  (model score {t.score:.3f})")
-
-
-def _print_scores(exp: Any) -> None:
-    from textlens.render import render_terminal
-    from textlens.render.notes import unit_note
-
-    params = ", ".join(f"{k}={v}" for k, v in exp.params.items() if k != "word_reduce")
-    click.echo(f"method: {exp.method}" + (f" ({params})" if params else ""))
-    if exp.level != "subword":
-        click.echo(unit_note(exp))
-    sys.stdout.flush()
-    render_terminal(exp, file=sys.stdout)
-    for line in diagnostic_lines(exp):
-        click.echo(line)
-
-
-def diagnostic_lines(exp: Any) -> list[str]:
-    """The lines printed after the scores: the method's ``diagnostics``, then the notes."""
-    import numpy as np
-
-    from textlens.methods import METHODS
-    from textlens.methods.base import describe
-
-    cls = METHODS.get(exp.method)
-    lines = []
-    for extra, label in describe(cls, "diagnostics") if cls else ():
-        value = exp.extras.get(extra)
-        if value is None:
-            continue
-        if value.ndim == 0:
-            lines.append(f"{label}: {float(value):+.2e}")
-        elif np.issubdtype(value.dtype, np.integer) or np.all(value == np.round(value)):
-            lines.append(f"{label}: " + " ".join(str(int(v)) for v in value.ravel()))
-        else:
-            lines.append(f"{label}: " + " ".join(f"{float(v):.4g}" for v in value.ravel()))
-    from textlens.render.notes import baseline_note, layer_notes
-
-    note = baseline_note(exp)
-    return lines + ([note] if note else []) + layer_notes(exp)
-
-
-def _check_writable(path: Path) -> None:
-    """Refuse an output file that cannot be written, before any work is done."""
-    folder = path.parent
-    if not folder.exists():
-        raise TextlensError(f"folder {folder} does not exist: create it first")
-    if not folder.is_dir():
-        raise TextlensError(f"{folder} is not a folder: choose another output path")
-    if path.is_dir():
-        raise TextlensError(f"{path} is a folder: give a file name")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise TextlensError(f"folder {folder} is not writable: choose another output path")
+    exps = list(outcome.explanations)
+    show_explanations(request, adapter, exps)
+    write_explanations(exps, html_path, png_path, json_path)
 
 
 def _check_output_folder(folder: Path) -> None:
@@ -606,6 +329,16 @@ def methods(as_json: bool) -> None:
                 click.echo(f"        {p['help']}")
 
 
+@main.command()
+def targets() -> None:
+    """List every kind of target (what --target-kind names) with the tasks it is for."""
+    from textlens.targets import describe_targets
+
+    for t in describe_targets():
+        options = f"  options: {', '.join('--' + o for o in t['options'])}" if t["options"] else ""
+        click.echo(f"{t['kind']}  [{', '.join(t['tasks'])}]  {t['summary']}{options}")
+
+
 @main.command("explain-file")
 @click.argument("input_path", metavar="INPUT")
 @click.option(
@@ -615,24 +348,9 @@ def methods(as_json: bool) -> None:
     help="output file: .jsonl or .parquet (--engine ray: a folder of Parquet shards)",
 )
 @_MODEL_OPTION
-@click.option("--method", default=DEFAULT_METHOD, show_default=True, help="see `textlens methods`")
-@click.option(
-    "--target",
-    default=None,
-    help="class label or index; a causal LM's next token (text or id) (default: the prediction)",
-)
-@click.option(
-    "--layers",
-    default=None,
-    help="all, or layer numbers like 1,3,6 (layered methods; default: the method's own, see "
-    "`textlens methods`)",
-)
-@click.option("--words", is_flag=True, help="store word-level explanations (same as --unit word)")
-@_UNIT_OPTION
 @click.option("--column", default="text", show_default=True, help="text field of .jsonl / .csv")
 @click.option("--id-column", default=None, help="field holding a row id (default: row number)")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="texts per batch")
-@click.option("--max-length", type=int, default=None, help="keep at most this many tokens")
 @click.option(
     "--encoding", default="utf-8", show_default=True, help="the input file's text encoding"
 )
@@ -661,21 +379,15 @@ def methods(as_json: bool) -> None:
     help="rows per Ray block, the unit of work and of resumption (default: about 64 blocks, "
     "from one batch to 256 rows)",
 )
-@_method_options
+@_request_options
 @_guarded
 def explain_file(
     input_path: str,
     output: str,
     model_path: str | None,
-    method: str,
-    target: str | None,
-    layers: str | None,
-    words: bool,
-    unit: str | None,
     column: str,
     id_column: str | None,
     batch_size: int,
-    max_length: int | None,
     encoding: str,
     quiet: bool,
     engine: str,
@@ -683,46 +395,33 @@ def explain_file(
     workers: int | None,
     gpus_per_worker: float,
     block_rows: int | None,
-    **settings: str | None,
+    method: str,
+    **fields: Any,
 ) -> None:
     """Explain every text of INPUT (.txt a line each, .jsonl, .csv, .parquet; or a folder or
     glob of them) into --out, resumably.
 
+    Every option of `explain` applies to each row (with --generate, each row is a prompt).
     Stopped by Ctrl-C or a kill, the same command carries on where it stopped. With --engine ray
     the work is spread over Ray workers (on this machine, or on the cluster at --address).
     """
+    from textlens.jobs import RayOptions
     from textlens.jobs import explain_file as run_job
-    from textlens.methods import parse_layers, parse_settings
 
-    params = parse_settings(method, {k: v for k, v in settings.items() if v is not None})
-    params.update(parse_layers(method, layers))
-    chosen_unit = _unit(words, unit)
+    _check_common(fields.get("max_length"), None)
+    request = _request(None, {"method": method, **fields})
+    request.check()
     if batch_size < 1:
         raise TextlensError("--batch-size must be at least 1")
-    _check_common(max_length, None)
+    ray = RayOptions(address, workers, gpus_per_worker, block_rows)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             summary = run_job(
-                input_path,
-                output,
-                model=model_path,
-                method=method,
-                target=target,
-                params=params,
-                words=chosen_unit or False,
-                column=column,
-                id_column=id_column,
-                batch_size=batch_size,
-                max_length=max_length,
-                encoding=encoding,
-                progress=not quiet,
-                engine=engine,
-                address=address,
-                workers=workers,
-                gpus_per_worker=gpus_per_worker,
-                block_rows=block_rows,
-            )
+                input_path, output, request, model=model_path, column=column,
+                id_column=id_column, batch_size=batch_size, encoding=encoding,
+                progress=not quiet, engine=engine, ray=ray,
+            )  # fmt: skip
         said = [one_line(str(w.message)) for w in caught if issubclass(w.category, UserWarning)]
         for message in dict.fromkeys(said):  # each batch may warn alike: say it once
             click.echo(f"warning: {message}", err=True)
@@ -760,6 +459,9 @@ def explain_file(
 )
 @click.option(
     "--target", default=None, help="class or next token to follow (default: the prediction)"
+)
+@click.option(
+    "--target-kind", default=None, help="what --target names, a kind of `textlens targets`"
 )
 @click.option(
     "--unit",
@@ -803,6 +505,7 @@ def evaluate(
     n: int,
     methods: str,
     target: str | None,
+    target_kind: str | None,
     unit: str,
     removal: str,
     naopc: bool,
@@ -830,6 +533,7 @@ def evaluate(
     result = comparison.compare_methods(
         model_path, n, chosen, removal=removal, seed=seed, progress=not quiet, data=data,
         column=column, label_column=label_column, target=target, unit=unit, naopc=naopc,
+        target_kind=target_kind,
     )  # fmt: skip
     if not result.methods:
         click.echo("interrupted before any method finished: nothing written", err=True)

@@ -134,12 +134,8 @@ class BlockExplainer:
         self,
         output: str,
         model: Any,
-        method: str,
-        target: Any,
-        params: dict[str, Any],
-        words: bool | str,
+        request: dict[str, Any],
         batch_size: int,
-        max_length: int | None,
         threads: int,
         environment: dict[str, str],
         corpora: dict[str, list[str]],
@@ -150,25 +146,23 @@ class BlockExplainer:
 
         from textlens.adapters.loading import load_model
         from textlens.corpus import restore
+        from textlens.request import Request
 
         torch.set_num_threads(max(1, threads))
         for key, texts in corpora.items():
             restore(key, texts)
         self.output = Path(output)
         self.adapter = load_model(model, device=device)  # Ray shows a worker its own GPUs
-        self.method, self.target, self.params = method, target, params
-        self.words, self.batch_size, self.max_length = words, batch_size, max_length
+        self.request = Request.from_fields(request)
+        self.batch_size = batch_size
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[int]]:
-        from textlens.jobs import explain_rows, write_parquet
+        from textlens.rows import explain_rows, write_parquet
 
         blocks, counts, failed = [], [], []
         for block, payload in zip(batch["block"], batch["rows"], strict=True):
             rows = [InputRow(*r) for r in json.loads(payload)]
-            results = explain_rows(
-                rows, self.adapter, self.method, self.target, self.params, self.words,
-                self.batch_size, self.max_length,
-            )  # fmt: skip
+            results = explain_rows(rows, self.adapter, self.request, self.batch_size)
             write_parquet(self.output / shard_name(int(block)), results)
             blocks.append(int(block))
             counts.append(len(results))
@@ -180,33 +174,27 @@ def run_on_ray(
     rows: Sequence[InputRow],
     output: Path,
     job: dict[str, Any],
+    request: Any,
     *,
     model: Any,
-    method: str,
-    target: Any,
-    params: dict[str, Any],
-    words: bool | str,
     batch_size: int,
-    max_length: int | None,
-    address: str | None,
-    workers: int | None,
-    gpus_per_worker: float,
-    block_rows: int,
+    ray: Any,
     progress: bool,
     on_block: Callable[[int], None] | None,
 ) -> Any:
-    """Run the job's unfinished blocks on Ray and write the manifest; see the module's text."""
+    """Run the job's unfinished blocks on Ray (``ray``: the job's ``RayOptions``) and write the
+    manifest; see the module's text."""
     from filelock import FileLock, Timeout
 
-    from textlens.jobs import JobSummary
     from textlens.render.export import write_atomic
+    from textlens.rows import JobSummary
 
-    blocks = blocks_of(len(rows), block_rows)
+    blocks = blocks_of(len(rows), ray.block_rows)
     manifest = {
         "schema": SCHEMA,
         "job": job,
         "rows": len(rows),
-        "block_rows": block_rows,
+        "block_rows": ray.block_rows,
         "blocks": len(blocks),
         "complete": False,
     }
@@ -228,10 +216,8 @@ def run_on_ray(
         done_before = sum(blocks[b][1] - blocks[b][0] for b in done)
         if len(done) < len(blocks):
             _execute(
-                rows, output, blocks, done, model=model, method=method, target=target,
-                params=params, words=words, batch_size=batch_size, max_length=max_length,
-                address=address, workers=workers, gpus_per_worker=gpus_per_worker,
-                progress=progress, done_before=done_before, on_block=on_block,
+                rows, output, blocks, done, model=model, request=request, batch_size=batch_size,
+                ray=ray, progress=progress, done_before=done_before, on_block=on_block,
             )  # fmt: skip
         failed = _count_failed(output, blocks)
         manifest.update(
@@ -267,25 +253,19 @@ def _execute(
     done: set[int],
     *,
     model: Any,
-    method: str,
-    target: Any,
-    params: dict[str, Any],
-    words: bool | str,
+    request: Any,
     batch_size: int,
-    max_length: int | None,
-    address: str | None,
-    workers: int | None,
-    gpus_per_worker: float,
+    ray: Any,
     progress: bool,
     done_before: int,
     on_block: Callable[[int], None] | None,
 ) -> None:
-    import ray
+    import ray as ray_module
     from tqdm.auto import tqdm
 
     from textlens.corpus import remembered
 
-    _ensure_ray(address)
+    _ensure_ray(ray.address)
     bar = tqdm(
         total=len(rows),
         initial=done_before,
@@ -296,20 +276,17 @@ def _execute(
         dynamic_ncols=True,
     )
     try:
-        n_workers, cpus, gpus = _pool(workers, gpus_per_worker)
+        n_workers, cpus, gpus = _pool(ray.workers, ray.gpus_per_worker)
         environment = {k: os.environ[k] for k in PASSED_ENVIRONMENT if k in os.environ}
+        fields = json.loads(json.dumps(request.to_dict(), default=str))
         constructor = dict(
             output=str(output.resolve()),
             model=model,
-            method=method,
-            target=target,
-            params=params,
-            words=words,
+            request=fields,
             batch_size=batch_size,
-            max_length=max_length,
             threads=max(1, int(cpus)),
             environment=environment,
-            corpora=remembered(params.values()),
+            corpora=remembered(request.settings.values()),
             device="cuda" if gpus else "cpu",
         )
         written, failures = done_before, 0
@@ -326,11 +303,11 @@ def _execute(
             ]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)  # Ray's own API notes
-                dataset = ray.data.from_items(items, override_num_blocks=len(items))
-                dataset = dataset.map_batches(
+                source = ray_module.data.from_items(items, override_num_blocks=len(items))
+                dataset = source.map_batches(
                     BlockExplainer,
                     batch_size=1,
-                    compute=ray.data.ActorPoolStrategy(size=min(n_workers, len(items))),
+                    compute=ray_module.data.ActorPoolStrategy(size=min(n_workers, len(items))),
                     num_cpus=cpus,
                     num_gpus=gpus or None,
                     fn_constructor_kwargs=constructor,
@@ -410,7 +387,9 @@ def _start_ray(address: str | None) -> None:
     import ray
 
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # Ray's notes go to its log files
-    quiet = dict(log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
+    quiet: dict[str, Any] = dict(
+        log_to_driver=False, logging_level=logging.ERROR, configure_logging=True
+    )
     try:
         if address is None:
             ray.init(include_dashboard=False, **quiet)

@@ -170,6 +170,9 @@ class Explanation:
         parts: Names of extras that add up to the scores (e.g. one per sub-embedding).
         unit_reduce: How the method's sub-word scores combine into words and sentences unless
             told otherwise: ``sum`` for additive scores, ``max`` where a sum means nothing.
+        layer_totals: What every layer's scores add up to, when the method promises a total
+            (pictures say so when the totals differ).
+        diagnostics: ``(extra, label)`` pairs a front end prints after the scores.
     """
 
     text: str
@@ -191,6 +194,8 @@ class Explanation:
     score_label: str = ""
     parts: tuple[str, ...] = ()
     unit_reduce: Reduce = "sum"
+    layer_totals: str = ""
+    diagnostics: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -396,7 +401,7 @@ class Explanation:
             special=(False,) * len(groups),
             scores=merge(self.scores),
             signed=self.signed and reduce != "l2",
-            level=_LEVEL[unit],
+            level=_LEVEL[unit],  # type: ignore[arg-type]
             extras=extras,
             extra_axes=extra_axes,
             parts=(),
@@ -427,6 +432,8 @@ class Explanation:
             "parts": list(self.parts),
             "unit_reduce": self.unit_reduce,
             "elapsed": self.elapsed,
+            **({"layer_totals": self.layer_totals} if self.layer_totals else {}),
+            **({"diagnostics": [list(d) for d in self.diagnostics]} if self.diagnostics else {}),
         }
 
     def _extra_dict(self, name: str, value: np.ndarray) -> dict[str, Any]:
@@ -465,6 +472,8 @@ class Explanation:
             score_label=str(data.get("score_label", "")),
             parts=tuple(data.get("parts", ())),
             unit_reduce=data.get("unit_reduce", "sum"),
+            layer_totals=str(data.get("layer_totals", "")),
+            diagnostics=tuple((str(a), str(b)) for a, b in data.get("diagnostics", ())),
         )
 
     def to_json(self, indent: int | None = None) -> str:
@@ -587,6 +596,8 @@ def from_scores(
                 score_label=str(getattr(method, "score_label", "") or ""),
                 unit_reduce=getattr(method, "unit_reduce", "sum"),
                 parts=scores.parts,
+                layer_totals=str(getattr(method, "layer_totals", "") or ""),
+                diagnostics=tuple(getattr(method, "diagnostics", ()) or ()),
             )
         )
     return out

@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 
 from textlens.errors import TextlensError
-from textlens.explanation import Explanation, from_scores
+from textlens.explanation import Explanation
 from textlens.memory import HEADROOM, available_bytes
+from textlens.methods.registry import DEFAULT_METHOD
 from textlens.text import check_unicode
 
 SCHEMA = "textlens.generation/1"
@@ -185,7 +186,7 @@ def _nan_to_none(values: np.ndarray) -> list[list[float | None]]:
 def explain_generation(
     prompt: str,
     model: Any = "demo-lm",
-    method: Any = "gradient-x-input",
+    method: Any = DEFAULT_METHOD,
     *,
     generate: int | None = None,
     continuation: str | None = None,
@@ -234,13 +235,13 @@ def explain_generation(
 
     from textlens.methods import get_method
     from textlens.methods.base import describe, forward_unique
-    from textlens.pipeline import _adapter, _frozen
+    from textlens.pipeline import resolve_adapter, run_batch
 
     if attribute_to not in ("all", "prompt"):
         raise TextlensError(f"attribute_to={attribute_to!r}: use 'all' or 'prompt'")
     if (generate is None) == (continuation is None):
         raise TextlensError("give either generate=N (tokens to generate) or continuation=TEXT")
-    adapter = _adapter(model, device)
+    adapter = resolve_adapter(model, device)
     if adapter.task != "causal-lm":
         raise TextlensError(
             f"explaining a generated answer needs a causal language model; this is a "
@@ -327,13 +328,10 @@ def explain_generation(
         positions = tuple(n_prompt + j - 1 for j in rows)
         goal = _forced(tuple(out_ids[j] for j in rows), positions if shares else None)
         clean = forward_unique(adapter, batch, adapter.embed(batch))
-        bound = goal.bind(adapter, batch, clean)
-        with _frozen(adapter), torch.no_grad():
-            scores = chosen.attribute(adapter, batch, bound)
-        if shares:  # each row's own prefix: from_scores keeps its tokens' scores only
-            batch = _prefix_batch(adapter, text, ids, tokens, offsets, fixed, n_prompt, rows)
-        elapsed = time.perf_counter() - began
-        return from_scores(batch, scores, bound.infos, chosen, adapter.name, elapsed)
+        # a method that reads positions ran the longest prefix for every row: each Explanation
+        # keeps its own prefix's tokens
+        shown = _prefix_batch(adapter, text, ids, tokens, offsets, fixed, n_prompt, rows)
+        return run_batch(adapter, batch, chosen, goal, clean=clean, shown=shown, began=began)
 
     def fits(rows: range) -> bool:
         estimate = getattr(chosen, "memory_bytes", None)
@@ -341,7 +339,7 @@ def explain_generation(
             return True
         return int(estimate(adapter, batch_for(rows))) <= HEADROOM * available_bytes(adapter.device)
 
-    size = len(out_ids) if batch_size == "auto" else min(batch_size, len(out_ids))
+    size = len(out_ids) if isinstance(batch_size, str) else min(batch_size, len(out_ids))
     while batch_size == "auto" and size > 1 and not fits(range(size)):
         size = max(1, size // 2)
     plan = _plan(chosen, adapter, batch_for, len(out_ids), size, shares)
@@ -466,28 +464,9 @@ def _forced(ids: tuple[int, ...], positions: tuple[int, ...] | None = None) -> A
 
 
 def _generate(adapter: Any, prompt_ids: list[int], n: int, sample_seed: int | None) -> list[int]:
-    """Greedy (or seeded sampled) continuation ids, cut before the end-of-sequence token."""
-    import torch
-
-    model, tokenizer = adapter.model, adapter.tokenizer
-    end = getattr(tokenizer, "eos_token_id", None)
-    inputs = torch.tensor([prompt_ids], device=adapter.device)
-    sample = sample_seed is not None
-    kwargs: dict[str, Any] = {"max_new_tokens": n, "do_sample": sample}
-    if sample:
-        torch.manual_seed(sample_seed)
-    else:  # greedy: no sampling settings from the model's generation config
-        kwargs.update(temperature=None, top_p=None, top_k=None)
-    with torch.no_grad():
-        out = model.generate(
-            inputs,
-            attention_mask=torch.ones_like(inputs),
-            pad_token_id=adapter.pad_token_id,
-            stopping_criteria=_cancel_criteria(),
-            **kwargs,
-        )
-    new = out[0, len(prompt_ids) :].tolist()
-    return new[: new.index(end)] if end is not None and end in new else new
+    """Greedy (or seeded sampled) continuation ids, cut before the end-of-sequence token;
+    cancelled work stops at the next token."""
+    return adapter.generate_ids(prompt_ids, n, sample_seed, _cancel_criteria())
 
 
 def _cancel_criteria() -> Any:
@@ -586,7 +565,7 @@ def _prefix_batch(
         input_ids[b, :k] = torch.tensor(ids[:k])
         attention[b, :k] = 1
         special_mask[b, :k] = torch.tensor(list(special[:k]), dtype=torch.bool)
-    types = torch.zeros((n, width), dtype=torch.long) if adapter._takes_token_types else None
+    types = torch.zeros((n, width), dtype=torch.long) if adapter.takes_token_types else None
     ends = [offsets[k - 1][1] if k else 0 for k in lengths]
     return TokenBatch(
         texts=tuple(text[: max(e, 0)] if text else "" for e in ends),

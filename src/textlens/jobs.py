@@ -10,34 +10,50 @@ sidecar is removed: every input row is in the output exactly once, failed rows w
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import json
 import os
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from textlens.data import InputRow, input_files, read_inputs
 from textlens.errors import TextlensError
-from textlens.memory import ResourceError
-from textlens.methods import DEFAULT_METHOD
+from textlens.rows import JobSummary, explain_chunk, result_row, write_parquet
 
 OUTPUT_SUFFIXES = (".jsonl", ".parquet")
 
 
 @dataclass(frozen=True)
-class JobSummary:
-    total: int
-    done_before: int
-    explained: int
-    failed: int
-    output: Path
-    ignored: int = 0
-    """Journal lines skipped because their row is not in the input."""
+class RayOptions:
+    """Where and how the Ray engine runs (``engine="ray"``).
+
+    Attributes:
+        address: The Ray cluster to join (default: ``RAY_ADDRESS``, else Ray on this machine).
+        workers: Ray workers (default: one per ``gpus_per_worker`` GPUs, else one per two
+            CPUs).
+        gpus_per_worker: GPUs each worker asks for (0: CPUs only).
+        block_rows: Rows per block, the unit of work and of resumption (default: about 64
+            blocks, from one batch to 256 rows).
+    """
+
+    address: str | None = None
+    workers: int | None = None
+    gpus_per_worker: float = 0.0
+    block_rows: int | None = None
+
+    def given(self) -> list[str]:
+        """The options set away from their defaults."""
+        values = {
+            "address": self.address, "workers": self.workers, "block_rows": self.block_rows,
+            "gpus_per_worker": self.gpus_per_worker or None,
+        }  # fmt: skip
+        return [k for k, v in values.items() if v is not None]
 
 
 def _fingerprint(paths: Sequence[Path]) -> str:
@@ -159,92 +175,57 @@ def _model_name(model: Any) -> str:
     return str(model)
 
 
-def stored_text(text: str) -> str:
-    """A row's text as every output format can hold it: each lone surrogate (an undecodable
-    byte, read with ``surrogateescape``, or a JSON escape) becomes U+FFFD. Only error rows
-    have any, so the JSON Lines, Parquet and Ray outputs hold the same rows."""
-    if not any("\ud800" <= c <= "\udfff" for c in text):
-        return text
-    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
-
-
-def _result_row(item: InputRow, exp: Any = None, error: str | None = None) -> dict[str, Any]:
-    text = stored_text(item.text)
-    row: dict[str, Any] = {"row": item.row, "id": stored_text(item.id), "text": text,
-                           "ok": error is None}  # fmt: skip
-    row["error"] = error
-    row["label"] = None if exp is None else exp.target.label
-    row["probability"] = None if exp is None else exp.target.probability
-    row["explanation"] = None if exp is None else exp.to_dict()
-    return row
-
-
 def explain_file(
     input_path: str | Path,
     output: str | Path,
+    request: Any = None,
     *,
     model: Any = None,
-    method: str = DEFAULT_METHOD,
-    target: Any = None,
-    params: dict[str, Any] | None = None,
-    words: bool | str = False,
     column: str = "text",
     id_column: str | None = None,
-    batch_size: int = 16,
-    max_length: int | None = None,
     encoding: str = "utf-8",
+    batch_size: int = 16,
     progress: bool = True,
     on_batch: Callable[[int], None] | None = None,
     engine: str = "local",
-    address: str | None = None,
-    workers: int | None = None,
-    gpus_per_worker: float = 0.0,
-    block_rows: int | None = None,
+    ray: RayOptions | None = None,
+    **fields: Any,
 ) -> JobSummary:
     """Explain every row of ``input_path`` into ``output`` (.jsonl or .parquet), resumably.
 
-    Everything is checked (input, output, settings, model, target) before any file is made, and
+    Everything is checked (input, output, request, model, target) before any file is made, and
     the output is locked while the job runs, so a second job on it is refused in one line.
 
     Args:
         input_path: ``.txt`` (a text a line), ``.jsonl``, ``.csv`` or ``.parquet`` (the
             ``column`` field); or a folder or glob pattern of them, read in name order as one
-            input.
+            input. The job's own files are never read as input.
         output: ``.jsonl`` (one JSON object a row) or ``.parquet`` (the explanation as a JSON
             string column); with ``engine="ray"``, a folder of Parquet shards and a manifest
             (see ``textlens.cluster``). Each row holds ``row`` (0-based input position), ``id``,
-            ``text``, ``ok``, ``error``, ``label``, ``probability`` and ``explanation``.
+            ``text``, ``ok``, ``error``, ``label``, ``probability`` and ``explanation`` (an
+            Explanation's JSON, or a Generation's for an answer, whose text is the label).
+        request: What to ask of every row (``textlens.request.Request``, or its fields as a
+            mapping): method, settings, target, unit, an answer to generate...; ``fields`` are
+            added to it (``method=NAME``, ``settings={NAME: VALUE}``).
         model: As for ``explain``; a folder path is recorded so that a resumed job can check it.
-        method, target, params, words, max_length: As for ``explain``; ``words`` stores
-            word-level explanations when True, or names the unit (``"word"``, ``"sentence"``).
-        column, id_column: Field names for .jsonl / .csv inputs.
+        column, id_column, encoding: How the input is read; rows that do not decode become
+            error rows.
         batch_size: Texts per model batch (and per flush to disk).
-        encoding: The input file's text encoding; rows that do not decode become error rows.
         progress: Show a progress bar with rate and ETA on standard error.
         on_batch: Called with the number of rows written so far after each flush (the Ray
             engine: after each block).
-        engine: ``local`` (this process) or ``ray`` (a pool of Ray actors: a local Ray started
-            for the job, or the cluster at ``address`` / ``RAY_ADDRESS``).
-        address: The Ray cluster to join (``ray`` engine).
-        workers: Ray workers (default: one per ``gpus_per_worker`` GPUs, else one per two CPUs).
-        gpus_per_worker: GPUs each Ray worker asks for (0: CPUs only).
-        block_rows: Rows per Ray block, the unit of work and of resumption (default: about
-            64 blocks, from one batch to 256 rows).
+        engine: ``local`` (this process) or ``ray`` (a pool of Ray actors, see ``ray``).
+        ray: ``RayOptions`` for the Ray engine.
     """
     from filelock import FileLock, Timeout
 
-    from textlens.corpus import run_corpus
-    from textlens.methods import METHODS, get_method
-    from textlens.methods.base import describe
-    from textlens.pipeline import check_cost
-
+    request = _job_request(request, fields)
+    ray = ray or RayOptions()
     if engine not in ("local", "ray"):
         raise TextlensError(f"engine={engine!r} is not valid: use local or ray")
-    ray_only = {"address": address, "workers": workers, "block_rows": block_rows}
-    ray_only["gpus_per_worker"] = gpus_per_worker or None
-    given = [k for k, v in ray_only.items() if v is not None]
-    if engine == "local" and given:
-        names = ", ".join("--" + k.replace("_", "-") for k in given)
+    if engine == "local" and ray.given():
+        names = ", ".join("--" + k.replace("_", "-") for k in ray.given())
         raise TextlensError(
             f"{names} only apply to --engine ray: add --engine ray, or leave them out"
         )
@@ -252,7 +233,9 @@ def explain_file(
         from textlens.cluster import require_ray
 
         require_ray()
-        _check_ray_options(model, workers, gpus_per_worker, block_rows)
+        _check_ray_options(model, ray)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise TextlensError(f"batch_size={batch_size!r} is not valid: use a whole number >= 1")
     input_path, output = Path(input_path), Path(output)
     journal, sidecar = _paths(output)
     if engine == "ray":
@@ -261,54 +244,32 @@ def explain_file(
     own = (output,) if engine == "ray" else (output, journal, sidecar, _lock_path(output))
     files = input_files(input_path, own)
     rows = read_inputs(input_path, column, id_column, encoding, own)
-    params = dict(params or {})
-    corpus = describe(METHODS[method], "corpus_setting") if method in METHODS else None
-    if corpus and params.get(corpus) is None:  # the input file stands for the user's data
-        key = run_corpus([r.text for r in rows if r.error is None], _model_name(model))
-        if key is not None:
-            params[corpus] = key
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise TextlensError(f"batch_size={batch_size!r} is not valid: use a whole number >= 1")
+    request = _with_corpus(request, rows, model)
     job = {
         "input": str(input_path.resolve()),
         "input_sha256": _fingerprint(files),
         "model": _model_name(model),
-        "method": method,
-        "target": None if target is None else str(target),
-        "params": json.loads(json.dumps(params, default=str)),
-        "words": words,
+        **json.loads(json.dumps(request.to_dict(), default=str)),  # what each row is asked
         "column": column,
         "id_column": id_column,
-        "max_length": max_length,
         "encoding": encoding,
     }
     if engine == "ray":
         from textlens.cluster import check_folder, default_block_rows
 
-        if block_rows is None:
-            block_rows = default_block_rows(len(rows), batch_size)
+        block_rows = ray.block_rows or default_block_rows(len(rows), batch_size)
+        ray = dataclasses.replace(ray, block_rows=block_rows)
         job["block_rows"] = block_rows
         check_folder(output, job)
     else:
         _check_output(output, sidecar, journal, job)
-    get_method(method, **params)  # every setting in its range, before the model loads
-    adapter = _load_and_check(model, target, rows, max_length)
-    check_cost(
-        adapter,
-        method,
-        [r.text for r in rows if r.error is None],
-        batch_size=batch_size,
-        max_length=max_length,
-        **params,
-    )
+    adapter = _load_and_check(model, request, rows, batch_size)
     if engine == "ray":
         from textlens.cluster import run_on_ray
 
         named = None if job["model"] == "demo" else job["model"]
         return run_on_ray(
-            rows, output, job, model=named, method=method, target=target, params=params,
-            words=words, batch_size=batch_size, max_length=max_length, address=address,
-            workers=workers, gpus_per_worker=gpus_per_worker, block_rows=block_rows,
+            rows, output, job, request, model=named, batch_size=batch_size, ray=ray,
             progress=progress, on_block=on_batch,
         )  # fmt: skip
     lock = FileLock(str(_lock_path(output)), timeout=0)
@@ -322,9 +283,8 @@ def explain_file(
     try:
         _check_output(output, sidecar, journal, job)  # again, now that no other job runs
         return _run_job(
-            rows, output, journal, sidecar, job, adapter, method, target, params, words,
-            batch_size, max_length, progress, on_batch,
-        )  # fmt: skip
+            rows, output, journal, sidecar, job, adapter, request, batch_size, progress, on_batch
+        )
     except OSError as error:
         if _disk_full(error):
             raise TextlensError(
@@ -337,22 +297,52 @@ def explain_file(
         lock.release()
 
 
-def _check_ray_options(
-    model: Any, workers: int | None, gpus_per_worker: float, block_rows: int | None
-) -> None:
+def _job_request(request: Any, fields: dict[str, Any]) -> Any:
+    """The job's Request (its template: the rows give the texts), checked."""
+    from textlens.request import Request
+
+    if request is None:
+        request = Request.from_fields(fields)
+    elif isinstance(request, Mapping):
+        request = Request.from_fields({**request, **fields})
+    elif fields:
+        request = Request.from_fields({**request.to_dict(), **fields})
+    if request.text is not None:
+        raise TextlensError("a job's texts come from its input: leave the request's text out")
+    request.check()
+    if len(request.methods) != 1:
+        raise TextlensError("a job explains with one method: give one --method")
+    return request
+
+
+def _with_corpus(request: Any, rows: Sequence[InputRow], model: Any) -> Any:
+    """A method that takes reference statistics from a corpus gets the input's texts (they
+    stand for the user's data), when the user gave none."""
+    from textlens.corpus import run_corpus
+    from textlens.methods.base import describe
+
+    corpus = describe(type(request.built[0]), "corpus_setting")
+    if not corpus or request.settings.get(corpus) is not None:
+        return request
+    key = run_corpus([r.text for r in rows if r.error is None], _model_name(model))
+    if key is None:
+        return request
+    return dataclasses.replace(request, settings={**request.settings, corpus: key})
+
+
+def _check_ray_options(model: Any, ray: RayOptions) -> None:
     if model is not None and not isinstance(model, str | Path):
         raise TextlensError(
             "the Ray engine loads the model in each worker: give a model folder (or None for "
             "the demo classifier), not a loaded model"
         )
+    workers, gpus, block_rows = ray.workers, ray.gpus_per_worker, ray.block_rows
     if workers is not None and (
         isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
     ):
         raise TextlensError(f"workers={workers!r} is not valid: use a whole number >= 1")
-    if not isinstance(gpus_per_worker, int | float) or not 0 <= gpus_per_worker <= 64:
-        raise TextlensError(
-            f"gpus_per_worker={gpus_per_worker!r} is not valid: use a number from 0 to 64"
-        )
+    if not isinstance(gpus, int | float) or not 0 <= gpus <= 64:
+        raise TextlensError(f"gpus_per_worker={gpus!r} is not valid: use a number from 0 to 64")
     if block_rows is not None and (
         isinstance(block_rows, bool) or not isinstance(block_rows, int) or block_rows < 1
     ):
@@ -364,16 +354,20 @@ def _disk_full(error: BaseException) -> bool:
     return any(isinstance(e, OSError) and e.errno == errno.ENOSPC for e in causes)
 
 
-def _load_and_check(
-    model: Any, target: Any, rows: Sequence[InputRow], max_length: int | None
-) -> Any:
-    """Load the model and bind the target on one text: a bad --model or --target fails here."""
+def _load_and_check(model: Any, request: Any, rows: Sequence[InputRow], batch_size: int) -> Any:
+    """Load the model; bind the target on one text and check the memory of a batch of the
+    longest texts: a bad --model, --target or setting fails here, before any file is made."""
     from textlens.adapters.loading import load_model
-    from textlens.pipeline import check_target
+    from textlens.pipeline import check_cost, check_target
 
     adapter = load_model(model)
-    candidates = [r.text for r in rows if r.error is None][:8]
-    check_target(adapter, target, candidates, max_length=max_length)
+    texts = [r.text for r in rows if r.error is None]
+    goal = request.goal(adapter)  # the model's task against the request (an answer, contrast)
+    if request.answer or request.pair is not None:
+        return adapter
+    check_target(adapter, goal, texts[:8], max_length=request.max_length)
+    check_cost(adapter, request.built[0], texts, batch_size=batch_size,
+               max_length=request.max_length)  # fmt: skip
     return adapter
 
 
@@ -384,12 +378,8 @@ def _run_job(
     sidecar: Path,
     job: dict[str, Any],
     adapter: Any,
-    method: str,
-    target: Any,
-    params: dict[str, Any],
-    words: bool | str,
+    request: Any,
     batch_size: int,
-    max_length: int | None,
     progress: bool,
     on_batch: Callable[[int], None] | None,
 ) -> JobSummary:
@@ -438,11 +428,10 @@ def _run_job(
 
         broken = [r for r in todo if r.error is not None]
         if broken:
-            flush([_result_row(r, error=r.error) for r in broken])
+            flush([result_row(r, error=r.error) for r in broken])
         good = [r for r in todo if r.error is None]
         for start in range(0, len(good), batch_size):
-            chunk = good[start : start + batch_size]
-            flush(_explain_chunk(chunk, adapter, method, target, params, words, max_length))
+            flush(explain_chunk(good[start : start + batch_size], adapter, request))
     bar.close()
     _finish(output, journal, sidecar, done, len(rows))
     failed = sum(1 for r in done.values() if not r["ok"])
@@ -455,74 +444,6 @@ def _remove_stale_temporaries(output: Path, sidecar: Path) -> None:
         for stale in output.parent.glob(f".{name}.*"):
             if stale.is_file() and stale.name != f".{sidecar.name}":
                 stale.unlink(missing_ok=True)
-
-
-def explain_rows(
-    rows: Sequence[InputRow],
-    adapter: Any,
-    method: str,
-    target: Any,
-    params: dict[str, Any],
-    words: bool | str,
-    batch_size: int,
-    max_length: int | None,
-) -> list[dict[str, Any]]:
-    """Result rows for ``rows`` in their order: broken rows as error rows, the others explained
-    in length-sorted batches of ``batch_size``."""
-    out = {r.row: _result_row(r, error=r.error) for r in rows if r.error is not None}
-    good = sorted((r for r in rows if r.error is None), key=lambda r: len(r.text))
-    for start in range(0, len(good), batch_size):
-        chunk = good[start : start + batch_size]
-        for result in _explain_chunk(chunk, adapter, method, target, params, words, max_length):
-            out[result["row"]] = result
-    return [out[r.row] for r in rows]
-
-
-def _explain_chunk(
-    chunk: Sequence[InputRow],
-    adapter: Any,
-    method: str,
-    target: Any,
-    params: dict[str, Any],
-    words: bool | str,
-    max_length: int | None,
-) -> list[dict[str, Any]]:
-    """Explain a batch; when it fails, one text at a time, so that only bad rows fail."""
-    import warnings
-
-    from textlens.pipeline import explain_many
-
-    def run(items: Sequence[InputRow]) -> list[Any]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            exps = explain_many(
-                [r.text for r in items],
-                adapter,
-                method,
-                target,
-                batch_size=len(items),
-                max_length=max_length,
-                **params,
-            )
-        unit = "word" if words is True else (words or None)
-        return [e.to_units(unit) if unit else e for e in exps]
-
-    if len(chunk) > 1:
-        try:
-            return [_result_row(r, e) for r, e in zip(chunk, run(chunk), strict=True)]
-        except ResourceError:
-            raise  # the settings do not fit: no row can succeed
-        except (TextlensError, ValueError, RuntimeError):
-            pass  # find the bad rows below
-    out = []
-    for r in chunk:
-        try:
-            out.append(_result_row(r, run([r])[0]))
-        except ResourceError:
-            raise
-        except (TextlensError, ValueError, RuntimeError) as error:
-            out.append(_result_row(r, error=str(error).splitlines()[0]))
-    return out
 
 
 def _finish(
@@ -540,34 +461,3 @@ def _finish(
         write_parquet(output, ordered)
         journal.unlink()
     sidecar.unlink()
-
-
-def write_parquet(output: Path, rows: Sequence[dict[str, Any]]) -> None:
-    """Write result rows as a Parquet file (atomically): the explanation as a JSON string."""
-    import io
-
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError as error:  # pragma: no cover - pyarrow is in the tables extra
-        raise TextlensError(
-            "parquet output needs pyarrow: pip install 'textlens[tables]'"
-        ) from error
-    from textlens.render.export import write_atomic
-
-    columns = {
-        "row": pa.array([r["row"] for r in rows], pa.int64()),
-        "id": pa.array([r["id"] for r in rows], pa.string()),
-        "text": pa.array([r["text"] for r in rows], pa.string()),
-        "ok": pa.array([r["ok"] for r in rows], pa.bool_()),
-        "error": pa.array([r["error"] for r in rows], pa.string()),
-        "label": pa.array([r["label"] for r in rows], pa.string()),
-        "probability": pa.array([r["probability"] for r in rows], pa.float64()),
-        "explanation": pa.array(
-            [None if r["explanation"] is None else json.dumps(r["explanation"]) for r in rows],
-            pa.string(),
-        ),
-    }
-    buffer = io.BytesIO()
-    pq.write_table(pa.table(columns), buffer)
-    write_atomic(output, buffer.getvalue())

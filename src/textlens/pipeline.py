@@ -95,7 +95,7 @@ def explain_pair(
     for t in (text, other):
         if not isinstance(t, str) or not t.strip():
             raise TextlensError("explain_pair needs two non-empty texts")
-    adapter = _adapter(model, device)
+    adapter = resolve_adapter(model, device)
     first = explain_many(
         [text], adapter, method, Similarity(other, pooling, measure),  # type: ignore[arg-type]
         max_length=max_length, **params,
@@ -148,7 +148,7 @@ def explain_many(
         )
     if not texts:
         return []
-    adapter = _adapter(model, device)
+    adapter = resolve_adapter(model, device)
     chosen = with_corpus(get_method(method, **params), texts, adapter.name)
     goal = as_target(adapter, target)
     order = sorted(range(len(texts)), key=lambda i: len("".join(texts[i])))
@@ -162,21 +162,7 @@ def explain_many(
             if cut:
                 n_cut += 1
                 kept = min(kept or 10**9, len(batch.tokens[b]))
-        with torch.no_grad():
-            clean = adapter.forward(adapter.embed(batch), batch, hidden_states=_needs_states(goal))
-        bound = goal.bind(adapter, batch, clean)
-        check_memory(chosen, adapter, batch)
-        _say_cost(chosen, adapter, batch)
-        # set once around the hot path: no method needs the weights' gradients, and methods
-        # turn gradients on only where they take them (torch.enable_grad)
-        with _frozen(adapter), torch.no_grad():
-            scores = chosen.attribute(adapter, batch, bound)
-        elapsed = time.perf_counter() - began
-        for i, exp in zip(
-            index,
-            from_scores(batch, scores, bound.infos, chosen, adapter.name, elapsed),
-            strict=True,
-        ):
+        for i, exp in zip(index, run_batch(adapter, batch, chosen, goal, began=began), strict=True):
             results[i] = exp
     if n_cut:
         warnings.warn(
@@ -188,6 +174,46 @@ def explain_many(
     return [r for r in results if r is not None]
 
 
+def run_batch(
+    adapter: Any,
+    batch: Any,
+    method: Method,
+    goal: Any,
+    *,
+    clean: Any = None,
+    shown: Any = None,
+    began: float | None = None,
+) -> list[Explanation]:
+    """One batch through the hot path: bind the target on the clean outputs (run here unless
+    given), refuse settings whose memory cannot fit, attribute, and make the Explanations.
+
+    Args:
+        adapter, batch, method: The model, the encoded texts and the method instance.
+        goal: A Target (``textlens.targets``).
+        clean: The batch's outputs without noise, when the caller has them.
+        shown: The batch the Explanations describe, when it is not ``batch`` (the rows of a
+            generated answer run as one sequence read at each output token's position).
+        began: When the work on the batch began (for ``Explanation.elapsed``).
+    """
+    began = time.perf_counter() if began is None else began
+    if clean is None:
+        with torch.no_grad():
+            clean = adapter.forward(
+                adapter.embed(batch), batch, hidden_states=goal.needs_hidden_states
+            )
+    bound = goal.bind(adapter, batch, clean)
+    check_memory(method, adapter, batch)
+    _say_cost(method, adapter, batch)
+    # set once around the hot path: no method needs the weights' gradients, and methods turn
+    # gradients on only where they take them (torch.enable_grad)
+    with frozen(adapter), torch.no_grad():
+        scores = method.attribute(adapter, batch, bound)
+    elapsed = time.perf_counter() - began
+    return from_scores(
+        batch if shown is None else shown, scores, bound.infos, method, adapter.name, elapsed
+    )
+
+
 def check_target(
     model: Any, target: Any, texts: Sequence[str], *, max_length: int | None = None
 ) -> None:
@@ -195,7 +221,7 @@ def check_target(
 
     Batch jobs call this before they create any file.
     """
-    adapter = _adapter(model, None)
+    adapter = resolve_adapter(model, None)
     goal = as_target(adapter, target)
     for text in texts:
         try:
@@ -203,7 +229,9 @@ def check_target(
         except TextlensError:
             continue  # that row will be an error row of its own
         with torch.no_grad():
-            clean = adapter.forward(adapter.embed(batch), batch, hidden_states=_needs_states(goal))
+            clean = adapter.forward(
+                adapter.embed(batch), batch, hidden_states=goal.needs_hidden_states
+            )
         goal.bind(adapter, batch, clean)
         return
 
@@ -221,7 +249,7 @@ def check_cost(
 
     Batch jobs call this before they create any file (``textlens.memory``).
     """
-    adapter = _adapter(model, None)
+    adapter = resolve_adapter(model, None)
     chosen = get_method(method, **params)
     longest = sorted(texts, key=len, reverse=True)[:batch_size]
     try:
@@ -255,24 +283,18 @@ def with_corpus(method: Method, texts: Sequence[Any], model_name: str) -> Method
     if name is None or getattr(method, name) is not None:
         return method
     key = run_corpus(texts, model_name)
-    return method if key is None else dataclasses.replace(method, **{name: key})
+    return method if key is None else dataclasses.replace(method, **{name: key})  # type: ignore[type-var]
 
 
-def _frozen(adapter: Any) -> Any:
-    frozen = getattr(adapter, "frozen", None)
-    return frozen() if frozen is not None else contextlib.nullcontext()
+def frozen(adapter: Any) -> Any:
+    """Within the block the adapter's weights need no gradients (when it can say so)."""
+    freeze = getattr(adapter, "frozen", None)
+    return freeze() if freeze is not None else contextlib.nullcontext()
 
 
-def _needs_states(goal: Any) -> bool:
-    from textlens.targets import CallableTarget, HiddenStateTarget, Similarity
-
-    if isinstance(goal, HiddenStateTarget | Similarity):
-        return True
-    return isinstance(goal, CallableTarget) and goal.needs_hidden_states
-
-
-def _adapter(model: Any, device: str | None) -> HFAdapter:
-    """The adapter for ``model``; a model that was given on another device is not moved."""
+def resolve_adapter(model: Any, device: str | None = None) -> HFAdapter:
+    """The adapter for ``model`` (a folder, a name of the zoo, an adapter, or None for the demo
+    classifier); a model that was given on another device is not moved."""
     adapter = load_model(model, device=device or "cpu")
     if device is not None and resolve_device(device) != adapter.device:
         raise TextlensError(

@@ -5,14 +5,28 @@ the predicted class) and returns a ``BoundTarget`` whose ``select(outputs, rows)
 per row, where ``rows[n]`` names the text that row ``n`` belongs to. Methods that expand a batch
 (integrated gradients, layer conductance, occlusion) pass their own ``rows``; SmoothGrad
 runs its base method on the batch as it is.
+
+Every kind of target is registered by name in ``TARGETS`` (``@register_target``), like the
+methods, and describes itself as data, so that no front end names one:
+
+- ``kind``: the registry name (``--target-kind``, the server's ``target_kind``).
+- ``tasks``: the model tasks it applies to.
+- ``options``: the request fields it reads besides ``target`` (``contrast``, ``pair``...).
+- ``from_request(target, **options)``: the target from what a user typed.
+- ``infer(target)``: whether a plain ``target`` means this kind for a model of its tasks (a
+  class name for a classifier, a token for a causal LM), when no kind is named.
+- ``needs_hidden_states``: whether binding and reading it needs every layer's hidden states.
+- ``follow()``: what the faithfulness metrics follow for it (a probability over the
+  variants of a text), or None when they cannot follow it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
+from textlens.adapters.base import TASKS
 from textlens.batch import TokenBatch
 from textlens.errors import TextlensError
 from textlens.explanation import TargetInfo
@@ -43,6 +57,41 @@ class BoundTarget:
     """The position of a causal LM's logits each text's value is read at, when it is one."""
 
 
+TARGETS: dict[str, Any] = {}
+"""Every kind of target by its name (``register_target``)."""
+
+
+def register_target(cls: type) -> type:
+    """Class decorator: add a target dataclass to ``TARGETS`` under its ``kind``."""
+    kind = str(vars(cls)["kind"])
+    if kind in TARGETS and TARGETS[kind] is not cls:
+        raise ValueError(f"two targets are called {kind!r}")
+    for item in ("tasks", "bind", "from_request"):
+        if not hasattr(cls, item):
+            raise TypeError(f"target {kind!r} declares no {item}")
+    TARGETS[kind] = cls
+    return cls
+
+
+def target_options() -> tuple[str, ...]:
+    """Every request field some target reads besides ``target`` (``contrast``, ``pair``...)."""
+    return tuple(sorted({o for cls in TARGETS.values() for o in getattr(cls, "options", ())}))
+
+
+class _Kind:
+    """Defaults of a target kind's self-description (see the module docstring)."""
+
+    options: ClassVar[tuple[str, ...]] = ()
+    needs_hidden_states: ClassVar[bool] = False
+
+    @classmethod
+    def infer(cls, target: Any) -> bool:
+        return False
+
+    def follow(self) -> Any:
+        return None
+
+
 def _classes(adapter: Any) -> tuple[str, ...]:
     return adapter.labels or ()
 
@@ -65,8 +114,9 @@ def _class_index(adapter: Any, label: int | str, n_classes: int) -> int:
     return label
 
 
+@register_target
 @dataclass(frozen=True)
-class ClassTarget:
+class ClassTarget(_Kind):
     """A sequence classifier's class: the predicted one by default.
 
     Args:
@@ -74,8 +124,21 @@ class ClassTarget:
         output: ``"logit"`` (default) or ``"probability"`` of that class.
     """
 
+    kind: ClassVar[str] = "class"
+    tasks: ClassVar[tuple[str, ...]] = ("sequence-classification",)
     label: int | str | None = None
     output: Literal["logit", "probability"] = "logit"
+
+    @classmethod
+    def from_request(cls, target: Any = None, **options: Any) -> ClassTarget:
+        return cls(label=target)
+
+    @classmethod
+    def infer(cls, target: Any) -> bool:
+        return isinstance(target, int | str)
+
+    def follow(self) -> Any:
+        return ClassProbability()
 
     def bind(self, adapter: Any, batch: TokenBatch, outputs: Any) -> BoundTarget:
         logits = outputs.logits
@@ -115,8 +178,9 @@ class ClassTarget:
         )
 
 
+@register_target
 @dataclass(frozen=True)
-class SpanTarget:
+class SpanTarget(_Kind):
     """Question answering: the start or end logit of the answer span.
 
     Args:
@@ -124,8 +188,20 @@ class SpanTarget:
         position: Token position; None = the model's most likely position per text.
     """
 
+    kind: ClassVar[str] = "answer-span"
+    tasks: ClassVar[tuple[str, ...]] = ("question-answering",)
     which: Literal["start", "end"] = "start"
     position: int | None = None
+
+    @classmethod
+    def from_request(cls, target: Any = None, **options: Any) -> SpanTarget:
+        if target not in (None, "start", "end"):
+            raise TextlensError(f"an answer-span target is 'start' or 'end', not {target!r}")
+        return cls(target or "start")
+
+    @classmethod
+    def infer(cls, target: Any) -> bool:
+        return target in ("start", "end")
 
     def bind(self, adapter: Any, batch: TokenBatch, outputs: Any) -> BoundTarget:
         logits = getattr(outputs, f"{self.which}_logits", None)
@@ -175,8 +251,9 @@ def _check_position(position: int, batch: TokenBatch) -> None:
         raise TextlensError(f"token position {position} is out of range; valid: 0..{shortest - 1}")
 
 
+@register_target
 @dataclass(frozen=True)
-class TokenTarget:
+class TokenTarget(_Kind):
     """Token classification: one token's label (the predicted one by default).
 
     Args:
@@ -184,8 +261,26 @@ class TokenTarget:
         label: Label name or index; None = the predicted label of that token.
     """
 
+    kind: ClassVar[str] = "token-label"
+    tasks: ClassVar[tuple[str, ...]] = ("token-classification",)
     position: int = 1
     label: int | str | None = None
+
+    @classmethod
+    def from_request(cls, target: Any = None, **options: Any) -> TokenTarget:
+        if target is None:
+            return cls()
+        if isinstance(target, str) and target.strip().isdigit():
+            target = int(target)
+        if not isinstance(target, int) or isinstance(target, bool):
+            raise TextlensError(
+                f"a token-label target is a token position (a whole number), not {target!r}"
+            )
+        return cls(position=target)
+
+    @classmethod
+    def infer(cls, target: Any) -> bool:
+        return isinstance(target, int) and not isinstance(target, bool)
 
     def bind(self, adapter: Any, batch: TokenBatch, outputs: Any) -> BoundTarget:
         logits = outputs.logits
@@ -226,8 +321,9 @@ class TokenTarget:
         )
 
 
+@register_target
 @dataclass(frozen=True)
-class NextTokenTarget:
+class NextTokenTarget(_Kind):
     """Causal LM: log-probability of the token that follows the text.
 
     Args:
@@ -239,8 +335,22 @@ class NextTokenTarget:
             "why this token rather than that one" (the foil must be a single token too).
     """
 
+    kind: ClassVar[str] = "next-token"
+    tasks: ClassVar[tuple[str, ...]] = ("causal-lm",)
+    options: ClassVar[tuple[str, ...]] = ("contrast",)
     token: int | str | None = None
     contrast: int | str | None = None
+
+    @classmethod
+    def from_request(cls, target: Any = None, **options: Any) -> NextTokenTarget:
+        return cls(token=target, contrast=options.get("contrast"))
+
+    @classmethod
+    def infer(cls, target: Any) -> bool:
+        return isinstance(target, int | str)
+
+    def follow(self) -> Any:
+        return NextTokenProbability()
 
     def bind(self, adapter: Any, batch: TokenBatch, outputs: Any) -> BoundTarget:
         logits = outputs.logits
@@ -359,8 +469,9 @@ def _next_token_bound(
     )
 
 
+@register_target
 @dataclass(frozen=True)
-class ForcedTokens:
+class ForcedTokens(_Kind):
     """Causal LM, a token of its own for each text: text ``b`` of the batch is followed by
     ``ids[b]`` (the rows of a generated answer, each text the prefix before its token).
 
@@ -371,8 +482,17 @@ class ForcedTokens:
             be the whole sequence, each read at its own position, and share their passes.
     """
 
+    kind: ClassVar[str] = "forced-tokens"
+    tasks: ClassVar[tuple[str, ...]] = ("causal-lm",)
     ids: tuple[int, ...]
     positions: tuple[int, ...] | None = None
+
+    @classmethod
+    def from_request(cls, target: Any = None, **options: Any) -> ForcedTokens:
+        raise TextlensError(
+            "forced tokens are the rows of a generated answer: give the answer with "
+            "--continuation (continuation=...) instead"
+        )
 
     def bind(self, adapter: Any, batch: TokenBatch, outputs: Any) -> BoundTarget:
         logits = outputs.logits
@@ -400,8 +520,9 @@ def readable_piece(tokenizer: Any, token_id: int) -> str:
     return text if text else str(tokenizer.convert_ids_to_tokens(int(token_id)))
 
 
+@register_target
 @dataclass(frozen=True)
-class HiddenStateTarget:
+class HiddenStateTarget(_Kind):
     """A hidden state: the norm of a token's vector at a layer, or one unit of it.
 
     Args:
@@ -411,9 +532,30 @@ class HiddenStateTarget:
         unit: Hidden unit; None = the L2 norm of the vector.
     """
 
+    kind: ClassVar[str] = "hidden-state"
+    tasks: ClassVar[tuple[str, ...]] = TASKS
+    needs_hidden_states: ClassVar[bool] = True
     layer: int = -1
     token: int | None = 0
     unit: int | None = None
+
+    @classmethod
+    def from_request(cls, target: Any = None, **options: Any) -> HiddenStateTarget:
+        """``target``: ``LAYER`` or ``LAYER:TOKEN`` or ``LAYER:TOKEN:UNIT`` (``mean`` for the
+        token: the mean over the text's real tokens); None: the last layer's first token."""
+        if target is None:
+            return cls()
+        parts = str(target).split(":")
+        try:
+            values = [None if p.strip() == "mean" else int(p) for p in parts]
+        except ValueError:
+            raise TextlensError(
+                f"a hidden-state target is LAYER, LAYER:TOKEN or LAYER:TOKEN:UNIT (TOKEN may be "
+                f"'mean'), not {target!r}"
+            ) from None
+        if len(values) > 3 or values[0] is None:
+            raise TextlensError(f"a hidden-state target is LAYER[:TOKEN[:UNIT]], not {target!r}")
+        return cls(*values)  # type: ignore[arg-type]
 
     def bind(self, adapter: Any, batch: TokenBatch, outputs: Any) -> BoundTarget:
         states = getattr(outputs, "hidden_states", None)
@@ -468,8 +610,9 @@ def similarity(a: torch.Tensor, b: torch.Tensor, measure: str = "cosine") -> tor
     return torch.nn.functional.cosine_similarity(a, b.expand_as(a), dim=-1, eps=1e-12)
 
 
+@register_target
 @dataclass(frozen=True)
-class Similarity:
+class Similarity(_Kind):
     """The similarity of a text to another text (or a fixed vector) under an encoder's pooled
     output: explains which words make two texts alike.
 
@@ -484,10 +627,23 @@ class Similarity:
         layer: Hidden-state index pooled (default the last).
     """
 
+    kind: ClassVar[str] = "similarity"
+    tasks: ClassVar[tuple[str, ...]] = TASKS
+    options: ClassVar[tuple[str, ...]] = ("pair", "pooling")
+    needs_hidden_states: ClassVar[bool] = True
     other: Any = field(repr=False)
     pooling: Literal["mean", "cls"] = "mean"
     measure: Literal["cosine", "dot"] = "cosine"
     layer: int = -1
+
+    @classmethod
+    def from_request(cls, target: Any = None, **options: Any) -> Similarity:
+        other = options.get("pair")
+        if other is None:
+            raise TextlensError("a similarity target needs a second text: give a pair (--pair)")
+        if target not in (None, "similarity"):
+            raise TextlensError(f"a similarity target takes no target value, not {target!r}")
+        return cls(other, options.get("pooling") or "mean")
 
     def __post_init__(self) -> None:
         if self.pooling not in ("mean", "cls"):
@@ -529,13 +685,20 @@ class Similarity:
         return BoundTarget(select, infos, needs_hidden_states=True)
 
 
+@register_target
 @dataclass(frozen=True)
-class CallableTarget:
+class CallableTarget(_Kind):
     """A user function of the model outputs: ``fn(outputs) -> (N,)`` tensor, one value per row."""
 
+    kind: ClassVar[str] = "function"
+    tasks: ClassVar[tuple[str, ...]] = TASKS
     fn: Callable[[Any], torch.Tensor] = field(repr=False)
-    needs_hidden_states: bool = False
+    needs_hidden_states: bool = False  # type: ignore[misc]
     description: str = "custom"
+
+    @classmethod
+    def from_request(cls, target: Any = None, **options: Any) -> CallableTarget:
+        raise TextlensError("a function target is given in Python (target=fn), not as text")
 
     def bind(self, adapter: Any, batch: TokenBatch, outputs: Any) -> BoundTarget:
         values = self.fn(outputs)
@@ -552,19 +715,11 @@ class CallableTarget:
         return BoundTarget(select, infos, needs_hidden_states=self.needs_hidden_states)
 
 
-Target = (
-    ClassTarget
-    | SpanTarget
-    | TokenTarget
-    | NextTokenTarget
-    | ForcedTokens
-    | HiddenStateTarget
-    | Similarity
-    | CallableTarget
-)
+Target = Any
+"""Any registered target (``TARGETS``): a frozen dataclass with ``bind``."""
 
 
-def default_target(adapter: Any) -> Target:
+def default_target(adapter: Any) -> Any:
     """The natural target of a model's task (the predicted class for classifiers)."""
     task = adapter.task
     if task == "sequence-classification":
@@ -578,28 +733,160 @@ def default_target(adapter: Any) -> Target:
     return HiddenStateTarget()
 
 
-def as_target(adapter: Any, target: Any) -> Target:
+def is_target(value: Any) -> bool:
+    """Whether ``value`` is an instance of a registered target."""
+    return isinstance(value, tuple(TARGETS.values()))
+
+
+def as_target(
+    adapter: Any, target: Any, kind: str | None = None, options: Mapping[str, Any] | None = None
+) -> Any:
     """Turn what a user passed as ``target`` into a Target.
 
-    Accepts a Target, None (the task's default), a class name or index (classifiers), ``"start"``
-    / ``"end"`` (question answering), a next-token string (causal LMs), or a callable of the
-    model outputs.
+    Accepts a Target, None (the task's default), a callable of the model outputs, or a value
+    read by the kind named in ``kind`` or, without one, by the first registered kind for the
+    model's task that takes it (a class name or index for classifiers, ``"start"`` / ``"end"``
+    for question answering, a next-token text or id for causal LMs). ``options``: the kind's
+    other request fields (``contrast``, ``pair``, ``pooling``).
     """
-    if target is None:
-        return default_target(adapter)
-    if isinstance(target, Target):
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    if kind is not None:
+        cls = known_target(kind)
+        if adapter.task not in cls.tasks:
+            raise TextlensError(
+                f"a {kind} target is for {', '.join(cls.tasks)} models; this is a "
+                f"{adapter.task} model"
+            )
+        _check_options(cls, options)
+        return cls.from_request(target, **options)
+    if is_target(target):
         return target
     if callable(target):
         return CallableTarget(target)
-    task = adapter.task
-    if task == "sequence-classification" and isinstance(target, int | str):
-        return ClassTarget(label=target)
-    if task == "question-answering" and target in ("start", "end"):
-        return SpanTarget(target)
-    if task == "token-classification" and isinstance(target, int):
-        return TokenTarget(position=target)
-    if task == "causal-lm" and isinstance(target, int | str):
-        return NextTokenTarget(token=target)
+    for cls in TARGETS.values():
+        if set(options) & set(cls.options) and adapter.task in cls.tasks:
+            _check_options(cls, options)
+            return cls.from_request(target, **options)
+    if options:
+        raise TextlensError(
+            f"{', '.join(sorted(options))} does not go with this {adapter.task} model's targets"
+        )
+    if target is None:
+        return default_target(adapter)
+    for cls in TARGETS.values():
+        if adapter.task in cls.tasks and cls.infer(target):
+            return cls.from_request(target)
     raise TextlensError(
-        f"cannot use {target!r} as a target for a {task} model; pass a textlens.targets Target"
+        f"cannot use {target!r} as a target for a {adapter.task} model; name its kind "
+        f"({', '.join(k for k, c in TARGETS.items() if adapter.task in c.tasks)}) or pass a "
+        "textlens.targets Target"
     )
+
+
+def known_target(kind: str) -> Any:
+    """The class of a registered target kind; one line naming them otherwise."""
+    cls = TARGETS.get(kind)
+    if cls is None:
+        raise TextlensError(f"unknown target kind {kind!r}; available: {', '.join(TARGETS)}")
+    return cls
+
+
+def _check_options(cls: Any, options: Mapping[str, Any]) -> None:
+    extra = sorted(set(options) - set(cls.options))
+    if extra:
+        raise TextlensError(
+            f"{', '.join(extra)} does not go with a {cls.kind} target"
+            + (f" (it takes {', '.join(cls.options)})" if cls.options else "")
+        )
+
+
+def describe_targets() -> list[dict[str, Any]]:
+    """Every registered target kind: name, tasks, options and summary (for front ends)."""
+    out = []
+    for kind, cls in TARGETS.items():
+        doc = (cls.__doc__ or "").strip().splitlines()
+        out.append(
+            {
+                "kind": kind,
+                "tasks": list(cls.tasks),
+                "options": list(getattr(cls, "options", ())),
+                "summary": doc[0] if doc else "",
+            }
+        )
+    return out
+
+
+def default_follow(adapter: Any) -> Any:
+    """What the metrics follow for a model's task: its class or next-token probability."""
+    follow = default_target(adapter).follow()
+    if follow is None:
+        raise TextlensError(
+            f"faithfulness metrics need a sequence classifier or a causal LM (this model is "
+            f"{adapter.task}); for a sentence encoder, follow a similarity "
+            "(textlens.targets.Similarity)"
+        )
+    return follow
+
+
+# -- what the faithfulness metrics follow ---------------------------------------------------------
+# Each has ``outcome(adapter, batch, outputs, owners)``: the outcome it follows, fixed on the full
+# texts (``owners[n]``: the text row ``n`` is), and ``value(adapter, batch, outputs, outcome)``:
+# its value for every row of any batch (rows of variants: texts with tokens removed), where
+# ``outcome[n]`` belongs to the text row ``n`` came from.
+
+
+def _last_logits(batch: Any, outputs: Any) -> torch.Tensor:
+    last = batch.attention_mask.sum(1) - 1
+    return outputs.logits[torch.arange(len(last), device=last.device), last]
+
+
+@dataclass(frozen=True)
+class ClassProbability:
+    """The probability of a class of a sequence classifier."""
+
+    description: str = "probability of the followed class"
+    needs_hidden_states: bool = False
+
+    def outcome(self, adapter: Any, batch: Any, outputs: Any, owners: torch.Tensor) -> torch.Tensor:
+        return outputs.logits.argmax(-1)
+
+    def value(self, adapter: Any, batch: Any, outputs: Any, outcome: torch.Tensor) -> torch.Tensor:
+        probs = outputs.logits.float().softmax(-1)
+        return probs.gather(1, outcome.unsqueeze(1)).squeeze(1)
+
+
+@dataclass(frozen=True)
+class NextTokenProbability:
+    """The probability of a next token of a causal language model (after the last real token)."""
+
+    description: str = "probability of the followed next token"
+    needs_hidden_states: bool = False
+
+    def outcome(self, adapter: Any, batch: Any, outputs: Any, owners: torch.Tensor) -> torch.Tensor:
+        return _last_logits(batch, outputs).argmax(-1)
+
+    def value(self, adapter: Any, batch: Any, outputs: Any, outcome: torch.Tensor) -> torch.Tensor:
+        probs = _last_logits(batch, outputs).float().softmax(-1)
+        return probs.gather(1, outcome.unsqueeze(1)).squeeze(1)
+
+
+@dataclass(frozen=True)
+class SimilarityValue:
+    """The similarity of each text's pooled encoding to its own fixed vector (one per text)."""
+
+    vectors: Any = field(repr=False)
+    pooling: str = "mean"
+    measure: str = "cosine"
+    description: str = "similarity to the other text"
+    needs_hidden_states: bool = True
+
+    def outcome(self, adapter: Any, batch: Any, outputs: Any, owners: torch.Tensor) -> torch.Tensor:
+        return owners
+
+    def value(self, adapter: Any, batch: Any, outputs: Any, outcome: torch.Tensor) -> torch.Tensor:
+        pooled = pool(outputs.hidden_states[-1], batch.attention_mask, self.pooling)
+        other = torch.as_tensor(self.vectors, dtype=pooled.dtype, device=pooled.device)
+        return similarity(pooled, other[outcome], self.measure)
+
+
+Follow = ClassProbability | NextTokenProbability | SimilarityValue

@@ -229,7 +229,7 @@ def _length_bucketed_batches(
             chunk = order[start : start + window]
             chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
             batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-        rng.shuffle(batches)  # type: ignore[arg-type]
+        rng.shuffle(batches)
         yield from batches
 
 

@@ -38,7 +38,7 @@ def test_running_from_embeddings_equals_running_from_ids(adapter):
     with torch.no_grad():
         from_embeds = adapter.forward(adapter.embed(batch), batch, hidden_states=True)
         kwargs = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
-        if adapter._takes_token_types:
+        if adapter.takes_token_types:
             kwargs["token_type_ids"] = batch.token_type_ids
         from_ids = adapter.model(**kwargs)
     real = batch.real_mask

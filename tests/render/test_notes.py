@@ -8,8 +8,13 @@ from textlens.render.notes import baseline_note, layer_notes
 
 
 def _layered(method, scores, **extras):
+    """A layered Explanation as ``from_scores`` makes it for ``method`` (its layer totals)."""
+    from textlens.methods import METHODS
+    from textlens.methods.base import describe
+
     tokens = ("[CLS]", "a", "film", "[SEP]")
     return Explanation(
+        layer_totals=describe(METHODS[method], "layer_totals"),
         text="a film",
         tokens=tokens,
         offsets=((0, 0), (0, 1), (2, 6), (0, 0)),

@@ -9,7 +9,7 @@ from textlens.lazy import exports
 
 _EXPORTS = {
     "ModelAdapter": "textlens.adapters.base",
-    "TASKS": "textlens.adapters.hf",
+    "TASKS": "textlens.adapters.base",
     "FunctionAdapter": "textlens.adapters.function",
     "HFAdapter": "textlens.adapters.hf",
     "TruncationWarning": "textlens.adapters.encoding",

@@ -4,10 +4,42 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from textlens.batch import TokenBatch
 from textlens.lazy import torch
+
+TASKS = (
+    "sequence-classification",
+    "question-answering",
+    "token-classification",
+    "causal-lm",
+    "base",
+)
+"""The model tasks an adapter can have (``ModelAdapter.task``)."""
+
+
+@dataclass(frozen=True)
+class RelevanceParts:
+    """Where a model's rules for relevance propagation apply (``ModelAdapter.relevance_parts``).
+
+    Attributes:
+        norms: ``(module, kind)`` for every normalisation, kind ``"layer"`` (LayerNorm: weight,
+            bias, ``eps``) or ``"rms"`` (RMSNorm: weight, ``variance_epsilon`` or ``eps``).
+        activations: Element-wise activation modules (GELU, SiLU, tanh...).
+        gated: Gated feed-forward modules: ``down_proj(act_fn(gate_proj(x)) * up_proj(x))``.
+        tanh_heads: Classification heads ``out_proj(tanh(dense(x[:, 0])))`` (dropout between).
+        biased: Modules that add a bias to their output (linear layers).
+        configs: The configuration objects whose ``_attn_implementation`` picks the attention.
+    """
+
+    norms: list[tuple[Any, str]] = field(default_factory=list)
+    activations: list[Any] = field(default_factory=list)
+    gated: list[Any] = field(default_factory=list)
+    tanh_heads: list[Any] = field(default_factory=list)
+    biased: list[Any] = field(default_factory=list)
+    configs: list[Any] = field(default_factory=list)
 
 
 @runtime_checkable
@@ -23,9 +55,65 @@ class ModelAdapter(Protocol):
     device: torch.device
     n_layers: int
     pad_token_id: int
+    tokenizer: Any
+    """The HF tokenizer (chat templates, decoding generated ids)."""
+    takes_token_types: bool
+    """Whether the model reads token type ids (BERT's segments)."""
+    keeps_logits: bool
+    """Whether ``forward(..., logits_at=...)`` computes a causal LM's logits at some positions."""
+    runs_in_pieces: bool
+    """Whether ``forward_pieces`` can run the model over consecutive pieces of positions."""
 
     @property
     def labels(self) -> tuple[str, ...] | None: ...
+
+    @property
+    def max_length(self) -> int:
+        """The most tokens one text may have."""
+        ...
+
+    @property
+    def vocab_size(self) -> int:
+        """Rows of a causal LM's output layer (0 when there is none)."""
+        ...
+
+    @property
+    def attention_heads(self) -> int:
+        """Attention heads per layer."""
+        ...
+
+    def output_layer(self) -> Any:
+        """A causal LM's position-wise linear output layer, or None."""
+        ...
+
+    def generate_ids(
+        self, prompt_ids: list[int], n: int, sample_seed: int | None, stopping: Any = None
+    ) -> list[int]:
+        """A causal LM's continuation of ``prompt_ids`` (greedy, or sampled with the seed)."""
+        ...
+
+    def forward_pieces(
+        self,
+        embeds: torch.Tensor,
+        batch: TokenBatch,
+        rows: torch.Tensor,
+        ends: list[int],
+        logits_at: torch.Tensor,
+    ) -> list[Any]:
+        """A causal LM run over pieces of positions with a key-value cache (``runs_in_pieces``)."""
+        ...
+
+    def class_probabilities(self, text: str | tuple[str, str]) -> dict[str, float]:
+        """A classifier's probability of every class for one text."""
+        ...
+
+    def input_vectors(self, embeds: torch.Tensor, batch: TokenBatch) -> torch.Tensor:
+        """Each token's input vector as the model adds it up (word, position, token type)."""
+        ...
+
+    def relevance_parts(self) -> RelevanceParts:
+        """Where the relevance method's rules apply (one line when they are not wired)."""
+        ...
 
     @property
     def embed_dim(self) -> int:

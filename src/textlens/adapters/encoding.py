@@ -2,7 +2,7 @@
 build baselines, freeze weights and swap sub-embedding outputs.
 
 ``EncodingAdapter`` is a base class; a subclass sets ``tokenizer``, ``device``, ``model`` (the
-module whose weights count), ``word_embeddings``, ``task`` and ``_takes_token_types``, and
+module whose weights count), ``word_embeddings``, ``task`` and ``takes_token_types``, and
 provides ``max_length``, ``labels``, ``forward`` and ``sub_embeddings``.
 """
 
@@ -48,7 +48,7 @@ class EncodingAdapter:
     model: Any
     word_embeddings: Any
     task: str
-    _takes_token_types: bool
+    takes_token_types: bool
     pad_token_id: int
 
     @property
@@ -60,6 +60,7 @@ class EncodingAdapter:
         raise NotImplementedError
 
     def forward(self, embeds: Any, batch: TokenBatch, rows: Any = None, **kwargs: Any) -> Any:
+        """Run the model from word embeddings (see ``ModelAdapter.forward``)."""
         raise NotImplementedError
 
     def sub_embeddings(self) -> dict[str, Any]:
@@ -108,8 +109,7 @@ class EncodingAdapter:
         rows: list[dict[str, Any]] = []
         joined: list[str] = []
         for item in texts:
-            pair = isinstance(item, tuple)
-            parts = item if pair else (item,)
+            parts: tuple[str, ...] = item if isinstance(item, tuple) else (item,)
             if not all(isinstance(p, str) for p in parts) or len(parts) not in (1, 2):
                 raise TextlensError(
                     f"a text must be a string or a (question, context) pair, got {item!r}"
@@ -146,7 +146,7 @@ class EncodingAdapter:
         input_ids = torch.full((n, width), self.pad_token_id, dtype=torch.long)
         attention = torch.zeros((n, width), dtype=torch.long)
         special = torch.zeros((n, width), dtype=torch.bool)
-        types = torch.zeros((n, width), dtype=torch.long) if self._takes_token_types else None
+        types = torch.zeros((n, width), dtype=torch.long) if self.takes_token_types else None
         for i, r in enumerate(rows):
             k = len(r["ids"])
             input_ids[i, :k] = torch.tensor(r["ids"])
@@ -180,7 +180,7 @@ class EncodingAdapter:
         fast = bool(getattr(tok, "is_fast", False))
         kwargs: dict[str, Any] = {
             "return_special_tokens_mask": True,
-            "return_token_type_ids": self._takes_token_types,
+            "return_token_type_ids": self.takes_token_types,
             "return_offsets_mapping": fast,
         }
         full = tok(*parts, truncation=False, **kwargs)

@@ -48,7 +48,7 @@ class FunctionAdapter(EncodingAdapter):
         self.position_embeddings = None
         self.token_type_embeddings = None
         self.n_layers = 0
-        self._takes_token_types = False
+        self.takes_token_types = False
         self._forward_fn = forward
         self._labels = tuple(labels) if labels is not None else None
         self.pad_token_id = self._pick_pad_id()
@@ -56,6 +56,23 @@ class FunctionAdapter(EncodingAdapter):
     @property
     def labels(self) -> tuple[str, ...] | None:
         return self._labels
+
+    keeps_logits = False
+    runs_in_pieces = False
+    attention_heads = 1
+
+    @property
+    def vocab_size(self) -> int:
+        return 0  # a classifier's logits: no vocabulary
+
+    def output_layer(self) -> None:
+        return None
+
+    def generate_ids(self, *args: Any, **kwargs: Any) -> list[int]:
+        raise TextlensError("a custom forward function cannot generate text")
+
+    def forward_pieces(self, *args: Any, **kwargs: Any) -> list[Any]:
+        raise TextlensError("a custom forward function cannot run in pieces")
 
     def activation_bytes(self, rows: int, width: int) -> int:
         """A guess for an unknown function: twenty embedding-sized tensors a row."""
@@ -90,7 +107,7 @@ class FunctionAdapter(EncodingAdapter):
         limit = getattr(self.tokenizer, "model_max_length", 512)
         return int(limit) if isinstance(limit, int) and 0 < limit < 1_000_000 else 512
 
-    def forward(
+    def forward(  # type: ignore[override]
         self,
         embeds: torch.Tensor,
         batch: TokenBatch,
@@ -115,6 +132,22 @@ class FunctionAdapter(EncodingAdapter):
 
     def sub_embeddings(self) -> dict[str, torch.nn.Module]:
         return {"word": self.word_embeddings}
+
+    def input_vectors(self, embeds: torch.Tensor, batch: TokenBatch) -> torch.Tensor:
+        """The function's input is the word embeddings themselves."""
+        return embeds.detach()
+
+    def relevance_parts(self) -> Any:
+        """The rules' modules in a forward function that is a ``torch.nn.Module`` (its norms,
+        activation modules and biased linear layers); a plain function has none to find."""
+        from textlens.adapters.hf import relevance_parts_of
+
+        if not isinstance(self._forward_fn, torch.nn.Module):
+            raise TextlensError(
+                "the relevance method needs the forward function's layers: give it as a "
+                "torch.nn.Module (its activations as modules), or use gradient-x-input"
+            )
+        return relevance_parts_of(self._forward_fn)
 
     @contextlib.contextmanager
     def eager_attention(self) -> Iterator[None]:

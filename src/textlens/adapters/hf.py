@@ -11,21 +11,15 @@ import inspect
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from textlens.adapters.base import TASKS, RelevanceParts
 from textlens.adapters.encoding import EncodingAdapter, digest_weights
-from textlens.adapters.wiring import Wiring, wiring_for
+from textlens.adapters.wiring import Wiring, relevance_families, wiring_for
 from textlens.batch import TokenBatch
 from textlens.cancel import check as check_cancelled
 from textlens.devices import resolve_device
 from textlens.errors import TextlensError
 from textlens.lazy import torch
 
-TASKS = (
-    "sequence-classification",
-    "question-answering",
-    "token-classification",
-    "causal-lm",
-    "base",
-)
 CLASS_SUFFIXES = (
     ("ForSequenceClassification", "sequence-classification"),
     ("ForQuestionAnswering", "question-answering"),
@@ -37,6 +31,50 @@ CLASS_SUFFIXES = (
 
 class _Stop(Exception):
     """Raised by a hook to end a forward pass once the needed layer has run."""
+
+
+def relevance_parts_of(
+    root: torch.nn.Module, gated: bool = False, tanh_head: bool = False
+) -> RelevanceParts:
+    """The norms, activations, biased layers, gated blocks, tanh heads and attention
+    configurations among ``root``'s modules (see ``RelevanceParts``)."""
+    from transformers.pytorch_utils import Conv1D
+
+    parts = RelevanceParts()
+    configs: dict[int, Any] = {}
+    for module in root.modules():
+        name = type(module).__name__
+        config = getattr(module, "config", None)
+        if config is not None and hasattr(config, "_attn_implementation"):
+            configs[id(config)] = config
+        if isinstance(module, torch.nn.LayerNorm):
+            parts.norms.append((module, "layer"))
+        elif name.endswith("RMSNorm"):
+            parts.norms.append((module, "rms"))
+        elif _is_activation(module):
+            parts.activations.append(module)
+        if isinstance(module, torch.nn.Linear | Conv1D) and module.bias is not None:
+            parts.biased.append(module)
+        if gated and all(
+            hasattr(module, a) for a in ("gate_proj", "up_proj", "down_proj", "act_fn")
+        ):
+            parts.gated.append(module)
+        if tanh_head and name.endswith("ClassificationHead"):
+            parts.tanh_heads.append(module)
+    parts.configs.extend(configs.values())
+    return parts
+
+
+def _is_activation(module: Any) -> bool:
+    """An element-wise activation module: transformers' own, or torch's GELU, SiLU, tanh and
+    the like (not softmax, which the attention rule handles)."""
+    if type(module).__module__ == "transformers.activations":
+        return True
+    elementwise = (
+        torch.nn.GELU, torch.nn.SiLU, torch.nn.Tanh, torch.nn.ReLU, torch.nn.Mish,
+        torch.nn.Sigmoid, torch.nn.LeakyReLU,
+    )  # fmt: skip
+    return isinstance(module, elementwise)
 
 
 def detect_task(model: Any) -> str:
@@ -97,10 +135,10 @@ class HFAdapter(EncodingAdapter):
         self.n_layers = int(
             getattr(self.config, "num_hidden_layers", None)
             or getattr(self.config, "n_layer", None)
-            or (len(self.layers) if self.layers is not None else 0)  # type: ignore[arg-type]
+            or (len(self.layers) if isinstance(self.layers, torch.nn.ModuleList) else 0)
         )
         accepted = set(inspect.signature(model.forward).parameters)
-        self._takes_token_types = "token_type_ids" in accepted and (
+        self.takes_token_types = "token_type_ids" in accepted and (
             "token_type_ids" in getattr(tokenizer, "model_input_names", ())
         )
         self.keeps_logits = self.task == "causal-lm" and "logits_to_keep" in accepted
@@ -134,6 +172,53 @@ class HFAdapter(EncodingAdapter):
         usable = [int(v) for v in limits if isinstance(v, int) and 0 < v < 1_000_000]
         return min(usable) if usable else 512
 
+    @property
+    def vocab_size(self) -> int:
+        """Rows of the output layer (a language model's vocabulary); 0 when there is none."""
+        layer = self.output_layer()
+        if layer is not None:
+            return int(layer.weight.shape[0])
+        return int(getattr(self.config, "vocab_size", 0) or 0)
+
+    @property
+    def attention_heads(self) -> int:
+        """Attention heads per layer."""
+        cfg = self.config
+        return int(getattr(cfg, "num_attention_heads", 0) or getattr(cfg, "n_head", 0) or 1)
+
+    def output_layer(self) -> torch.nn.Module | None:
+        """A causal LM's output layer when it maps each position's hidden state to that
+        position's logits on its own (a linear layer); None otherwise."""
+        if self.task != "causal-lm":
+            return None
+        get = getattr(self.model, "get_output_embeddings", None)
+        layer = get() if callable(get) else None
+        return layer if isinstance(layer, torch.nn.Linear) else None
+
+    def generate_ids(
+        self, prompt_ids: list[int], n: int, sample_seed: int | None, stopping: Any = None
+    ) -> list[int]:
+        """A causal LM's continuation of ``prompt_ids``: ``n`` tokens at most, greedy (or
+        sampled with ``sample_seed``), cut before the end-of-sequence token."""
+        end = getattr(self.tokenizer, "eos_token_id", None)
+        inputs = torch.tensor([prompt_ids], device=self.device)
+        sample = sample_seed is not None
+        kwargs: dict[str, Any] = {"max_new_tokens": n, "do_sample": sample}
+        if sample:
+            torch.manual_seed(sample_seed)
+        else:  # greedy: no sampling settings from the model's generation config
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        with torch.no_grad():
+            out = self.model.generate(
+                inputs,
+                attention_mask=torch.ones_like(inputs),
+                pad_token_id=self.pad_token_id,
+                stopping_criteria=stopping,
+                **kwargs,
+            )
+        new = out[0, len(prompt_ids) :].tolist()
+        return new[: new.index(end)] if end is not None and end in new else new
+
     def activation_bytes(self, rows: int, width: int) -> int:
         """Rough memory a forward and backward pass keeps for ``rows`` texts of ``width`` tokens.
 
@@ -152,7 +237,7 @@ class HFAdapter(EncodingAdapter):
 
     def fingerprint(self) -> str:
         """A short hash of the model's configuration and weights, for caches of its outputs."""
-        config = getattr(self, "config", None)
+        config: Any = getattr(self, "config", None)
         text = config.to_json_string() if hasattr(config, "to_json_string") else repr(config)
         digest = hashlib.sha256(text.encode())
         digest_weights(digest, self.model)
@@ -256,7 +341,7 @@ class HFAdapter(EncodingAdapter):
         finally:
             handle.remove()
 
-    def forward(
+    def forward(  # type: ignore[override]
         self,
         embeds: torch.Tensor,
         batch: TokenBatch,
@@ -287,7 +372,7 @@ class HFAdapter(EncodingAdapter):
             "output_attentions": attentions,
             "return_dict": True,
         }
-        if self._takes_token_types and batch.token_type_ids is not None:
+        if self.takes_token_types and batch.token_type_ids is not None:
             kwargs["token_type_ids"] = batch.token_type_ids[index]
         if self.task == "causal-lm":
             kwargs["use_cache"] = False
@@ -319,7 +404,7 @@ class HFAdapter(EncodingAdapter):
         check_cancelled()
         mask = batch.attention_mask[rows]
         types = batch.token_type_ids
-        types = types[rows] if self._takes_token_types and types is not None else None
+        types = types[rows] if self.takes_token_types and types is not None else None
         # a cache that keeps every position: one built from the config would drop keys outside
         # a sliding window that a config may name without the model using it (the masks apply
         # the windows the model does use)
@@ -354,6 +439,51 @@ class HFAdapter(EncodingAdapter):
             yield
         finally:
             self.model.set_attn_implementation(current)
+
+    def input_vectors(self, embeds: torch.Tensor, batch: TokenBatch) -> torch.Tensor:
+        """Each token's input vector as the model adds it up from the word embeddings ``embeds``
+        ``(B, T, K)``: word, position and token type (and whatever else the model adds), before
+        an embedding norm, without gradients."""
+        base = getattr(self.model, "base_model", self.model)
+        norm = getattr(getattr(base, "embeddings", None), "LayerNorm", None)
+        if not isinstance(norm, torch.nn.Module):  # no embedding norm: the embedding output
+            rows = torch.arange(len(batch), device=embeds.device)
+            with torch.no_grad():
+                return self.hidden_state_at(embeds, batch, rows, 0)
+        seen: dict[str, torch.Tensor] = {}
+
+        def before(module: Any, args: Any) -> None:
+            seen["x"] = args[0]
+            raise _Stop
+
+        handle = norm.register_forward_pre_hook(before)
+        try:
+            with torch.no_grad():
+                self.forward(embeds, batch)
+        except _Stop:
+            pass
+        finally:
+            handle.remove()
+        return seen["x"]
+
+    def relevance_parts(self) -> RelevanceParts:
+        """The modules the relevance method's rules apply to (``RelevanceParts``).
+
+        Raises:
+            TextlensError: the rules are not wired for this architecture (the message names
+                the ones they are).
+        """
+        model_type = str(getattr(self.config, "model_type", "") or type(self.model).__name__)
+        if not self.wiring.relevance:
+            raise TextlensError(
+                f"the relevance method has no rules for {model_type} models "
+                f"({type(self.model).__name__}) yet; it has them for "
+                f"{', '.join(relevance_families())}: use gradient-x-input or "
+                "integrated-gradients for this model"
+            )
+        return relevance_parts_of(
+            self.model, gated=self.wiring.gated_mlp, tanh_head=self.wiring.tanh_head
+        )
 
     def sub_embeddings(self) -> dict[str, torch.nn.Module]:
         """The embedding tables this model has: ``word`` always, ``position`` / ``token_type``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from textlens.adapters.base import ModelAdapter
 from textlens.adapters.encoding import EncodingAdapter
 from textlens.adapters.hf import CLASS_SUFFIXES, TASKS, HFAdapter
 from textlens.devices import resolve_device
@@ -27,7 +28,8 @@ def load_model(
 
     Args:
         path_or_model: A folder saved with ``save_pretrained``, a ``PreTrainedModel``, an
-            ``HFAdapter`` (returned as is), None / ``"demo"`` for the demo sentiment classifier,
+            adapter (an ``HFAdapter``, or any object that satisfies ``ModelAdapter``: returned
+            as is), None / ``"demo"`` for the demo sentiment classifier,
             ``"encoder"`` for the packaged all-MiniLM-L6-v2 sentence encoder, or ``"demo-lm"``
             for the packaged SmolLM2-135M-Instruct causal LM.
         tokenizer: Needed with a model object; read from the folder otherwise.
@@ -40,8 +42,8 @@ def load_model(
         >>> adapter.labels
         ('rotten', 'fresh')
     """
-    if isinstance(path_or_model, EncodingAdapter):
-        return path_or_model
+    if isinstance(path_or_model, EncodingAdapter | ModelAdapter):  # the protocol is the door
+        return path_or_model  # type: ignore[return-value]
     resolve_device(device)  # before any loading: a bad device is refused at once
     if path_or_model is None or path_or_model == "demo":
         from textlens import zoo

@@ -214,7 +214,7 @@ def load_dataset(
         missing = [r.row for r in chosen if labels_all[r.row] is None]
         if missing:
             raise TextlensError(f"row {missing[0]} has no {label_column!r} label")
-        labels = [_class_of(labels_all[r.row], names, r.row, label_column) for r in chosen]
+        labels = [_class_of(labels_all[r.row], names, r.row, str(label_column)) for r in chosen]
     name = f"{data} (column {column!r}" + (f", labels {label_column!r})" if label_column else ")")
     return Dataset([r.text for r in chosen], labels, name, skipped=len(rows) - len(good))
 
@@ -234,6 +234,7 @@ def compare_methods(
     unit: str = "token",
     naopc: bool = True,
     batch_size: int = 16,
+    target_kind: str | None = None,
 ) -> Comparison:
     """Explain ``n`` texts with each method and score them.
 
@@ -249,6 +250,8 @@ def compare_methods(
         column, label_column: The text column, and a label column (accuracy is then reported).
         target: The class (name or index) or next token followed for every text; None = the
             model's own prediction for each text.
+        target_kind: A registered target kind that reads ``target`` (``textlens.targets``);
+            the metrics follow what that kind says they follow (its ``follow``).
         unit: ``"token"``, ``"word"`` or ``"sentence"``: what the removal metrics remove.
         naopc: Also find each text's AOPC bounds and report NAOPC.
         batch_size: Texts per explaining batch.
@@ -260,11 +263,10 @@ def compare_methods(
 
     from textlens.adapters.loading import load_model
     from textlens.evaluate.faithfulness import evaluate, evaluate_scores
-    from textlens.evaluate.follow import default_follow
     from textlens.evaluate.naopc import BEAM, EXACT_UP_TO, aopc_bounds
     from textlens.methods import METHODS, get_method
     from textlens.pipeline import explain_many, with_corpus
-    from textlens.targets import as_target
+    from textlens.targets import as_target, default_follow
 
     every = methods in ("all", ["all"])
     names = [*sorted(METHODS), RANDOM] if every else list(methods)
@@ -279,13 +281,22 @@ def compare_methods(
         raise TextlensError("--n must be at least 2 (the intervals need several texts)")
     if unit not in ("token", "word", "sentence"):
         raise TextlensError(f"unknown unit {unit!r}; use token, word or sentence")
+    removing: Any = removal  # checked by the metrics: delete or mask
+    unit_kind: Any = unit
     adapter = load_model(model)
-    follow = default_follow(adapter)  # refuses models that have no class or next token
+    if target is None and target_kind is None:
+        default_follow(adapter)  # refuses models that have no class or next token
+    goal = as_target(adapter, target, target_kind)
+    follow = goal.follow()  # what the metrics follow for this target: one home, the target's
+    if follow is None:
+        raise TextlensError(
+            f"the faithfulness metrics follow a class or next-token probability; this "
+            f"{adapter.task} model's {getattr(goal, 'kind', 'target')} target has none to follow"
+        )
     dataset = load_dataset(adapter, data, n, column, label_column)
     texts = dataset.texts
     if len(texts) < 2:
         raise TextlensError(f"{dataset.name} has {len(texts)} usable text(s); give at least two")
-    goal = as_target(adapter, target)
     accuracy = None
     targets = None
     if target is not None:  # a bad label or token fails here, before any work
@@ -293,8 +304,11 @@ def compare_methods(
 
         first = adapter.encode(texts[:1], warn=False)
         with torch.no_grad():
-            outputs = adapter.forward(adapter.embed(first), first)
-        targets = [int(goal.bind(adapter, first, outputs).infos[0].index)] * len(texts)
+            outputs = adapter.forward(
+                adapter.embed(first), first, hidden_states=goal.needs_hidden_states
+            )
+        index = goal.bind(adapter, first, outputs).infos[0].index
+        targets = None if index is None else [int(index)] * len(texts)
     if dataset.labels is not None:
         predicted = _predictions(adapter, texts, batch_size)
         accuracy = float(np.mean(np.asarray(predicted) == np.asarray(dataset.labels)))
@@ -313,7 +327,7 @@ def compare_methods(
                     part = texts[start : start + step]
                     bounds += aopc_bounds(
                         adapter, part, None if targets is None else targets[start : start + step],
-                        unit=unit, removal=removal,
+                        unit=unit, removal=removal, follow=follow,
                     )  # fmt: skip
                     bar.update(len(part))
             bounds_info = {
@@ -332,13 +346,9 @@ def compare_methods(
                     bar.update(len(texts))
                     seconds = (time.perf_counter() - began) / len(texts)
                     results = evaluate_scores(
-                        adapter,
-                        texts,
-                        scores,
-                        targets,
-                        removal=removal,
-                        unit=unit,  # type: ignore[arg-type]
-                    )
+                        adapter, texts, scores, targets, removal=removing, unit=unit_kind,
+                        follow=follow,
+                    )  # fmt: skip
                 else:
                     chosen = with_corpus(get_method(name, **settings), texts, adapter.name)
                     exps = []
@@ -347,7 +357,9 @@ def compare_methods(
                         exps += explain_many(part, adapter, chosen, goal, batch_size=batch_size)
                         bar.update(len(part))
                     seconds = (time.perf_counter() - began) / len(texts)
-                    results = evaluate(exps, adapter, removal=removal, unit=unit)  # type: ignore[arg-type]
+                    results = evaluate(
+                        exps, adapter, removal=removing, unit=unit_kind, follow=follow
+                    )
             if bounds is not None:
                 results = [
                     dataclasses.replace(r, naopc=b.normalise(r.comprehensiveness))

@@ -253,7 +253,7 @@ def evaluate_scores(
             next-token probability.
     """
     from textlens.adapters.loading import load_model
-    from textlens.evaluate.follow import default_follow
+    from textlens.targets import default_follow
 
     adapter = load_model(model)
     follow = follow or default_follow(adapter)
@@ -344,13 +344,16 @@ def evaluate(
         if e.level != "subword":
             raise TextlensError("evaluate needs sub-word explanations (before to_units)")
         if e.target.index is None and follow is None:
-            raise TextlensError("evaluate needs explanations of an outcome (their target index)")
+            raise TextlensError(
+                "evaluate needs explanations of an outcome (their target index), or follow="
+            )
     deltas = [
         abs(float(e.extras["convergence_delta"])) if "convergence_delta" in e.extras else math.nan
         for e in exps
     ]
     shown = [e if unit == "token" else e.to_units(unit) for e in exps]
-    targets = None if follow is not None else [int(e.target.index) for e in exps]
+    indexed = all(e.target.index is not None for e in exps)
+    targets = [int(e.target.index) for e in exps] if indexed else None
     return evaluate_scores(
         model,
         [e.text for e in exps],

@@ -51,7 +51,8 @@ class LayerRemoval:
 
         out = {}
         for j, layer in enumerate(self.layers):
-            mean, low, high = bootstrap_interval(self.comprehensiveness[:, j], n_resamples, seed)
+            values = [float(x) for x in self.comprehensiveness[:, j]]
+            mean, low, high = bootstrap_interval(values, n_resamples, seed)
             out[str(layer)] = {"mean": mean, "low": low, "high": high}
         return out
 
@@ -81,7 +82,7 @@ def layer_comprehensiveness(
             next-token probability of the model's outcome on the full text.
     """
     from textlens.adapters.loading import load_model
-    from textlens.evaluate.follow import default_follow
+    from textlens.targets import default_follow
 
     exps = list(explanations)
     if not exps:
@@ -123,7 +124,7 @@ def layer_comprehensiveness(
         embeds = adapter.embed(batch)
         full = np.zeros(n)
         outcomes = torch.zeros(n, dtype=torch.long)
-        totals = {v: None for v in chosen}
+        totals: dict[int, Any] = {v: None for v in chosen}
         count = 0.0
         for start in range(0, n, batch_size):
             part = list(range(start, min(n, start + batch_size)))
@@ -145,7 +146,7 @@ def layer_comprehensiveness(
                 totals[v] = summed if totals[v] is None else totals[v] + summed
         if count == 0:
             raise TextlensError("the texts have no tokens besides special ones to remove")
-        means = {v: totals[v] / count for v in chosen}
+        means: dict[int, torch.Tensor] = {v: totals[v] / count for v in chosen}
         # one variant per (text, layer, bin): the positions whose states are replaced
         variants: list[tuple[int, int, torch.Tensor]] = []
         for b in range(n):
@@ -153,7 +154,8 @@ def layer_comprehensiveness(
             m = len(real)
             for j in range(len(chosen)):
                 row = np.nan_to_num(rows[b][j, real.numpy()], nan=-np.inf)
-                order = sorted(range(m), key=lambda i, row=row: (-row[i], i))
+                weights = [float(x) for x in row]
+                order = sorted(range(m), key=lambda i: (-weights[i], i))
                 for q in bins:
                     k = max(1, math.ceil(q * m))
                     variants.append((b, j, real[torch.tensor(order[:k], dtype=torch.long)]))

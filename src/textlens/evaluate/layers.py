@@ -213,7 +213,7 @@ def layer_table(summary: LayerAnalysis) -> str:
     absolute, relative = [head, rule], [head, rule]
     for g in GROUPS:
         row, rel = groups.mean_information_nats[g], groups.relative_information_nats[g]
-        if row is None:
+        if row is None or rel is None:
             continue
         cells = " | ".join(f"{v:.1f}" for v in row)
         absolute.append(f"| {g} | {groups.tokens[g]} | {cells} |")

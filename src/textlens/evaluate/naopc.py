@@ -87,7 +87,7 @@ def aopc_bounds(
 ) -> list[AOPCBounds]:
     """AOPC bounds of each text (see the module docstring); arguments as ``evaluate_scores``."""
     from textlens.adapters.loading import load_model
-    from textlens.evaluate.follow import default_follow
+    from textlens.targets import default_follow
 
     adapter = load_model(model)
     follow = follow or default_follow(adapter)
@@ -117,7 +117,8 @@ def aopc_bounds(
     for b in small:
         m = len(plans[b].units)
         sizes = sorted(weights[b])
-        best = {frozenset(): (0.0, 0.0)}  # set -> (max, min) of the weighted sum along chains
+        # set -> (max, min) of the weighted sum along chains
+        best: dict[frozenset[int], tuple[float, float]] = {frozenset(): (0.0, 0.0)}
         for k in sizes:
             nxt = {}
             for c in itertools.combinations(range(m), k):
@@ -139,7 +140,9 @@ def aopc_bounds(
         loo[b][next(iter(s))] = v
     for sign in (1.0, -1.0):
         ranking = {b: np.argsort(-sign * loo[b], kind="stable").tolist() for b in large}
-        beams = {b: [(0.0, frozenset())] for b in large}
+        beams: dict[Any, list[tuple[float, frozenset[int]]]] = {
+            b: [(0.0, frozenset())] for b in large
+        }
         steps = {b: max(weights[b]) for b in large}
         for step in range(1, max(steps.values(), default=0) + 1):
             live = [b for b in large if step <= steps[b]]

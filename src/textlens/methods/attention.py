@@ -40,7 +40,7 @@ class Attention:
 
     def memory_bytes(self, model: ModelAdapter, batch: TokenBatch) -> int:
         n, width = batch.input_ids.shape
-        heads = int(getattr(getattr(model, "config", None), "num_attention_heads", 0) or 1)
+        heads = model.attention_heads
         maps = n * max(1, model.n_layers) * (heads + 1) * width * width * 4  # kept, averaged
         return maps + forward_memory_bytes(model, batch, n)
 

@@ -388,9 +388,7 @@ def _checked_grad(
 def _output_layer(model: ModelAdapter) -> torch.nn.Module | None:
     """A causal LM's output layer when it maps each position's hidden state to that position's
     logits on its own (a linear layer); None otherwise."""
-    get = getattr(getattr(model, "model", None), "get_output_embeddings", None)
-    layer = get() if callable(get) else None
-    return layer if isinstance(layer, torch.nn.Linear) else None
+    return model.output_layer()
 
 
 @contextlib.contextmanager
@@ -452,7 +450,7 @@ def _shared_target_and_grad(
     keep = shared.unique
     logits_at, at = read_positions(model, target, rows)
     head = None if logits_at is None else _output_layer(model)
-    if head is not None and at is not None:
+    if head is not None and at is not None and logits_at is not None:
         flat = shared.source * len(logits_at) + at
         if len(torch.unique(flat)) < len(rows):  # two rows read one position: start at values
             head = None
@@ -471,10 +469,9 @@ def _shared_target_and_grad(
                     model, batch, target, leaf, rows[keep], rows, shared.source
                 )
             else:
-                outs = model.forward_pieces(  # type: ignore[attr-defined]
-                    leaf, trim(batch, width), rows[keep], ends, logits_at
-                )
+                outs = model.forward_pieces(leaf, trim(batch, width), rows[keep], ends, logits_at)
                 logits = SimpleNamespace(logits=torch.cat([out.logits for out in outs], dim=1))
+                assert target.select_from is not None  # shared rows read through it
                 values = target.select_from(logits, rows, shared.source, at)
         # where each row's backward pass starts: its value, or its position's hidden state in
         # its piece (``cells``: the row's index into ``pieces[piece[m]]``)
@@ -615,7 +612,7 @@ def logits_bytes(model: ModelAdapter, batch: TokenBatch, rows: int) -> int:
     every position, or at one position a row where the model computes only the ones read."""
     if model.task != "causal-lm":
         return 0
-    vocab = int(getattr(getattr(model, "config", None), "vocab_size", 0) or 0)
+    vocab = model.vocab_size
     positions = 1 if getattr(model, "keeps_logits", False) else batch.input_ids.shape[1]
     return 2 * rows * positions * vocab * 4
 

@@ -102,7 +102,8 @@ def _message(
     first = which[0]
     label = target.infos[first].label
     shown = f"{label!r} " if label is not None else ""
-    tries, also = [], []
+    tries: list[str] = []
+    also: list[str] = []
     for other, p in sorted(others.items(), key=lambda kv: float(kv[1][which].mean())):
         mean = float(p[which].mean())
         kind = also if bool(favours(p[which], uniform[which]).all()) else tries

@@ -14,8 +14,9 @@ import typing
 from typing import Any
 
 import textlens.methods.settings as settings
+from textlens import outputs
 from textlens.errors import TextlensError
-from textlens.methods.base import Method
+from textlens.methods.base import Method, describe
 
 METHODS: dict[str, type] = {}
 _CHECKED: set[type] = set()
@@ -33,13 +34,21 @@ def register(cls: type) -> type:
     name = str(vars(cls)["name"])
     if name in METHODS and METHODS[name] is not cls:
         raise ValueError(f"two methods are called {name!r}")
+    if name in settings.RESERVED_METHODS:
+        raise ValueError(f"{name!r} is a reserved name (textlens evaluate uses it); choose another")
+    taken = sorted(f.name for f in dataclasses.fields(cls) if f.name in settings.RESERVED)
+    if taken:
+        raise ValueError(
+            f"method {name!r} has a setting called {taken[0]!r}, which a front end uses for its "
+            "own option; rename the setting"
+        )
     if not callable(getattr(cls, "memory_bytes", None)):
         raise TypeError(
             f"method {name!r} declares no memory_bytes(model, batch): every method estimates its "
             "peak memory, so that settings that cannot fit are refused before a run"
         )
     if cls not in _CHECKED:
-        init = cls.__init__
+        init = cls.__init__  # type: ignore[misc]
 
         @functools.wraps(init)
         def checked_init(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -49,6 +58,8 @@ def register(cls: type) -> type:
         cls.__init__ = checked_init  # type: ignore[misc]
         _CHECKED.add(cls)
     METHODS[name] = cls
+    for output, how in describe(cls, "provides").items():
+        outputs.PROVIDERS.setdefault(output, {})[name] = how
     return cls
 
 
@@ -92,8 +103,8 @@ def describe_methods() -> list[dict[str, Any]]:
         params = []
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else None
-            if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-                default = f.default_factory()  # type: ignore[misc]
+            if f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
             if dataclasses.is_dataclass(default):
                 default = getattr(default, "name", repr(default))
             bounds = f.metadata.get("range")
@@ -115,6 +126,7 @@ def describe_methods() -> list[dict[str, Any]]:
                 "signed": _class_flag(cls, "signed"),
                 "layered": _class_flag(cls, "layered"),
                 "summary": doc[0] if doc else "",
+                "provides": dict(describe(cls, "provides")),
                 "params": params,
             }
         )
@@ -177,14 +189,7 @@ parse_setting = settings.parse_setting
 
 def providers(output: str) -> str:
     """How to get an optional output (``parts``, ``units``): "method='X' with Y" for each."""
-    from textlens.methods.base import describe
-
-    found = []
-    for name, cls in sorted(METHODS.items()):
-        how = describe(cls, "provides").get(output)
-        if how is not None:
-            found.append(f"method={name!r}" + (f" with {how}" if how else ""))
-    return " or ".join(found) or "a method that provides it"
+    return outputs.provided_by(output)
 
 
 def build_method(method: str, raw: dict[str, Any], layers: str | None = None) -> Method:

@@ -22,6 +22,28 @@ TRUE_WORDS = ("1", "true", "yes", "on", "y", "t")
 FALSE_WORDS = ("0", "false", "no", "off", "n", "f")
 CLASS_FLAGS = ("name", "signed", "layered")
 """Class attributes of a method that are not settings."""
+RESERVED = frozenset(
+    {
+        # what a user asks for (``textlens.request.Request``'s fields) and its spellings
+        "text", "method", "methods", "settings", "target", "target_kind", "contrast", "pair",
+        "pooling", "unit", "words", "generate", "continuation", "sample", "chat", "system",
+        "prompt_only", "max_length",
+        # the commands' own options (explain, explain-file, evaluate, serve)
+        "model", "model_path", "html", "html_path", "png", "png_path", "json", "json_path",
+        "device", "out", "output", "input_path", "column", "id_column", "batch_size",
+        "encoding", "quiet", "engine", "address", "workers", "gpus_per_worker", "block_rows",
+        "data", "label_column", "n", "removal", "naopc", "out_dir", "layer_analysis", "layer_n",
+        "host", "port", "max_chars", "queue", "time_limit", "max_new_tokens", "allowed_hosts",
+        "threads", "help", "version", "as_json",
+        # the server's fields
+        "params", "heatmap", "layer",
+    }
+)  # fmt: skip
+"""Names a method setting cannot have: every front end takes a method's settings beside its own
+options and fields, so a setting with one of these names would be taken by the front end
+(``layers`` is the one shared on purpose: every layered method's ``--layers``)."""
+RESERVED_METHODS = frozenset({"random", "all"})
+"""Method names the evaluation keeps for itself (its random baseline; every method)."""
 
 
 @dataclass(frozen=True)

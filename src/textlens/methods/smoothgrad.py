@@ -83,10 +83,10 @@ class SmoothGrad:
             )
 
     @property
-    def signed(self) -> bool:  # type: ignore[override]
+    def signed(self) -> bool:
         from textlens.methods.registry import METHODS
 
-        return bool(METHODS[self.base].signed)
+        return bool(getattr(METHODS[self.base], "signed", True))
 
     def memory_bytes(self, model: ModelAdapter, batch: TokenBatch) -> int:
         from textlens.methods.registry import get_method

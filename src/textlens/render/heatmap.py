@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from textlens.outputs import provided_by
 from textlens.render._scale import shared_scale
 from textlens.render.notes import layer_notes, saturated_note
 
@@ -160,13 +161,6 @@ def _panel_title(exp: Any) -> str:
     return f"target {label}{detail} · {text!r}"
 
 
-def _providers(output: str) -> str:
-    """Which methods give an optional output, read from the registry (for error messages)."""
-    from textlens.methods import providers
-
-    return providers(output)
-
-
 def _score_name(exp: Any) -> str:
     if exp.score_label:
         return exp.score_label
@@ -181,7 +175,7 @@ def subembedding_top(exp: Any, k: int = 5) -> dict[str, list[tuple[str, float]]]
     """
     parts = list(exp.parts)
     if not parts:
-        raise ValueError(f"this explanation has no sub-embedding parts: use {_providers('parts')}")
+        raise ValueError(f"this explanation has no sub-embedding parts: use {provided_by('parts')}")
     out = {}
     for part in parts:
         values = np.asarray(exp.extras[part], float)
@@ -220,7 +214,7 @@ def _unit_scores(exp: Any) -> np.ndarray:
     names = [k for k, axes in exp.extra_axes.items() if axes == ("layer", "unit", "token")]
     units = exp.extras[names[0]] if names else None
     if units is None or not exp.layered:
-        raise ValueError(f"this needs per-unit scores: use {_providers('units')}")
+        raise ValueError(f"this needs per-unit scores: use {provided_by('units')}")
     return np.asarray(units, float)  # (layer, unit, token)
 
 

@@ -43,8 +43,8 @@ SPREAD = 0.05
 def layer_notes(exp: Any, show_special: bool = False) -> list[str]:
     """Why a layered picture looks as it does: rows of zeros, and layer totals that differ.
 
-    Uses the method's ``layer_totals`` (what every layer's scores add up to, if the method
-    promises a total; see ``textlens.methods.base.describe``).
+    Uses the explanation's ``layer_totals`` (what every layer's scores add up to, if its method
+    promises a total).
     """
     if not exp.layered:
         return []
@@ -61,7 +61,7 @@ def layer_notes(exp: Any, show_special: bool = False) -> list[str]:
             f"layer {which}: zero for every word: the target does not depend on the words' states "
             "there (after a classifier's last layer only the first token, [CLS], feeds the head)"
         )
-    promise = _layer_totals(exp.method)
+    promise = exp.layer_totals
     if promise and scores.shape[0] > 1:
         totals = scores.sum(axis=1)
         middle = max(float(np.abs(totals).mean()), 1e-12)
@@ -74,14 +74,6 @@ def layer_notes(exp: Any, show_special: bool = False) -> list[str]:
                 "discretisation; more steps bring them together"
             )
     return notes
-
-
-def _layer_totals(method: str) -> str:
-    from textlens.methods import METHODS
-    from textlens.methods.base import describe
-
-    cls = METHODS.get(method)
-    return str(describe(cls, "layer_totals")) if cls is not None else ""
 
 
 def saturated_note(exp: Any, mark: str = "hatched") -> str | None:

@@ -28,7 +28,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from textlens.errors import TextlensError, one_line
 from textlens.methods import DEFAULT_METHOD
 from textlens.server.guard import LOOPBACK, Guard, content_security_policy
-from textlens.text import check_unicode
 
 POLL_SECONDS = 0.25
 """How often a waiting request looks whether its client is still connected."""
@@ -95,18 +94,29 @@ class ExplainRequest(BaseModel):
     layer: int | None = Field(
         None, description="with generate or continuation and a layered method: the layer shown"
     )
+    target_kind: str | None = Field(
+        None, description="what target names: a kind from GET /api/targets (default: the task's)"
+    )
+    contrast: str | None = Field(
+        None, description="causal LM: a foil token; explains log p(target) - log p(contrast)"
+    )
+    pooling: Literal["mean", "cls"] | None = Field(
+        None, description="with pair: how each text becomes one vector (default mean)"
+    )
+    sample: int | None = Field(None, description="with generate: sample with this seed")
+    max_length: int | None = Field(None, description="keep at most this many tokens")
 
 
 class ExplainResponse(BaseModel):
     prediction: dict[str, Any] | None
     explanation: dict[str, Any]
     html: str
-    heatmap_png: str | None = Field(None, description="base64 PNG, for layered methods")
+    heatmap_png: str | None = Field(default=None, description="base64 PNG, for layered methods")
     pair_explanation: dict[str, Any] | None = Field(
-        None, description="with pair: the second text's explanation"
+        default=None, description="with pair: the second text's explanation"
     )
     generation: dict[str, Any] | None = Field(
-        None,
+        default=None,
         description="with generate or continuation: the tokens, each output token's colours "
         "over the tokens before it, the step probabilities and the legend",
     )
@@ -115,7 +125,7 @@ class ExplainResponse(BaseModel):
 
 def create_app(adapter: Any, limits: Limits | None = None) -> FastAPI:
     """The app for one loaded model (an HFAdapter or anything ``explain`` accepts)."""
-    from textlens.methods import METHODS, describe_methods, work_caps
+    from textlens.methods import describe_methods, work_caps
 
     limits = limits or Limits()
     caps = work_caps()
@@ -143,7 +153,7 @@ def create_app(adapter: Any, limits: Limits | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": describe_validation(error.errors())}, status_code=422)
+        return JSONResponse({"detail": describe_validation(list(error.errors()))}, status_code=422)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> str:
@@ -166,26 +176,17 @@ def create_app(adapter: Any, limits: Limits | None = None) -> FastAPI:
             "limits": {**limits.__dict__, "work_caps": caps},
         }
 
+    @app.get("/api/targets")
+    def targets() -> list[dict[str, Any]]:
+        """Every kind of target (what target_kind names), with the tasks it is for."""
+        from textlens.targets import describe_targets
+
+        return describe_targets()
+
     @app.post("/api/explain", response_model=ExplainResponse)
     async def explain(request: ExplainRequest, http: Request) -> ExplainResponse:
         """Explain one text with one method; answers 4xx with a one-line detail on bad input."""
-        if not request.text.strip():
-            raise HTTPException(422, "the text is empty: give at least one word to explain")
-        for what, value in (("text", request.text), ("pair text", request.pair or "")):
-            if len(value) > limits.max_chars:
-                raise HTTPException(
-                    413,
-                    f"the {what} has {len(value)} characters; this server takes at most "
-                    f"{limits.max_chars}",
-                )
-        if request.pair is not None and not request.pair.strip():
-            raise HTTPException(422, "the pair text is empty: give a second text or leave it out")
-        _check_answer(request, adapter, limits)
-        if request.method not in METHODS:
-            raise HTTPException(
-                422, f"unknown method {request.method!r}; available: {', '.join(sorted(METHODS))}"
-            )
-        params = _settings(request, caps)
+        asked = _asked(request, adapter, limits, caps)
         with lock:
             if state["waiting"] >= limits.queue:
                 raise HTTPException(
@@ -194,7 +195,7 @@ def create_app(adapter: Any, limits: Limits | None = None) -> FastAPI:
             state["waiting"] += 1
         stop = threading.Event()
         started = threading.Event()
-        future = worker.submit(_run, adapter, request, params, stop, started)
+        future = worker.submit(_run, adapter, request, asked, stop, started)
 
         def finished(_: Any) -> None:  # counted until the worker is really free again
             with lock:
@@ -253,59 +254,70 @@ def describe_validation(errors: list[dict[str, Any]]) -> str:
     return one_line("; ".join(parts) or "the request is not valid")
 
 
-def _check_answer(request: ExplainRequest, adapter: Any, limits: Limits) -> None:
-    """Refuse generation fields that do not fit together or this model, in one line each."""
-    answer = request.generate is not None or request.continuation is not None
-    if not answer:
-        if request.chat or request.system is not None or request.prompt_only:
-            raise HTTPException(
-                422, "chat, system and prompt_only go with generate or continuation"
-            )
-        if request.layer is not None:
-            raise HTTPException(422, "layer goes with generate or continuation; use layers")
-        return
-    if adapter.task != "causal-lm":
-        raise HTTPException(
-            422,
-            f"explaining a generated answer needs a causal language model; this server runs a "
-            f"{adapter.task} model",
-        )
-    if request.generate is not None and request.continuation is not None:
-        raise HTTPException(422, "give generate or continuation, not both")
-    if request.pair is not None or request.target is not None:
-        raise HTTPException(
-            422, "pair and target do not go with generate: each generated token is its own target"
-        )
-    if request.system is not None and not request.chat:
-        raise HTTPException(422, "system is a chat message: set chat to true")
+def _asked(
+    request: ExplainRequest, adapter: Any, limits: Limits, caps: dict[str, dict[str, float]]
+) -> Any:
+    """The Request a body asks for, after the server's own limits; 4xx with one line."""
+    from textlens.request import Request
+
+    if not request.text.strip():
+        raise HTTPException(422, "the text is empty: give at least one word to explain")
     prompt = len(request.text) + len(request.system or "")
+    for what, value in (("text", len(request.text)), ("pair text", len(request.pair or ""))):
+        if value > limits.max_chars:
+            raise HTTPException(
+                413,
+                f"the {what} has {value} characters; this server takes at most {limits.max_chars}",
+            )
     if prompt > limits.max_chars:  # the system message is part of the prompt the model reads
         raise HTTPException(
             413,
             f"the text and the system message have {prompt} characters together; this server "
             f"takes at most {limits.max_chars}",
         )
-    if request.continuation is not None:
-        if not request.continuation.strip():
-            raise HTTPException(422, "the continuation is empty: give the answer to explain")
-        if len(request.continuation) > limits.max_chars:
+    if request.generate is None and request.continuation is None and request.layer is not None:
+        raise HTTPException(422, "layer goes with generate or continuation; use layers")
+    asked = Request(
+        text=request.text, methods=(request.method,), settings=request.params,
+        layers=request.layers, target=request.target, target_kind=request.target_kind,
+        contrast=request.contrast, pair=request.pair, pooling=request.pooling,
+        unit=request.unit or ("word" if request.words else None), generate=request.generate,
+        continuation=request.continuation, sample=request.sample, chat=request.chat,
+        system=request.system, prompt_only=request.prompt_only, max_length=request.max_length,
+    )  # fmt: skip
+    try:
+        _check_settings(request, caps)
+        asked.check()
+        if asked.answer:
+            _check_answer(asked, adapter, limits)
+    except TextlensError as error:
+        raise HTTPException(422, one_line(str(error))) from error
+    return asked
+
+
+def _check_answer(asked: Any, adapter: Any, limits: Limits) -> None:
+    """Refuse an answer this model cannot give or this server does not take, at once."""
+    if adapter.task != "causal-lm":
+        raise HTTPException(
+            422,
+            f"explaining a generated answer needs a causal language model; this server runs a "
+            f"{adapter.task} model",
+        )
+    if asked.continuation is not None:
+        if len(asked.continuation) > limits.max_chars:
             raise HTTPException(
                 413,
-                f"the continuation has {len(request.continuation)} characters; this server takes "
+                f"the continuation has {len(asked.continuation)} characters; this server takes "
                 f"at most {limits.max_chars}",
             )
-        try:
-            check_unicode(request.continuation, "the continuation")
-        except TextlensError as error:
-            raise HTTPException(422, one_line(str(error))) from error
-        ids = adapter.tokenizer(request.continuation, add_special_tokens=False)["input_ids"]
+        ids = adapter.tokenizer(asked.continuation, add_special_tokens=False)["input_ids"]
         if len(ids) > limits.max_new_tokens:
             raise HTTPException(
                 413,
                 f"the continuation is {len(ids)} tokens; this server explains answers of at most "
                 f"{limits.max_new_tokens} tokens (--max-new-tokens)",
             )
-    n = request.generate
+    n = asked.generate
     if n is not None and not 1 <= n <= limits.max_new_tokens:
         raise HTTPException(
             422,
@@ -313,57 +325,44 @@ def _check_answer(request: ExplainRequest, adapter: Any, limits: Limits) -> None
         )
 
 
-def _settings(request: ExplainRequest, caps: dict[str, dict[str, float]]) -> dict[str, Any]:
+def _check_settings(request: ExplainRequest, caps: dict[str, dict[str, float]]) -> None:
+    """Settings that name a file, or ask for more work than the server allows, are refused."""
     from textlens.methods import build_method, local_settings, settings_of
 
     files = sorted(local_settings() & set(request.params))
     if files:
-        raise HTTPException(
-            422, f"{files[0]} names a file on the server's machine; this server reads no files"
+        raise TextlensError(
+            f"{files[0]} names a file on the server's machine; this server reads no files"
         )
-    try:
-        params = settings_of(build_method(request.method, request.params, request.layers))
-    except TextlensError as error:
-        raise HTTPException(422, one_line(str(error))) from error
+    params = settings_of(build_method(request.method, request.params, request.layers))
     for name, cap in caps.get(request.method, {}).items():
         value = params.get(name)
         if isinstance(value, int | float) and value > cap:
-            raise HTTPException(422, f"{name}={value} is more than this server allows ({cap:g})")
-    return params
+            raise TextlensError(f"{name}={value} is more than this server allows ({cap:g})")
 
 
 def _run(
     adapter: Any,
     request: ExplainRequest,
-    params: dict[str, Any],
+    asked: Any,
     stop: threading.Event,
     started: threading.Event,
 ) -> ExplainResponse:
     from textlens.cancel import cancellable
-    from textlens.pipeline import explain
     from textlens.render import heatmap, render_html
 
     started.set()
-    if request.generate is not None or request.continuation is not None:
-        return _run_answer(adapter, request, params, stop)
     began = time.perf_counter()
-    other = None
     with warnings.catch_warnings(), cancellable(stop):
         warnings.simplefilter("ignore")
-        if request.pair is None:
-            exp = explain(request.text, adapter, request.method, request.target, **params)
-        else:
-            from textlens.pipeline import explain_pair
-
-            if request.target not in (None, "similarity"):
-                raise TextlensError("pair explains a similarity: leave the target out")
-            exp, other = explain_pair(request.text, request.pair, adapter, request.method, **params)
-    unit = request.unit or ("word" if request.words else "token")
-    shown = exp.to_units(unit)
-    rows = [shown] if other is None else [shown, other.to_units(unit)]
+        outcome = asked.run(adapter)
+    if outcome.generations:
+        return _answer_response(outcome.generations[0], request, began)
+    rows = list(outcome.explanations)
+    shown = rows[0]
     prediction = None
-    if adapter.task == "sequence-classification":
-        known = exp.target.prediction()  # from the explanation's own forward pass
+    if adapter.task == "sequence-classification" and asked.pair is None:
+        known = shown.target.prediction()  # from the explanation's own forward pass
         probs = known[1] if known else adapter.class_probabilities(request.text)
         prediction = {"label": max(probs, key=probs.get), "probabilities": probs}
     png = _png(heatmap(shown)) if request.heatmap and shown.layered else None
@@ -372,36 +371,17 @@ def _run(
         explanation=shown.to_dict(),
         html=render_html(rows, standalone=False),
         heatmap_png=png,
-        pair_explanation=None if other is None else rows[1].to_dict(),
+        pair_explanation=rows[1].to_dict() if len(rows) > 1 else None,
         seconds=round(time.perf_counter() - began, 4),
     )
 
 
-def _run_answer(
-    adapter: Any, request: ExplainRequest, params: dict[str, Any], stop: threading.Event
-) -> ExplainResponse:
-    """Explain every token of a generated (or given) answer: the view the page draws, the
-    heatmap and the generation's JSON."""
+def _answer_response(gen: Any, request: ExplainRequest, began: float) -> ExplainResponse:
+    """The view the page draws of a generated (or given) answer, its heatmap and JSON."""
     import html
 
-    from textlens.cancel import cancellable
-    from textlens.generation import explain_generation
     from textlens.render.generation import generation_heatmap, generation_text, generation_view
 
-    began = time.perf_counter()
-    with warnings.catch_warnings(), cancellable(stop):
-        warnings.simplefilter("ignore")
-        gen = explain_generation(
-            request.text,
-            adapter,
-            request.method,
-            generate=request.generate,
-            continuation=request.continuation,
-            chat=request.chat,
-            system=request.system,
-            attribute_to="prompt" if request.prompt_only else "all",
-            **params,
-        )
     layered = bool(gen.explanations and gen.explanations[0].layered)
     layers = tuple(gen.explanations[0].layers or ()) if layered else ()
     layer = request.layer

@@ -270,8 +270,11 @@ class InformationLoss:
             return
         reached = _reached_se(result)
         where, stuck = [], 0
+        saturated = result.saturated
+        if saturated is None:
+            saturated = torch.zeros_like(result.sigma, dtype=torch.bool)
         for g in torch.nonzero(capped.any(0)).flatten().tolist():
-            at_bound = result.saturated[:, g]
+            at_bound = saturated[:, g]
             stuck += int((at_bound & capped[:, g].unsqueeze(-1)).sum())
             worst = reached[:, g][capped[:, g]]
             se = f", RMS standard error of log sigma {float(worst.max()):.3g}" if (
