@@ -31,6 +31,7 @@ def explain(
     method: str | Method = DEFAULT_METHOD,
     target: Any = None,
     *,
+    target_kind: str | None = None,
     max_length: int | None = None,
     device: str | None = None,
     **params: Any,
@@ -43,7 +44,9 @@ def explain(
             or None for the demo sentiment classifier.
         method: A registry name (``textlens.list_methods()``) or a method instance.
         target: None (the predicted class, or the task's natural target), a class name or index,
-            or a ``textlens.targets`` Target.
+            a next token, or a ``textlens.targets`` Target.
+        target_kind: A kind of ``textlens.targets.TARGETS`` that reads ``target`` (None: the
+            model's task decides).
         max_length: Keep at most this many tokens (never more than the model accepts).
         device: ``"cpu"`` or ``"cuda"``; None keeps the adapter's device (CPU for new ones).
         params: Settings of the method, e.g. ``n_steps=32``.
@@ -54,8 +57,9 @@ def explain(
         'fresh'
     """
     return explain_many(
-        [text], model, method, target, max_length=max_length, device=device, **params
-    )[0]
+        [text], model, method, target, target_kind=target_kind, max_length=max_length,
+        device=device, **params,
+    )[0]  # fmt: skip
 
 
 def explain_pair(
@@ -113,6 +117,7 @@ def explain_many(
     method: str | Method = DEFAULT_METHOD,
     target: Any = None,
     *,
+    target_kind: str | None = None,
     batch_size: int = 16,
     max_length: int | None = None,
     device: str | None = None,
@@ -150,7 +155,7 @@ def explain_many(
         return []
     adapter = resolve_adapter(model, device)
     chosen = with_corpus(get_method(method, **params), texts, adapter.name)
-    goal = as_target(adapter, target)
+    goal = as_target(adapter, target, target_kind)
     order = sorted(range(len(texts)), key=lambda i: len("".join(texts[i])))
     results: list[Explanation | None] = [None] * len(texts)
     n_cut, kept = 0, None
