@@ -139,3 +139,60 @@ def test_a_contrastive_target_is_the_target_minus_the_foil(byte_tokenizer):
     assert top.target.index == explain(text, lm, "gradient").target.index
     with pytest.raises(TextlensError, match="is the target token itself"):
         explain(text, lm, "gradient", NextTokenTarget(" Paris", contrast=" Paris"))
+
+
+# -- a target kind added through the registry: every front end takes it -------------------------
+SET = " Paris| France"
+
+
+def test_a_token_set_is_explained_as_the_log_of_its_total_probability(tiny_lm_dir):
+    from textlens.adapters.loading import load_model
+    from textlens.targets import TokenSetTarget, as_target
+
+    lm = load_model(str(tiny_lm_dir))
+    exp = explain("The capital of France is", lm, "gradient", target=SET, target_kind="token-set")
+    ids = [lm.tokenizer(t, add_special_tokens=False)["input_ids"][0] for t in SET.split("|")]
+    batch = lm.encode(["The capital of France is"])
+    with torch.no_grad():
+        logp = lm.forward(lm.embed(batch), batch).logits[0, -1].log_softmax(-1)
+    assert exp.target.score == pytest.approx(float(logp[ids].logsumexp(0)), rel=1e-5)
+    assert as_target(lm, SET, "token-set") == TokenSetTarget((" Paris", " France"))
+    with pytest.raises(TextlensError, match="tokens, separated by"):
+        as_target(lm, "", "token-set")
+
+
+def test_a_new_target_kind_reaches_every_front_end(tiny_lm_dir, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from conftest import local_client
+    from textlens.adapters.loading import load_model
+    from textlens.cli import main
+    from textlens.evaluate.comparison import compare_methods
+    from textlens.server.app import create_app
+
+    kind = ["--target", SET, "--target-kind", "token-set"]
+    out = tmp_path / "e.json"
+    run = CliRunner().invoke(main, ["explain", "The capital of France is", "--model",
+                                    str(tiny_lm_dir), "--method", "gradient", *kind,
+                                    "--json", str(out)])  # fmt: skip
+    assert run.exit_code == 0, run.stderr
+    assert json.loads(out.read_text())["target"]["kind"] == "next-token-set-log-probability"
+    lm = load_model(str(tiny_lm_dir))
+    r = local_client(create_app(lm)).post("/api/explain", json={
+        "text": "The capital of France is", "method": "gradient", "target": SET,
+        "target_kind": "token-set"})  # fmt: skip
+    assert r.status_code == 200 and "Paris" in r.json()["explanation"]["target"]["label"]
+    (tmp_path / "in.txt").write_text("The capital of France is\nMy favourite city is\n")
+    rows = tmp_path / "rows.jsonl"
+    run = CliRunner().invoke(main, ["explain-file", str(tmp_path / "in.txt"), "--out", str(rows),
+                                    "--model", str(tiny_lm_dir), "--method", "gradient",
+                                    "--quiet", *kind])  # fmt: skip
+    assert run.exit_code == 0, run.stderr
+    assert all(json.loads(line)["ok"] for line in rows.read_text().splitlines())
+    (tmp_path / "data.txt").write_text("The capital of France is\nMy favourite city is\n")
+    report = compare_methods(lm, 2, ["gradient"], data=str(tmp_path / "data.txt"), target=SET,
+                             target_kind="token-set", progress=False, naopc=False)  # fmt: skip
+    assert report.followed == "probability of the followed set of next tokens"
+    assert np.isfinite(report.methods["gradient"].metrics["comprehensiveness"].mean)

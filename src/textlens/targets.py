@@ -715,6 +715,79 @@ class CallableTarget(_Kind):
         return BoundTarget(select, infos, needs_hidden_states=self.needs_hidden_states)
 
 
+@register_target
+@dataclass(frozen=True)
+class TokenSetTarget(_Kind):
+    """Causal LM: log of the probability that the next token is any of a set (" yes| Yes").
+
+    Args:
+        tokens: The set, each one token (a text the tokenizer maps to one id, or an id).
+    """
+
+    kind: ClassVar[str] = "token-set"
+    tasks: ClassVar[tuple[str, ...]] = ("causal-lm",)
+    tokens: tuple[int | str, ...] = ()
+
+    @classmethod
+    def from_request(cls, target: Any = None, **options: Any) -> TokenSetTarget:
+        """``target``: the tokens separated by ``|`` (``" Paris| Lyon"``)."""
+        if target is None or not str(target).strip("| "):
+            raise TextlensError("a token-set target needs its tokens, separated by |: ' yes| Yes'")
+        return cls(tuple(t for t in str(target).split("|") if t))
+
+    def follow(self) -> Any:
+        return TokenSetProbability(self.tokens)
+
+    def bind(self, adapter: Any, batch: TokenBatch, outputs: Any) -> BoundTarget:
+        logits = outputs.logits
+        if logits.dim() != 3:
+            raise TextlensError("a token-set target needs a causal language model")
+        ids = token_ids(adapter, self.tokens, logits.shape[-1])
+        last = batch.lengths - 1
+        arange = torch.arange(len(batch), device=logits.device)
+        mass = logits[arange, last].float().log_softmax(-1)[:, ids].logsumexp(-1)
+        label = " or ".join(repr(readable_piece(adapter.tokenizer, i)) for i in ids.tolist())
+        infos = tuple(
+            TargetInfo(
+                kind="next-token-set-log-probability",
+                label=label,
+                score=float(v),
+                probability=float(v.exp()),
+            )
+            for v in mass
+        )
+
+        def select(out: Any, rows: torch.Tensor) -> torch.Tensor:
+            n = torch.arange(len(rows), device=rows.device)
+            step = out.logits[n, last[rows]].log_softmax(-1)
+            return step[:, ids].logsumexp(-1)
+
+        return BoundTarget(select, infos)
+
+
+def token_ids(adapter: Any, tokens: Any, vocabulary: int) -> torch.Tensor:
+    """The ids of one-token texts (or ids), each checked against the vocabulary."""
+    ids = [NextTokenTarget._token_id(adapter, vocabulary, t) for t in tokens]
+    return torch.tensor(sorted(set(ids)), dtype=torch.long)
+
+
+@dataclass(frozen=True)
+class TokenSetProbability:
+    """The probability that a causal LM's next token is any of a set of tokens."""
+
+    tokens: tuple[int | str, ...]
+    description: str = "probability of the followed set of next tokens"
+    needs_hidden_states: bool = False
+
+    def outcome(self, adapter: Any, batch: Any, outputs: Any, owners: torch.Tensor) -> torch.Tensor:
+        return owners
+
+    def value(self, adapter: Any, batch: Any, outputs: Any, outcome: torch.Tensor) -> torch.Tensor:
+        logits = _last_logits(batch, outputs).float()
+        ids = token_ids(adapter, self.tokens, logits.shape[-1]).to(logits.device)
+        return logits.softmax(-1)[:, ids].sum(-1)
+
+
 Target = Any
 """Any registered target (``TARGETS``): a frozen dataclass with ``bind``."""
 
