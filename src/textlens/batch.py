@@ -22,6 +22,8 @@ class TokenBatch:
         tokens: Per text, the token strings of its real (unpadded) tokens.
         offsets: Per text, ``(start, end)`` character spans into the text; ``(0, 0)`` for specials.
         n_truncated: Per text, how many tokens were cut to fit the model's limit.
+        second_start: Per text, the character where the second text of a pair (a question
+            answering context) starts in ``texts``; empty when no text is a pair.
     """
 
     texts: tuple[str, ...]
@@ -32,6 +34,7 @@ class TokenBatch:
     tokens: tuple[tuple[str, ...], ...]
     offsets: tuple[Offsets, ...]
     n_truncated: tuple[int, ...]
+    second_start: tuple[int | None, ...] = ()
 
     def __post_init__(self) -> None:
         shape = tuple(self.input_ids.shape)
@@ -89,4 +92,19 @@ class TokenBatch:
             tokens=tuple(self.tokens[i] for i in rows),
             offsets=tuple(self.offsets[i] for i in rows),
             n_truncated=tuple(self.n_truncated[i] for i in rows),
+            second_start=tuple(self.second_start[i] for i in rows) if self.second_start else (),
         )
+
+    def in_second(self) -> torch.Tensor:
+        """True for the real, non-special tokens of the second text of each pair ``(B, T)``
+        (all real tokens of a text that is no pair)."""
+        out = self.real_mask & ~self.special_mask
+        if not self.second_start:
+            return out
+        for b, start in enumerate(self.second_start):
+            if start is None:
+                continue
+            for t, (a, _) in enumerate(self.offsets[b]):
+                if a < start:
+                    out[b, t] = False
+        return out

@@ -107,6 +107,14 @@ def main() -> None:
     """Explain what NLP models do: which input words a prediction depends on, layer by layer."""
 
 
+_DTYPE_OPTION = click.option(
+    "--dtype",
+    type=click.Choice(["float32", "bfloat16", "float16"]),
+    default=None,
+    help="load the model's weights in this dtype (default: as saved; float32 for the packaged "
+    "models); the methods compute in float32",
+)
+
 _MODEL_OPTION = click.option(
     "--model",
     "model_path",
@@ -235,6 +243,7 @@ def _request(text: Any, fields: dict[str, Any]) -> Any:
     "--json", "json_path", type=click.Path(dir_okay=False), help="write the explanation as JSON"
 )
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda")
+@_DTYPE_OPTION
 @_request_options
 @_guarded
 def explain(
@@ -244,6 +253,7 @@ def explain(
     png_path: str | None,
     json_path: str | None,
     device: str,
+    dtype: str | None,
     method: str,
     **fields: Any,
 ) -> None:
@@ -267,7 +277,7 @@ def explain(
     request.check()
     check_outputs(html_path, png_path, json_path)
     model = model_path if model_path is not None or request.pair is None else "encoder"
-    adapter = load_model(model, device=device)
+    adapter = load_model(model, device=device, dtype=dtype)
     with warnings.catch_warnings(record=True) as caught, progress.reporting(Progress()):
         warnings.simplefilter("always")
         outcome = request.run(
@@ -348,6 +358,7 @@ def targets() -> None:
     help="output file: .jsonl or .parquet (--engine ray: a folder of Parquet shards)",
 )
 @_MODEL_OPTION
+@_DTYPE_OPTION
 @click.option("--column", default="text", show_default=True, help="text field of .jsonl / .csv")
 @click.option("--id-column", default=None, help="field holding a row id (default: row number)")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="texts per batch")
@@ -385,6 +396,7 @@ def explain_file(
     input_path: str,
     output: str,
     model_path: str | None,
+    dtype: str | None,
     column: str,
     id_column: str | None,
     batch_size: int,
@@ -418,7 +430,7 @@ def explain_file(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             summary = run_job(
-                input_path, output, request, model=model_path, column=column,
+                input_path, output, request, model=model_path, dtype=dtype, column=column,
                 id_column=id_column, batch_size=batch_size, encoding=encoding,
                 progress=not quiet, engine=engine, ray=ray,
             )  # fmt: skip
@@ -446,6 +458,7 @@ def explain_file(
 
 @main.command()
 @_MODEL_OPTION
+@_DTYPE_OPTION
 @click.option(
     "--data",
     default=None,
@@ -499,6 +512,7 @@ def explain_file(
 @_guarded
 def evaluate(
     model_path: str | None,
+    dtype: str | None,
     data: str | None,
     column: str,
     label_column: str | None,
@@ -530,8 +544,13 @@ def evaluate(
     out = Path(out_dir)
     _check_output_folder(out)
     chosen: Any = "all" if methods.strip() == "all" else [m.strip() for m in methods.split(",")]
+    from textlens.adapters.loading import load_model
+
+    model: Any = model_path
+    if dtype is not None:  # loaded here once, in that dtype (the layer analysis loads its own)
+        model = load_model(model_path, dtype=dtype)
     result = comparison.compare_methods(
-        model_path, n, chosen, removal=removal, seed=seed, progress=not quiet, data=data,
+        model, n, chosen, removal=removal, seed=seed, progress=not quiet, data=data,
         column=column, label_column=label_column, target=target, unit=unit, naopc=naopc,
         target_kind=target_kind,
     )  # fmt: skip
@@ -557,6 +576,7 @@ def evaluate(
 
 @main.command()
 @_MODEL_OPTION
+@_DTYPE_OPTION
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to bind")
 @click.option("--port", type=int, default=8000, show_default=True, help="port")
 @click.option("--max-chars", type=int, default=2000, show_default=True, help="longest text")
@@ -590,6 +610,7 @@ def evaluate(
 @_guarded
 def serve(
     model_path: str | None,
+    dtype: str | None,
     host: str,
     port: int,
     max_chars: int,
@@ -608,11 +629,17 @@ def serve(
     Only requests for the loopback names (and --allowed-host names, and the bound address)
     are answered, so that other web sites cannot reach the API through DNS rebinding.
     """
-    import uvicorn
+    try:
+        import uvicorn
 
+        from textlens.server.app import Limits, create_app
+        from textlens.server.guard import LOOPBACK
+    except ImportError as error:
+        raise TextlensError(
+            f"textlens serve needs the server extra ({error.name} is missing): "
+            "pip install 'textlens[server]'"
+        ) from None
     from textlens.adapters.loading import load_model
-    from textlens.server.app import Limits, create_app
-    from textlens.server.guard import LOOPBACK
 
     _check_common(None, device)
     if host not in LOOPBACK:
@@ -622,7 +649,7 @@ def serve(
     names = (*LOOPBACK, *allowed_hosts)
     if host not in ("0.0.0.0", "::", ""):
         names = (*names, host)
-    adapter = load_model(model_path, device=device)
+    adapter = load_model(model_path, device=device, dtype=dtype)
     limits = Limits(
         max_chars=max_chars,
         queue=queue,

@@ -140,6 +140,7 @@ class BlockExplainer:
         environment: dict[str, str],
         corpora: dict[str, list[str]],
         device: str = "cpu",
+        dtype: str | None = None,
     ) -> None:
         os.environ.update(environment)
         import torch
@@ -152,7 +153,7 @@ class BlockExplainer:
         for key, texts in corpora.items():
             restore(key, texts)
         self.output = Path(output)
-        self.adapter = load_model(model, device=device)  # Ray shows a worker its own GPUs
+        self.adapter = load_model(model, device=device, dtype=dtype)  # its own GPUs
         self.request = Request.from_fields(request)
         self.batch_size = batch_size
 
@@ -181,6 +182,7 @@ def run_on_ray(
     ray: Any,
     progress: bool,
     on_block: Callable[[int], None] | None,
+    dtype: str | None = None,
 ) -> Any:
     """Run the job's unfinished blocks on Ray (``ray``: the job's ``RayOptions``) and write the
     manifest; see the module's text."""
@@ -218,6 +220,7 @@ def run_on_ray(
             _execute(
                 rows, output, blocks, done, model=model, request=request, batch_size=batch_size,
                 ray=ray, progress=progress, done_before=done_before, on_block=on_block,
+                dtype=dtype,
             )  # fmt: skip
         failed = _count_failed(output, blocks)
         manifest.update(
@@ -259,6 +262,7 @@ def _execute(
     progress: bool,
     done_before: int,
     on_block: Callable[[int], None] | None,
+    dtype: str | None = None,
 ) -> None:
     import ray as ray_module
     from tqdm.auto import tqdm
@@ -288,6 +292,7 @@ def _execute(
             environment=environment,
             corpora=remembered(request.settings.values()),
             device="cuda" if gpus else "cpu",
+            dtype=dtype,
         )
         written, failures = done_before, 0
         while len(done) < len(blocks):

@@ -135,7 +135,10 @@ def unit_groups(
 
 def _frozen(values: Any, dtype: Any = np.float64) -> np.ndarray:
     if hasattr(values, "detach"):  # a torch tensor: bring it to the CPU without importing torch
-        values = values.detach().cpu().numpy()
+        values = values.detach()
+        if str(values.dtype) in ("torch.bfloat16", "torch.float16"):  # numpy has no bfloat16
+            values = values.float()
+        values = values.cpu().numpy()
     array = np.array(values, dtype=dtype, copy=True)
     array.flags.writeable = False
     return array

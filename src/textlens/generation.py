@@ -178,6 +178,29 @@ class Generation:
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
+    def to_frame(self, layer: int | None = None) -> Any:
+        """The output x input matrix as a pandas DataFrame: a row per output token, a column
+        per token (NaN after each output token's prefix)."""
+        import pandas as pd
+
+        rows = [f"{j}:{t}" for j, t in enumerate(self.output_tokens)]
+        columns = [f"{i}:{t}" for i, t in enumerate(self.tokens)]
+        return pd.DataFrame(self.matrix(layer), index=rows, columns=columns)
+
+    def _repr_html_(self) -> str:
+        """The interactive view in a notebook: hover an output token to colour its inputs."""
+        from textlens.render.generation import generation_html
+
+        page = _attribute(generation_html(self))
+        return f'<iframe srcdoc="{page}" style="width:100%;height:22em;border:0"></iframe>'
+
+
+def _attribute(text: str) -> str:
+    """Text escaped for an HTML attribute value in double quotes."""
+    import html
+
+    return html.escape(text, quote=True)
+
 
 def _nan_to_none(values: np.ndarray) -> list[list[float | None]]:
     return [[None if np.isnan(v) else float(v) for v in row] for row in values]

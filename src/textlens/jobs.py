@@ -181,6 +181,7 @@ def explain_file(
     request: Any = None,
     *,
     model: Any = None,
+    dtype: str | None = None,
     column: str = "text",
     id_column: str | None = None,
     encoding: str = "utf-8",
@@ -209,6 +210,7 @@ def explain_file(
             mapping): method, settings, target, unit, an answer to generate...; ``fields`` are
             added to it (``method=NAME``, ``settings={NAME: VALUE}``).
         model: As for ``explain``; a folder path is recorded so that a resumed job can check it.
+        dtype: Load the model's weights in this dtype (as ``load_model``).
         column, id_column, encoding: How the input is read; rows that do not decode become
             error rows.
         batch_size: Texts per model batch (and per flush to disk).
@@ -249,6 +251,7 @@ def explain_file(
         "input": str(input_path.resolve()),
         "input_sha256": _fingerprint(files),
         "model": _model_name(model),
+        "dtype": dtype,
         **json.loads(json.dumps(request.to_dict(), default=str)),  # what each row is asked
         "column": column,
         "id_column": id_column,
@@ -263,13 +266,13 @@ def explain_file(
         check_folder(output, job)
     else:
         _check_output(output, sidecar, journal, job)
-    adapter = _load_and_check(model, request, rows, batch_size)
+    adapter = _load_and_check(model, dtype, request, rows, batch_size)
     if engine == "ray":
         from textlens.cluster import run_on_ray
 
         named = None if job["model"] == "demo" else job["model"]
         return run_on_ray(
-            rows, output, job, request, model=named, batch_size=batch_size, ray=ray,
+            rows, output, job, request, model=named, dtype=dtype, batch_size=batch_size, ray=ray,
             progress=progress, on_block=on_batch,
         )  # fmt: skip
     lock = FileLock(str(_lock_path(output)), timeout=0)
@@ -354,13 +357,15 @@ def _disk_full(error: BaseException) -> bool:
     return any(isinstance(e, OSError) and e.errno == errno.ENOSPC for e in causes)
 
 
-def _load_and_check(model: Any, request: Any, rows: Sequence[InputRow], batch_size: int) -> Any:
+def _load_and_check(
+    model: Any, dtype: str | None, request: Any, rows: Sequence[InputRow], batch_size: int
+) -> Any:
     """Load the model; bind the target on one text and check the memory of a batch of the
     longest texts: a bad --model, --target or setting fails here, before any file is made."""
     from textlens.adapters.loading import load_model
     from textlens.pipeline import check_cost, check_target
 
-    adapter = load_model(model)
+    adapter = load_model(model, dtype=dtype)
     texts = [r.text for r in rows if r.error is None]
     goal = request.goal(adapter)  # the model's task against the request (an answer, contrast)
     if request.answer or request.pair is not None:

@@ -34,6 +34,8 @@ def explain(
     target_kind: str | None = None,
     max_length: int | None = None,
     device: str | None = None,
+    dtype: str | None = None,
+    tokenizer: Any = None,
     **params: Any,
 ) -> Explanation:
     """Explain one text: which tokens the model's prediction (or any target) depends on.
@@ -49,6 +51,9 @@ def explain(
             model's task decides).
         max_length: Keep at most this many tokens (never more than the model accepts).
         device: ``"cpu"`` or ``"cuda"``; None keeps the adapter's device (CPU for new ones).
+        dtype: ``"float32"``, ``"bfloat16"`` or ``"float16"`` for a model loaded here (see
+            ``load_model``); the methods compute in float32 whatever the model's dtype.
+        tokenizer: The tokenizer of a model object (as ``load_model(model, tokenizer)``).
         params: Settings of the method, e.g. ``n_steps=32``.
 
     Example:
@@ -58,7 +63,7 @@ def explain(
     """
     return explain_many(
         [text], model, method, target, target_kind=target_kind, max_length=max_length,
-        device=device, **params,
+        device=device, dtype=dtype, tokenizer=tokenizer, **params,
     )[0]  # fmt: skip
 
 
@@ -68,7 +73,7 @@ def explain_pair(
     model: Any = "encoder",
     method: str | Method = DEFAULT_METHOD,
     *,
-    pooling: str = "mean",
+    pooling: str | None = None,
     measure: str = "cosine",
     max_length: int | None = None,
     device: str | None = None,
@@ -86,7 +91,8 @@ def explain_pair(
         model: An encoder (folder, adapter); default ``"encoder"``, the packaged
             all-MiniLM-L6-v2 (mean pooling is how that model is meant to be used).
         method, max_length, device, params: As for ``explain``.
-        pooling: ``"mean"`` (default) or ``"cls"``.
+        pooling: ``"mean"`` or ``"cls"``; None: the model's own (a SentenceTransformer's),
+            else mean.
         measure: ``"cosine"`` (default) or ``"dot"``.
 
     Example:
@@ -100,6 +106,7 @@ def explain_pair(
         if not isinstance(t, str) or not t.strip():
             raise TextlensError("explain_pair needs two non-empty texts")
     adapter = resolve_adapter(model, device)
+    pooling = pooling or getattr(adapter, "pooling", None) or "mean"
     first = explain_many(
         [text], adapter, method, Similarity(other, pooling, measure),  # type: ignore[arg-type]
         max_length=max_length, **params,
@@ -121,6 +128,8 @@ def explain_many(
     batch_size: int = 16,
     max_length: int | None = None,
     device: str | None = None,
+    dtype: str | None = None,
+    tokenizer: Any = None,
     **params: Any,
 ) -> list[Explanation]:
     """Explain many texts, in length-sorted batches; results come back in input order.
@@ -153,7 +162,7 @@ def explain_many(
         )
     if not texts:
         return []
-    adapter = resolve_adapter(model, device)
+    adapter = resolve_adapter(model, device, dtype=dtype, tokenizer=tokenizer)
     chosen = with_corpus(get_method(method, **params), texts, adapter.name)
     goal = as_target(adapter, target, target_kind)
     order = sorted(range(len(texts)), key=lambda i: len("".join(texts[i])))
@@ -297,10 +306,13 @@ def frozen(adapter: Any) -> Any:
     return freeze() if freeze is not None else contextlib.nullcontext()
 
 
-def resolve_adapter(model: Any, device: str | None = None) -> HFAdapter:
-    """The adapter for ``model`` (a folder, a name of the zoo, an adapter, or None for the demo
-    classifier); a model that was given on another device is not moved."""
-    adapter = load_model(model, device=device or "cpu")
+def resolve_adapter(
+    model: Any, device: str | None = None, *, dtype: str | None = None, tokenizer: Any = None
+) -> HFAdapter:
+    """The adapter for ``model`` (a folder, a name of the zoo, an adapter, a model object with
+    its ``tokenizer``, or None for the demo classifier); a model that was given on another
+    device is not moved."""
+    adapter = load_model(model, tokenizer, device=device or "cpu", dtype=dtype)
     if device is not None and resolve_device(device) != adapter.device:
         raise TextlensError(
             f"the model is on {adapter.device}, not {device}: textlens does not move a model it "

@@ -351,7 +351,7 @@ class Request:
         if not isinstance(self.text, str):
             raise TextlensError("a pair compares two plain texts, not a question and a context")
         first, second = explain_pair(
-            self.text, str(self.pair), adapter, method, pooling=self.pooling or "mean",
+            self.text, str(self.pair), adapter, method, pooling=self.pooling,
             max_length=self.max_length,
         )  # fmt: skip
         return [self.shown(first), self.shown(second)]

@@ -114,6 +114,12 @@ def _class_index(adapter: Any, label: int | str, n_classes: int) -> int:
     return label
 
 
+def _class_probs(logits: torch.Tensor, multi_label: bool) -> torch.Tensor:
+    """A classifier's class probabilities: softmax over the classes, or for a multi-label
+    classifier each label's own sigmoid."""
+    return logits.sigmoid() if multi_label else logits.softmax(-1)
+
+
 @register_target
 @dataclass(frozen=True)
 class ClassTarget(_Kind):
@@ -144,7 +150,8 @@ class ClassTarget(_Kind):
         logits = outputs.logits
         if logits.dim() != 2:
             raise TextlensError("a class target needs a sequence classifier (logits per text)")
-        probs = logits.float().softmax(-1)
+        multi = bool(getattr(adapter, "multi_label", False))
+        probs = _class_probs(logits, multi)
         if self.label is None:
             index = logits.argmax(-1)
         else:
@@ -167,11 +174,11 @@ class ClassTarget(_Kind):
         use_prob = self.output == "probability"
 
         def select(out: Any, rows: torch.Tensor) -> torch.Tensor:
-            values = out.logits.softmax(-1) if use_prob else out.logits
+            values = _class_probs(out.logits, multi) if use_prob else out.logits
             return values.gather(1, index[rows].unsqueeze(1)).squeeze(1)
 
         def distribution(out: Any, rows: torch.Tensor) -> torch.Tensor:
-            return out.logits.float().softmax(-1)
+            return _class_probs(out.logits.float(), multi)
 
         return BoundTarget(
             select, infos, distribution=distribution, index=index, outcome=lambda b, k: every[k]
@@ -207,7 +214,9 @@ class SpanTarget(_Kind):
         logits = getattr(outputs, f"{self.which}_logits", None)
         if logits is None:
             raise TextlensError("a span target needs a question-answering model")
-        masked = logits.masked_fill(~batch.real_mask, float("-inf"))
+        # the answer lies in the context (the pair's second text), as HF's pipeline has it
+        inside = batch.in_second()[:, : logits.shape[1]].to(logits.device)
+        masked = logits.masked_fill(~inside, float("-inf"))
         if self.position is None:
             index = masked.argmax(-1)
         else:
@@ -575,7 +584,7 @@ class HiddenStateTarget(_Kind):
         layer, token, unit = self.layer, self.token, self.unit
 
         def select(out: Any, rows: torch.Tensor) -> torch.Tensor:
-            h = out.hidden_states[layer]
+            h = out.hidden_states[layer].float()
             if token is None:
                 m = mask[rows, : h.shape[1]].unsqueeze(-1)
                 vec = (h * m).sum(1) / m.sum(1)
@@ -660,7 +669,7 @@ class Similarity(_Kind):
         batch = adapter.encode([self.other], warn=False)
         with torch.no_grad():
             out = adapter.forward(adapter.embed(batch), batch, hidden_states=True)
-        return pool(out.hidden_states[self.layer], batch.attention_mask, self.pooling)[0]
+        return pool(out.hidden_states[self.layer].float(), batch.attention_mask, self.pooling)[0]
 
     def bind(self, adapter: Any, batch: TokenBatch, outputs: Any) -> BoundTarget:
         states = getattr(outputs, "hidden_states", None)
@@ -671,7 +680,7 @@ class Similarity(_Kind):
         layer, pooling, measure = self.layer, self.pooling, self.measure
 
         def select(out: Any, rows: torch.Tensor) -> torch.Tensor:
-            h = out.hidden_states[layer]
+            h = out.hidden_states[layer].float()
             return similarity(pool(h, mask[rows], pooling), other, measure)
 
         values = select(outputs, torch.arange(len(batch), device=batch.device))
@@ -924,7 +933,8 @@ class ClassProbability:
         return outputs.logits.argmax(-1)
 
     def value(self, adapter: Any, batch: Any, outputs: Any, outcome: torch.Tensor) -> torch.Tensor:
-        probs = outputs.logits.float().softmax(-1)
+        multi = bool(getattr(adapter, "multi_label", False))
+        probs = _class_probs(outputs.logits.float(), multi)
         return probs.gather(1, outcome.unsqueeze(1)).squeeze(1)
 
 
@@ -957,7 +967,7 @@ class SimilarityValue:
         return owners
 
     def value(self, adapter: Any, batch: Any, outputs: Any, outcome: torch.Tensor) -> torch.Tensor:
-        pooled = pool(outputs.hidden_states[-1], batch.attention_mask, self.pooling)
+        pooled = pool(outputs.hidden_states[-1].float(), batch.attention_mask, self.pooling)
         other = torch.as_tensor(self.vectors, dtype=pooled.dtype, device=pooled.device)
         return similarity(pooled, other[outcome], self.measure)
 

@@ -10,6 +10,7 @@ the same time waits and then loads the finished model, and no process ever sees 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -192,16 +193,22 @@ def ensure_built(final: Path, build: Callable[[Path], dict[str, Any]]) -> bool:
     Returns:
         True if this call built the folder, False if it was already there.
     """
-    from filelock import FileLock
+    from filelock import FileLock, Timeout
 
     if (final / MANIFEST).exists():
         return False
     final.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(final) + ".lock"):
+    lock = FileLock(str(final) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:  # another process builds it: say so, with its progress, while waiting
+        _wait_for_builder(lock, final)
+    try:
         if (final / MANIFEST).exists():
             return False
         if final.exists():  # not ours, or left half-made by hand: never load it
             shutil.rmtree(final)
+        _PROGRESS["file"] = progress_file(final)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
         try:
             record = build(tmp)
@@ -210,7 +217,51 @@ def ensure_built(final: Path, build: Callable[[Path], dict[str, Any]]) -> bool:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+    finally:
+        _PROGRESS.pop("file", None)
+        progress_file(final).unlink(missing_ok=True)
+        lock.release()
     return True
+
+
+WAIT_NOTE = 30.0
+"""Seconds between the notes a process prints while it waits for another one's build."""
+_PROGRESS: dict[str, Path] = {}
+
+
+def progress_file(final: Path) -> Path:
+    """Where the process that builds ``final`` writes how far it has got."""
+    return final.with_name(final.name + ".progress")
+
+
+def report_progress(text: str) -> None:
+    """Tell processes that wait for this build how far it has got (a builder calls this)."""
+    where = _PROGRESS.get("file")
+    if where is not None:
+        with contextlib.suppress(OSError):
+            where.write_text(text + "\n")
+
+
+def _wait_for_builder(lock: Any, final: Path) -> None:
+    """Wait for the lock another process holds while it builds ``final``, printing on standard
+    error that it waits, for what, and that process's progress every ``WAIT_NOTE`` seconds."""
+    from filelock import Timeout
+
+    began = time.monotonic()
+    print(f"textlens: another process is building {final.name} (lock {final}.lock); waiting for "
+          "it to finish", file=sys.stderr, flush=True)  # fmt: skip
+    while True:
+        try:
+            lock.acquire(timeout=WAIT_NOTE)
+            return
+        except Timeout:
+            try:
+                done = progress_file(final).read_text().strip()
+            except OSError:
+                done = "no progress reported yet"
+            waited = time.monotonic() - began
+            note = f"textlens: still waiting for {final.name} after {waited:.0f} s ({done})"
+            print(note, file=sys.stderr, flush=True)
 
 
 def _length_bucketed_batches(
@@ -313,6 +364,7 @@ def build_sentiment_classifier(
             if step % 20 == 19:
                 bar.set_postfix(loss=f"{loss_sum / 20:.3f}")
                 loss_sum = 0.0
+                report_progress(f"fine-tuning: step {step + 1} of {n_steps}")
         bar.close()
     model.eval()
     model.save_pretrained(out_dir)

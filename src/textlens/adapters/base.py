@@ -73,6 +73,16 @@ class ModelAdapter(Protocol):
         ...
 
     @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the model's weights (``embed`` gives float32 whatever it is)."""
+        ...
+
+    @property
+    def multi_label(self) -> bool:
+        """Whether a classifier's labels are independent (sigmoid probabilities)."""
+        ...
+
+    @property
     def vocab_size(self) -> int:
         """Rows of a causal LM's output layer (0 when there is none)."""
         ...

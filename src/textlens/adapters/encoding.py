@@ -36,6 +36,21 @@ def readable_token(token: str, covered: str) -> str:
     return covered.strip()  # a space the token carries shows as the gap between tokens
 
 
+def _half() -> tuple[Any, ...]:
+    return (torch.float16, torch.bfloat16)
+
+
+class _Half:
+    """``dtype in HALF``: float16 or bfloat16 (resolved when first asked, so that importing
+    this module does not import torch)."""
+
+    def __contains__(self, dtype: Any) -> bool:
+        return dtype in _half()
+
+
+HALF = _Half()
+
+
 class TruncationWarning(UserWarning):
     """A text was longer than the model accepts and was cut."""
 
@@ -108,6 +123,7 @@ class EncodingAdapter:
         limit = min(max_length or self.max_length, self.max_length)
         rows: list[dict[str, Any]] = []
         joined: list[str] = []
+        starts: list[int | None] = []
         for item in texts:
             parts: tuple[str, ...] = item if isinstance(item, tuple) else (item,)
             if not all(isinstance(p, str) for p in parts) or len(parts) not in (1, 2):
@@ -132,6 +148,7 @@ class EncodingAdapter:
                 )
             rows.append(row)
             joined.append("\n".join(parts))
+            starts.append(len(parts[0]) + 1 if len(parts) == 2 else None)
         cut = [r["n_truncated"] for r in rows]
         if warn and any(cut):
             kept = [len(r["ids"]) for r, c in zip(rows, cut, strict=True) if c]
@@ -163,6 +180,7 @@ class EncodingAdapter:
             tokens=tuple(tuple(r["tokens"]) for r in rows),
             offsets=tuple(tuple(r["offsets"]) for r in rows),
             n_truncated=tuple(cut),
+            second_start=tuple(starts) if any(s is not None for s in starts) else (),
         ).to(self.device)
 
     def _n_special(self, n_parts: int) -> int:
@@ -242,13 +260,23 @@ class EncodingAdapter:
         batch = self.encode([text], warn=False)
         with torch.no_grad():
             logits = self.forward(self.embed(batch), batch).logits[0]
-        probs = logits.float().softmax(-1).tolist()
+        values = logits.float()
+        independent = getattr(self, "multi_label", False)  # each label its own sigmoid
+        probs = (values.sigmoid() if independent else values.softmax(-1)).tolist()
         names = self.labels or tuple(str(i) for i in range(len(probs)))
         return dict(zip(names, probs, strict=True))
 
     def embed(self, batch: TokenBatch, input_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """Word embeddings of the batch's tokens (or of ``input_ids``), ``(B, T, K)``."""
-        return self.word_embeddings(batch.input_ids if input_ids is None else input_ids)
+        """Word embeddings of the batch's tokens (or of ``input_ids``), ``(B, T, K)``; in
+        float32 for a half-precision model, so that the methods' arithmetic (path sums, noise,
+        differences) is float32 (``forward`` casts its input to the model's dtype)."""
+        values = self.word_embeddings(batch.input_ids if input_ids is None else input_ids)
+        return values.float() if values.dtype in HALF else values
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the model's weights."""
+        return self.word_embeddings.weight.dtype
 
     def baseline_ids(self, batch: TokenBatch, token: str = "pad") -> torch.Tensor:
         """Reference ids: every real token replaced by ``token``; special tokens and pads kept."""
@@ -307,6 +335,6 @@ def digest_weights(digest: Any, module: Any) -> None:
 
 def _replace_output(value: torch.Tensor) -> Callable[..., torch.Tensor]:
     def hook(module: torch.nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
-        return value
+        return value.to(output.dtype)
 
     return hook

@@ -60,6 +60,7 @@ class FunctionAdapter(EncodingAdapter):
     keeps_logits = False
     runs_in_pieces = False
     attention_heads = 1
+    multi_label = False
 
     @property
     def vocab_size(self) -> int:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from textlens.adapters.base import TASKS, RelevanceParts
-from textlens.adapters.encoding import EncodingAdapter, digest_weights
+from textlens.adapters.encoding import HALF, EncodingAdapter, digest_weights
 from textlens.adapters.wiring import Wiring, relevance_families, wiring_for
 from textlens.batch import TokenBatch
 from textlens.cancel import check as check_cancelled
@@ -63,6 +63,29 @@ def relevance_parts_of(
             parts.tanh_heads.append(module)
     parts.configs.extend(configs.values())
     return parts
+
+
+def _placed(model: Any) -> bool:
+    """Whether a model was placed by its loader (``device_map``) or quantised: moving it would
+    undo the split or break the quantised weights."""
+    if getattr(model, "hf_device_map", None):
+        return True
+    return bool(getattr(model, "is_quantized", False) or getattr(model, "is_loaded_in_8bit", False)
+                or getattr(model, "is_loaded_in_4bit", False))  # fmt: skip
+
+
+def upcast(out: Any) -> Any:
+    """A model's outputs with half-precision logits and attention weights in float32 (what
+    targets and methods compute with). Hidden states stay as the model made them: a method
+    takes gradients with respect to them, and a copy is on no path to the output."""
+    for name in ("logits", "start_logits", "end_logits"):
+        value = getattr(out, name, None)
+        if isinstance(value, torch.Tensor) and value.dtype in HALF:
+            out[name] = value.float()
+    values = getattr(out, "attentions", None)
+    if values and any(v.dtype in HALF for v in values):
+        out["attentions"] = tuple(v.float() for v in values)
+    return out
 
 
 def _is_activation(module: Any) -> bool:
@@ -121,7 +144,14 @@ class HFAdapter(EncodingAdapter):
         if task is not None and task not in TASKS:
             raise TextlensError(f"unknown task {task!r}; use one of: {', '.join(TASKS)}")
         self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
+        if _placed(model):  # split over devices or quantised: explained where it is
+            self.device = model.get_input_embeddings().weight.device
+            self.model = model.eval()
+        else:
+            self.model = model.to(self.device).eval()
+        self.pooling: str | None = None
+        """How the model pools token vectors into one (a SentenceTransformer's ``mean`` or
+        ``cls``), for similarities; None: mean."""
         self.tokenizer = tokenizer
         self.config = model.config
         self.task = task or detect_task(model)
@@ -171,6 +201,12 @@ class HFAdapter(EncodingAdapter):
         ]
         usable = [int(v) for v in limits if isinstance(v, int) and 0 < v < 1_000_000]
         return min(usable) if usable else 512
+
+    @property
+    def multi_label(self) -> bool:
+        """Whether the classifier's labels are independent (sigmoid probabilities each), not
+        one class among them (``problem_type="multi_label_classification"``)."""
+        return getattr(self.config, "problem_type", None) == "multi_label_classification"
 
     @property
     def vocab_size(self) -> int:
@@ -263,6 +299,7 @@ class HFAdapter(EncodingAdapter):
             out = self.forward(embeds, batch, rows, hidden_states=True)
             return out.hidden_states[layer]
         seen: dict[str, torch.Tensor] = {}
+        embeds = embeds.to(self.dtype)
 
         def after(module: Any, args: Any, output: Any) -> None:
             seen["h"] = output[0] if isinstance(output, tuple) else output
@@ -282,7 +319,7 @@ class HFAdapter(EncodingAdapter):
             pass
         finally:
             handle.remove()
-        return seen["h"]
+        return seen["h"].float() if seen["h"].dtype in HALF else seen["h"]
 
     @contextlib.contextmanager
     def entering_blocks(self, states: torch.Tensor) -> Iterator[None]:
@@ -297,8 +334,9 @@ class HFAdapter(EncodingAdapter):
 
         def before(module: Any, args: Any, kwargs: Any) -> Any:
             if args:
-                return (states, *args[1:]), kwargs
-            return args, {**kwargs, "hidden_states": states}
+                return (states.to(args[0].dtype), *args[1:]), kwargs
+            given = kwargs["hidden_states"]
+            return args, {**kwargs, "hidden_states": states.to(given.dtype)}
 
         handle = blocks[0].register_forward_pre_hook(before, with_kwargs=True, prepend=True)
         try:
@@ -322,15 +360,18 @@ class HFAdapter(EncodingAdapter):
         if not 0 <= layer <= len(blocks):
             raise TextlensError(f"layer {layer} is not in 0..{len(blocks)}")
 
+        def altered(h: torch.Tensor) -> torch.Tensor:  # in float32, back in the model's dtype
+            return alter(h.float() if h.dtype in HALF else h).to(h.dtype)
+
         def before(module: Any, args: Any, kwargs: Any) -> Any:
             if args:
-                return (alter(args[0]), *args[1:]), kwargs
-            return args, {**kwargs, "hidden_states": alter(kwargs["hidden_states"])}
+                return (altered(args[0]), *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": altered(kwargs["hidden_states"])}
 
         def after(module: Any, args: Any, output: Any) -> Any:
             if isinstance(output, tuple):
-                return (alter(output[0]), *output[1:])
-            return alter(output)
+                return (altered(output[0]), *output[1:])
+            return altered(output)
 
         if layer == 0:
             handle = blocks[0].register_forward_pre_hook(before, with_kwargs=True)
@@ -366,7 +407,7 @@ class HFAdapter(EncodingAdapter):
         check_cancelled()
         index = rows if rows is not None else slice(None)
         kwargs: dict[str, Any] = {
-            "inputs_embeds": embeds,
+            "inputs_embeds": embeds.to(self.dtype),
             "attention_mask": batch.attention_mask[index],
             "output_hidden_states": hidden_states,
             "output_attentions": attentions,
@@ -380,7 +421,7 @@ class HFAdapter(EncodingAdapter):
             if not self.keeps_logits:
                 raise TextlensError("this model computes the logits at every position")
             kwargs["logits_to_keep"] = logits_at
-        return self.model(**kwargs)
+        return upcast(self.model(**kwargs))
 
     def forward_pieces(
         self,
@@ -413,7 +454,7 @@ class HFAdapter(EncodingAdapter):
         for end in ends:
             inside = logits_at[(logits_at >= start) & (logits_at < end)] - start
             kwargs: dict[str, Any] = {
-                "inputs_embeds": embeds[:, start:end],
+                "inputs_embeds": embeds[:, start:end].to(self.dtype),
                 "attention_mask": mask[:, :end],
                 str(self._cache_argument): cache,
                 "use_cache": True,
@@ -423,7 +464,7 @@ class HFAdapter(EncodingAdapter):
             if types is not None:
                 kwargs["token_type_ids"] = types[:, start:end]
             check_cancelled()
-            outs.append(self.model(**kwargs))  # the cache grows in place
+            outs.append(upcast(self.model(**kwargs)))  # the cache grows in place
             start = end
         return outs
 

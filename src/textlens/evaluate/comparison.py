@@ -103,6 +103,39 @@ class Comparison:
             "methods": {k: v.to_dict() for k, v in self.methods.items()},
         }
 
+    def to_frame(self) -> Any:
+        """One row per method: each metric's mean and 95% interval, and seconds per example
+        (a pandas DataFrame)."""
+        import pandas as pd
+
+        rows = []
+        for name, row in self.methods.items():
+            record: dict[str, Any] = {"method": name}
+            for metric, interval in row.metrics.items():
+                record[metric] = interval.mean
+                record[f"{metric}_low"], record[f"{metric}_high"] = interval.low, interval.high
+            record["seconds_per_example"] = row.seconds_per_example
+            rows.append(record)
+        return pd.DataFrame(rows).set_index("method")
+
+    def _repr_html_(self) -> str:
+        """The comparison as a table in a notebook."""
+        import html
+
+        head = ["method", *(f"{k} ({d} is better)" for k, d in METRICS), "s / example"]
+        cells = ["<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
+        for name, row in self.methods.items():
+            values = [
+                f"{row.metrics[k].mean:.3f} [{row.metrics[k].low:.3f}, {row.metrics[k].high:.3f}]"
+                if math.isfinite(row.metrics[k].mean)
+                else "n/a"
+                for k, _ in METRICS
+            ]
+            tds = [html.escape(name), *values, f"{row.seconds_per_example:.3f}"]
+            cells.append("<tr>" + "".join(f"<td>{v}</td>" for v in tds) + "</tr>")
+        caption = html.escape(describe_run(self))
+        return f"<table><caption>{caption}</caption>{''.join(cells)}</table>"
+
 
 def bootstrap_interval(
     values: Sequence[float], n_resamples: int = 1000, seed: int = 0

@@ -141,7 +141,7 @@ def layer_comprehensiveness(
             keep = removable[part, : sub.input_ids.shape[1]].to(embeds.device)
             count += float(keep.sum())
             for v in chosen:
-                h = out.hidden_states[v]
+                h = out.hidden_states[v].float()
                 summed = (h * keep.unsqueeze(-1).to(h.dtype)).sum((0, 1))
                 totals[v] = summed if totals[v] is None else totals[v] + summed
         if count == 0:

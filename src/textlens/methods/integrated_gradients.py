@@ -221,8 +221,8 @@ class EmbeddingIntegratedGradients:
             reference_id = getattr(module, "padding_idx", None) or 0
             with torch.no_grad():
                 ref = module(torch.full_like(ids, reference_id))
-            inputs[kind] = out.detach().expand(len(batch), *out.shape[1:])
-            refs[kind] = ref.detach().expand(len(batch), *ref.shape[1:])
+            inputs[kind] = out.detach().float().expand(len(batch), *out.shape[1:])
+            refs[kind] = ref.detach().float().expand(len(batch), *ref.shape[1:])
         n, steps = len(batch), self.n_steps
         rows, alpha_rows, weight_rows = path_points(n, steps, batch.device)
         grad_sums = {k: torch.zeros_like(v) for k, v in inputs.items()}

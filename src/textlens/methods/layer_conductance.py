@@ -122,9 +122,9 @@ class LayerConductance:
                 grads = torch.autograd.grad(values.sum(), chosen)
             pad = (0, 0, 0, x.shape[1] - width)
             h = torch.nn.functional.pad(
-                torch.stack([s.detach() for s in chosen], dim=1), pad
-            )  # (N, L, T, H)
-            g = torch.nn.functional.pad(torch.stack(grads, dim=1), pad)
+                torch.stack([s.detach().to(x.dtype) for s in chosen], dim=1), pad
+            )  # (N, L, T, H), in the embeddings' dtype (float32 for a half-precision model)
+            g = torch.nn.functional.pad(torch.stack([v.to(x.dtype) for v in grads], dim=1), pad)
             if carry is not None:
                 h = torch.cat([carry[0], h])
                 g = torch.cat([carry[1], g])

@@ -280,7 +280,7 @@ def propagate(
     grad = torch.nn.functional.pad(grads[0], (0, 0, 0, embeds.shape[1] - width))
     found = {}
     for v, g, h in zip(layers, grads[1:], [out.hidden_states[v] for v in layers], strict=False):
-        r = (h * g).sum(-1) if g is not None else torch.zeros(h.shape[:2], dtype=h.dtype)
+        r = (h * g).sum(-1).to(embeds.dtype) if g is not None else torch.zeros(h.shape[:2])
         found[v] = torch.nn.functional.pad(r.detach(), (0, embeds.shape[1] - width))
     absorbed = audit.total if audit.total is not None else torch.zeros_like(values)
     by_target = torch.full_like(values, float("nan"))  # the target does not read the logits
@@ -325,14 +325,18 @@ class ConservationWarning(UserWarning):
 CONSERVATION_TOLERANCE = 1e-3
 """Largest share of the relevance (|target| + sum of |scores|) left unaccounted for without a
 warning (float32 rounding stays far below it)."""
+HALF_TOLERANCE = 5e-2
+"""The same for a model in bfloat16 or float16, whose every layer rounds to 8 or 11 bits."""
 
 
-def check_conservation(scores: torch.Tensor, found: _Propagated) -> None:
+def check_conservation(scores: torch.Tensor, found: _Propagated, dtype: Any = None) -> None:
     """Warn when scores, absorbed relevance and the target's own share miss the target."""
     accounted = scores.sum(-1) + found.absorbed + found.by_target
     missing = (found.value - accounted).abs()
     scale = found.value.abs() + scores.abs().sum(-1)
-    bad = torch.isfinite(missing) & (missing > CONSERVATION_TOLERANCE * scale)
+    half = dtype in (torch.float16, torch.bfloat16)
+    tolerance = HALF_TOLERANCE if half else CONSERVATION_TOLERANCE
+    bad = torch.isfinite(missing) & (missing > tolerance * scale)
     if bool(bad.any()):
         i = int(torch.nonzero(bad).flatten()[0])
         warnings.warn(
@@ -387,7 +391,7 @@ class Relevance:
         found = propagate(model, batch, target, embeds)
         parts = _token_relevance(model, batch, embeds, found.grad)
         total = torch.stack(list(parts.values())).sum(0)
-        check_conservation(total, found)
+        check_conservation(total, found, getattr(model, "dtype", None))
         return Scores(
             total,
             extras={**parts, "absorbed": found.absorbed, "absorbed_by_target": found.by_target},

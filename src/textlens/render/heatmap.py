@@ -24,7 +24,9 @@ def pyplot() -> Any:
         import matplotlib
     except ImportError as error:  # pragma: no cover - matplotlib is in the plot extra
         raise ImportError("figures need matplotlib: pip install 'textlens[plot]'") from error
-    matplotlib.use("Agg", force=False)
+    # no backend is chosen here: a notebook keeps its own (and the user's later plots show);
+    # without a display, matplotlib picks Agg by itself
+    del matplotlib
     import matplotlib.pyplot as plt
 
     return plt
