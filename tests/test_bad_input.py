@@ -39,7 +39,9 @@ def test_too_long_text_is_truncated_with_one_warning(tiny_bert):
 
 
 def test_unknown_method_lists_the_registry(tiny_bert):
-    with pytest.raises(TextlensError, match="available: attention, embedding-integrated"):
+    with pytest.raises(
+        TextlensError, match="available: attention, context-ablation, embedding-integrated"
+    ):
         explain(SENTENCES[0], tiny_bert, "no-such-method")
 
 

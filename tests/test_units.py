@@ -115,7 +115,11 @@ def test_sentence_unit_in_html_csv_and_server(tiny_bert):
     body = r.json()
     assert r.status_code == 200, body
     assert body["explanation"]["level"] == "sentence" and len(body["explanation"]["tokens"]) == 3
-    bad = client.post("/api/explain", json={"text": THREE, "unit": "paragraph"})
+    paragraphs = client.post("/api/explain", json={"text": THREE, "unit": "paragraph"})
+    assert (
+        paragraphs.status_code == 200 and paragraphs.json()["explanation"]["level"] == "paragraph"
+    )
+    bad = client.post("/api/explain", json={"text": THREE, "unit": "chapter"})
     assert bad.status_code == 422
 
 

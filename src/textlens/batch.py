@@ -24,6 +24,8 @@ class TokenBatch:
         n_truncated: Per text, how many tokens were cut to fit the model's limit.
         second_start: Per text, the character where the second text of a pair (a question
             answering context) starts in ``texts``; empty when no text is a pair.
+        documents: Per text, the character spans of the user's documents in it (a prompt
+            built from documents and a question); empty when no text has any.
     """
 
     texts: tuple[str, ...]
@@ -35,6 +37,7 @@ class TokenBatch:
     offsets: tuple[Offsets, ...]
     n_truncated: tuple[int, ...]
     second_start: tuple[int | None, ...] = ()
+    documents: tuple[tuple[tuple[int, int], ...], ...] = ()
 
     def __post_init__(self) -> None:
         shape = tuple(self.input_ids.shape)
@@ -93,6 +96,7 @@ class TokenBatch:
             offsets=tuple(self.offsets[i] for i in rows),
             n_truncated=tuple(self.n_truncated[i] for i in rows),
             second_start=tuple(self.second_start[i] for i in rows) if self.second_start else (),
+            documents=tuple(self.documents[i] for i in rows) if self.documents else (),
         )
 
     def in_second(self) -> torch.Tensor:

@@ -197,12 +197,40 @@ REQUEST_OPTIONS = [
     click.option("--words", is_flag=True, help="merge sub-words into words (same as --unit word)"),
     click.option(
         "--unit",
-        type=click.Choice(["token", "word", "sentence"]),
+        type=click.Choice(["token", "word", "sentence", "paragraph", "document"]),
         default=None,
-        help="score sub-word tokens (default), words or sentences (each method's own reduction, "
-        "stated in the output)",
+        help="score sub-word tokens (default), words, sentences, paragraphs or --document files "
+        "(each method's own reduction, stated in the output)",
     ),
     click.option("--max-length", type=int, default=None, help="keep at most this many tokens"),
+    click.option(
+        "--truncate",
+        type=click.Choice(["left", "right"]),
+        default=None,
+        help="cut a text longer than the model's context: left keeps its end, right its start "
+        "(default: a causal LM's text is refused with both lengths)",
+    ),
+    click.option(
+        "--document",
+        "documents",
+        multiple=True,
+        metavar="FILE",
+        help="a document TEXT (the question) is asked over (repeat for several): the prompt is "
+        "built from them, and --unit document scores each",
+    ),
+    click.option(
+        "--template",
+        default=None,
+        help="how --document files and the question become the prompt ({documents}, "
+        "{question}; default: 'DOCUMENTS\\n\\nQuestion: QUESTION\\nAnswer:')",
+    ),
+    click.option(
+        "--max-memory",
+        default=None,
+        metavar="SIZE",
+        help="memory a run may plan to use, e.g. 16GiB (default: 80% of what is free); batches "
+        "shrink and gradient checkpointing is used to stay within it",
+    ),
 ]
 """The options of what a user asks for (a ``Request``): every command that explains has them."""
 
@@ -223,8 +251,11 @@ def _request(text: Any, fields: dict[str, Any]) -> Any:
     if words and unit not in (None, "word"):
         raise TextlensError(f"--words means --unit word; give --unit {unit} alone")
     names = ("target", "target_kind", "contrast", "pair", "pooling", "generate", "continuation",
-             "sample", "chat", "system", "prompt_only", "layers", "max_length")  # fmt: skip
+             "sample", "chat", "system", "prompt_only", "layers", "max_length", "truncate",
+             "template", "max_memory")  # fmt: skip
     taken = {name: fields.pop(name) for name in names}
+    files = fields.pop("documents")
+    taken["documents"] = tuple(_read_document(Path(f)) for f in files) if files else None
     settings = {k: v for k, v in fields.items() if v is not None}
     fields.clear()
     return Request(
@@ -291,6 +322,16 @@ def explain(
     exps = list(outcome.explanations)
     show_explanations(request, adapter, exps)
     write_explanations(exps, html_path, png_path, json_path)
+
+
+def _read_document(path: Path) -> str:
+    """A --document file's text (UTF-8), or one line saying why it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise TextlensError(f"--document {path} is not UTF-8 text: convert it first") from None
+    except OSError as error:
+        raise TextlensError(f"--document {path}: {error.strerror or error}") from None
 
 
 def _check_output_folder(folder: Path) -> None:
@@ -607,6 +648,12 @@ def evaluate(
     show_default=True,
     help="torch threads for the worker",
 )
+@click.option(
+    "--max-memory",
+    default=None,
+    metavar="SIZE",
+    help="memory a request may plan to use, e.g. 8GiB (default: 80% of what is free)",
+)
 @_guarded
 def serve(
     model_path: str | None,
@@ -620,6 +667,7 @@ def serve(
     device: str,
     allowed_hosts: tuple[str, ...],
     threads: int,
+    max_memory: str | None,
 ) -> None:
     """A local web page and JSON API over one model (fixed at start-up).
 
@@ -640,8 +688,13 @@ def serve(
             "pip install 'textlens[server]'"
         ) from None
     from textlens.adapters.loading import load_model
+    from textlens.memory import parse_memory
 
     _check_common(None, device)
+    try:
+        memory = parse_memory(max_memory)
+    except TextlensError as error:
+        raise TextlensError(str(error).replace("max_memory", "--max-memory", 1)) from None
     if host not in LOOPBACK:
         click.echo(
             f"warning: serving on {host}: anyone who can reach it can run the model", err=True
@@ -657,6 +710,7 @@ def serve(
         allowed_hosts=names,
         threads=threads,
         max_new_tokens=max_new_tokens,
+        max_memory=memory,
     )
     app = create_app(adapter, limits)
     click.echo(f"textlens: {adapter.name} on http://{host}:{port}/  (Ctrl-C to stop)")

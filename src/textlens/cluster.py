@@ -162,7 +162,10 @@ class BlockExplainer:
 
         blocks, counts, failed = [], [], []
         for block, payload in zip(batch["block"], batch["rows"], strict=True):
-            rows = [InputRow(*r) for r in json.loads(payload)]
+            rows = [
+                InputRow(r[0], r[1], r[2], r[3], tuple(r[4]) if len(r) > 4 and r[4] else None)
+                for r in json.loads(payload)
+            ]
             results = explain_rows(rows, self.adapter, self.request, self.batch_size)
             write_parquet(self.output / shard_name(int(block)), results)
             blocks.append(int(block))
@@ -301,7 +304,10 @@ def _execute(
                 {
                     "block": b,
                     "rows": json.dumps(
-                        [[r.row, r.id, r.text, r.error] for r in rows[slice(*blocks[b])]]
+                        [
+                            [r.row, r.id, r.text, r.error, r.documents]
+                            for r in rows[slice(*blocks[b])]
+                        ]
                     ),
                 }
                 for b in todo

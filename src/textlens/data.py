@@ -151,6 +151,8 @@ class InputRow:
     id: str
     text: str
     error: str | None = None
+    documents: tuple[str, ...] | None = None
+    """Documents the text (a question) is asked over, when the row gives them."""
 
 
 def read_texts(
@@ -184,7 +186,7 @@ def read_texts(
         raise TextlensError(f"cannot read {path.name}: use a .txt, .jsonl, .csv or .parquet file")
     rows: list[InputRow] = []
 
-    def add(text: Any, ident: Any, error: str | None = None) -> None:
+    def add(text: Any, ident: Any, error: str | None = None, documents: Any = None) -> None:
         n = len(rows)
         ident = str(n) if ident is None or ident == "" else str(ident)
         if error is None and not isinstance(text, str):
@@ -198,7 +200,10 @@ def read_texts(
             )
         if error is None and any("\ud800" <= c <= "\udfff" for c in text):
             error = "the text is not valid Unicode (a lone surrogate)"
-        rows.append(InputRow(n, ident, text if isinstance(text, str) else "", error))
+        if error is None and documents is not None:
+            error = _documents_error(documents)
+        docs = tuple(documents) if error is None and documents is not None else None
+        rows.append(InputRow(n, ident, text if isinstance(text, str) else "", error, docs))
 
     if suffix == ".parquet":
         for text, ident in _parquet_columns(path, column, id_column):
@@ -217,10 +222,18 @@ def read_texts(
                 if problem is not None:
                     add("", None, f"line {number} is {problem}")
                     continue
+                ident = item.get(id_column) if id_column and isinstance(item, dict) else None
+                if isinstance(item, dict) and "documents" in item and column not in item:
+                    # a long-context row: documents and the question asked over them
+                    if "question" not in item:
+                        add("", ident, f"line {number} has documents but no 'question' field")
+                        continue
+                    add(item["question"], ident, documents=item["documents"])
+                    continue
                 if not isinstance(item, dict) or column not in item:
                     add("", None, f"line {number} has no {column!r} field")
                     continue
-                add(item[column], item.get(id_column) if id_column else None)
+                add(item[column], ident, documents=item.get("documents"))
         else:
             for item in _csv_rows(handle, path, column, " (choose one with --column)"):
                 add(item[column], item.get(id_column) if id_column else None)
@@ -288,6 +301,18 @@ def _parquet_columns(path: Path, column: str, id_column: str | None) -> list[tup
     return list(zip(texts, ids, strict=True))
 
 
+def _documents_error(documents: Any) -> str | None:
+    """Why a row's documents cannot be used (None when they can)."""
+    if not isinstance(documents, list) or not documents:
+        return "'documents' must be a non-empty list of texts"
+    for number, document in enumerate(documents, 1):
+        if not isinstance(document, str) or not document.strip():
+            return f"document {number} is empty or not a text"
+        if any("\ud800" <= c <= "\udfff" for c in document):
+            return f"document {number} is not valid Unicode (a lone surrogate)"
+    return None
+
+
 def input_files(spec: str | Path, exclude: Sequence[Path] = ()) -> list[Path]:
     """The files an input names: one file, every readable file of a folder, or a glob pattern;
     sorted by name, so that row numbers do not depend on the file system's order.
@@ -346,7 +371,7 @@ def read_inputs(
     for path in files:
         for r in read_texts(path, column, id_column, encoding):
             ident = r.id if id_column else f"{path.name}:{r.row}"
-            rows.append(InputRow(len(rows), ident, r.text, r.error))
+            rows.append(InputRow(len(rows), ident, r.text, r.error, r.documents))
     return rows
 
 

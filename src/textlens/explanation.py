@@ -15,10 +15,12 @@ import numpy as np
 
 SCHEMA = "textlens.explanation/1"
 Reduce = Literal["sum", "mean", "max", "l2"]
-Unit = Literal["token", "word", "sentence"]
+Unit = Literal["token", "word", "sentence", "paragraph", "document"]
 _REDUCERS = ("sum", "mean", "max", "l2")
-UNITS = ("token", "word", "sentence")
-_LEVEL = {"word": "word", "sentence": "sentence"}
+UNITS = ("token", "word", "sentence", "paragraph", "document")
+_LEVEL = {"word": "word", "sentence": "sentence", "paragraph": "paragraph", "document": "document"}
+# a paragraph ends at a blank line
+_PARAGRAPH_END = re.compile(r"\n[ \t\r]*\n\s*")
 # A sentence ends after . ! ? or an ellipsis (with closing quotes or brackets), before white
 # space; a line break always ends one.
 _SENTENCE_END = re.compile(r"[.!?\u2026\u3002\uff01\uff1f]+[\"'\u2019\u201d)\]]*(?=\s)|\n")
@@ -98,6 +100,11 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         spans.append((start, match.end()))
         start = match.end()
     spans.append((start, len(text)))
+    return _trimmed(text, spans)
+
+
+def _trimmed(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The spans without their leading and trailing white space; blank ones left out."""
     out = []
     for a, b in spans:
         piece = text[a:b]
@@ -108,13 +115,31 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return out
 
 
+def paragraph_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` character span of each paragraph of ``text`` (blank lines between
+    them), white space left out."""
+    spans, start = [], 0
+    for match in _PARAGRAPH_END.finditer(text):
+        spans.append((start, match.start()))
+        start = match.end()
+    spans.append((start, len(text)))
+    return _trimmed(text, spans)
+
+
 def unit_groups(
-    text: str, offsets: Sequence[tuple[int, int]], special: Sequence[bool], unit: Unit
+    text: str,
+    offsets: Sequence[tuple[int, int]],
+    special: Sequence[bool],
+    unit: Unit,
+    documents: Sequence[tuple[int, int]] = (),
 ) -> list[list[int]]:
-    """Token indices of each unit (``"token"``, ``"word"`` or ``"sentence"``) of ``text``.
+    """Token indices of each unit (``"token"``, ``"word"``, ``"sentence"``, ``"paragraph"``
+    or ``"document"``) of ``text``.
 
     Special tokens and tokens without characters belong to no unit; a token belongs to the
-    sentence its first character is in. Units without tokens are left out.
+    sentence (paragraph) its first character is in. Documents are the character spans given
+    in ``documents`` (the user's documents in a prompt); tokens outside every document (the
+    question, the template's words) belong to no document. Units without tokens are left out.
     """
     if unit == "word":
         return word_groups(text, offsets, special)
@@ -122,9 +147,14 @@ def unit_groups(
     real = [i for i, ((a, b), sp) in enumerate(pairs) if not sp and b > a]
     if unit == "token":
         return [[i] for i in real]
-    if unit != "sentence":
+    if unit == "document":
+        if not documents:
+            raise ValueError("this explanation has no documents: give them with documents=")
+        found = [[i for i in real if a <= offsets[i][0] < b] for a, b in documents]
+        return [g for g in found if g]
+    if unit not in ("sentence", "paragraph"):
         raise ValueError(f"unknown unit {unit!r}; use one of {', '.join(UNITS)}")
-    spans = sentence_spans(text)
+    spans = sentence_spans(text) if unit == "sentence" else paragraph_spans(text)
     ends = [b for _, b in spans]
     groups: dict[int, list[int]] = {}
     for i in real:
@@ -176,6 +206,8 @@ class Explanation:
         layer_totals: What every layer's scores add up to, when the method promises a total
             (pictures say so when the totals differ).
         diagnostics: ``(extra, label)`` pairs a front end prints after the scores.
+        documents: Character spans of the user's documents in ``text`` (a prompt built from
+            documents and a question), for ``to_units("document")``.
     """
 
     text: str
@@ -190,7 +222,7 @@ class Explanation:
     model: str = ""
     special: tuple[bool, ...] = ()
     layers: tuple[int, ...] | None = None
-    level: Literal["subword", "word", "sentence"] = "subword"
+    level: Literal["subword", "word", "sentence", "paragraph", "document"] = "subword"
     extras: Mapping[str, np.ndarray] = field(default_factory=dict)
     extra_axes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     elapsed: float = 0.0
@@ -199,6 +231,7 @@ class Explanation:
     unit_reduce: Reduce = "sum"
     layer_totals: str = ""
     diagnostics: tuple[tuple[str, str], ...] = ()
+    documents: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -341,7 +374,8 @@ class Explanation:
         what the tokenizer left out (white space, characters it drops).
 
         Args:
-            unit: ``"token"`` (returns ``self``), ``"word"`` or ``"sentence"``.
+            unit: ``"token"`` (returns ``self``), ``"word"``, ``"sentence"``,
+                ``"paragraph"`` or ``"document"`` (the spans in ``documents``).
             reduce: How the pieces of one unit combine: ``sum``, ``mean``, ``max`` or ``l2``
                 (the root of the sum of squares; the result is unsigned). Default: the
                 method's own (``unit_reduce``: a sum for additive scores).
@@ -363,7 +397,7 @@ class Explanation:
         plain = [o for o, s in zip(self.offsets, self.special, strict=True) if not s]
         if plain and all(a == b == 0 for a, b in plain) and self.text.strip():
             raise ValueError("this explanation has no character offsets (a slow tokenizer?)")
-        groups = unit_groups(self.text, self.offsets, self.special, unit)
+        groups = unit_groups(self.text, self.offsets, self.special, unit, self.documents)
         n = len(self.tokens)
 
         def merge(values: np.ndarray) -> np.ndarray:
@@ -437,6 +471,7 @@ class Explanation:
             "elapsed": self.elapsed,
             **({"layer_totals": self.layer_totals} if self.layer_totals else {}),
             **({"diagnostics": [list(d) for d in self.diagnostics]} if self.diagnostics else {}),
+            **({"documents": [list(d) for d in self.documents]} if self.documents else {}),
         }
 
     def _extra_dict(self, name: str, value: np.ndarray) -> dict[str, Any]:
@@ -477,6 +512,7 @@ class Explanation:
             unit_reduce=data.get("unit_reduce", "sum"),
             layer_totals=str(data.get("layer_totals", "")),
             diagnostics=tuple((str(a), str(b)) for a, b in data.get("diagnostics", ())),
+            documents=tuple((int(a), int(b)) for a, b in data.get("documents", ())),
         )
 
     def to_json(self, indent: int | None = None) -> str:
@@ -601,6 +637,7 @@ def from_scores(
                 parts=scores.parts,
                 layer_totals=str(getattr(method, "layer_totals", "") or ""),
                 diagnostics=tuple(getattr(method, "diagnostics", ()) or ()),
+                documents=batch.documents[b] if getattr(batch, "documents", ()) else (),
             )
         )
     return out

@@ -24,10 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from textlens import progress
 from textlens.errors import TextlensError
 from textlens.explanation import Explanation
-from textlens.memory import HEADROOM, available_bytes
+from textlens.memory import HEADROOM, available_bytes, budget_bytes, fits, plan_checkpointing
 from textlens.methods.registry import DEFAULT_METHOD
+from textlens.progress import duration
 from textlens.text import check_unicode
 
 SCHEMA = "textlens.generation/1"
@@ -48,8 +50,15 @@ class Plan:
             output token's position).
         passes: Rows the model runs in all (each with a backward pass for gradient methods), or
             None when the method does not say.
-        memory_bytes: Estimated peak memory of a batch, or None when the method does not say.
+        memory_bytes: Estimated peak memory of the largest batch, or None when the method does
+            not say.
         free_bytes: Memory free on the device when planned.
+        budget_bytes: What the run may use: ``max_memory`` when given, else a share of the
+            free memory.
+        checkpointing: True when the batches run with gradient checkpointing (only that fits).
+        seconds: Expected seconds of the run (from the time of one forward pass over the whole
+            sequence, the passes and whether they go backward too), or None when the method
+            does not count its passes.
     """
 
     method: str
@@ -61,6 +70,9 @@ class Plan:
     passes: int | None
     memory_bytes: int | None
     free_bytes: int
+    budget_bytes: int = 0
+    checkpointing: bool = False
+    seconds: float | None = None
 
     def describe(self) -> str:
         """The plan as one line."""
@@ -75,10 +87,15 @@ class Plan:
             passes = "pass" if self.passes == 1 else "passes"
             parts.append(f"about {self.passes} model {passes} of one row")
         if self.memory_bytes is not None:
-            parts.append(
-                f"peak memory about {self.memory_bytes / GIB:.2f} GiB of "
+            room = (
                 f"{self.free_bytes / GIB:.1f} GiB free"
+                if self.budget_bytes in (0, int(HEADROOM * self.free_bytes))
+                else f"max_memory {self.budget_bytes / GIB:.1f} GiB"
             )
+            kept = ", with gradient checkpointing" if self.checkpointing else ""
+            parts.append(f"peak memory about {self.memory_bytes / GIB:.2f} GiB of {room}{kept}")
+        if self.seconds is not None:
+            parts.append(f"about {duration(self.seconds)}")
         return "; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -124,6 +141,8 @@ class Generation:
     """Output tokens per batch in the end (after any halving)."""
     plan: Plan | None = None
     """The plan announced before the work."""
+    documents: tuple[tuple[int, int], ...] = ()
+    """The character spans of the prompt's documents in ``text`` (document units)."""
 
     @property
     def continuation(self) -> str:
@@ -173,6 +192,7 @@ class Generation:
                 {str(n): _nan_to_none(self.matrix(n)) for n in layers} if layers else None
             ),
             "plan": self.plan.to_dict() if self.plan is not None else None,
+            "documents": [list(d) for d in self.documents],
         }
 
     def to_json(self, indent: int | None = None) -> str:
@@ -215,11 +235,14 @@ def explain_generation(
     continuation: str | None = None,
     sample_seed: int | None = None,
     chat: bool = False,
+    documents: Sequence[str] = (),
+    truncate: str | None = None,
     system: str | None = None,
     attribute_to: str = "all",
     batch_size: int | str = "auto",
     device: str | None = None,
     on_plan: Callable[[Plan], None] | None = None,
+    max_memory: int | str | None = None,
     **params: Any,
 ) -> Generation:
     """Explain each token a causal LM generates (``generate=N``) or a given answer
@@ -237,6 +260,10 @@ def explain_generation(
         chat: ``prompt`` is a user message: put it (after ``system``, if given) into the
             tokenizer's chat template, with the assistant's turn opened.
         system: A system message (with ``chat``).
+        documents: The documents ``prompt`` holds (``textlens.prompt.build_prompt`` made it of
+            them): each output token's scores can then be read per document.
+        truncate: ``"left"`` keeps the end of a prompt too long for the model's context (and
+            leaves the answer its room), ``"right"`` its start; None refuses such a prompt.
         attribute_to: ``"all"``: every token before an output token gets a score, the earlier
             output tokens too; ``"prompt"``: only the prompt's, the earlier output tokens are
             fixed context (kept in baselines, never removed), as Captum's ``LLMAttribution``
@@ -246,14 +273,47 @@ def explain_generation(
             what the device has free. Either way a batch that runs out of memory is halved and
             run again, down to one output token.
         device: ``"cpu"`` or ``"cuda"``; None keeps the adapter's.
-        on_plan: Called with the ``Plan`` (batches, model passes, estimated peak memory) once
-            the answer is known and before the method runs.
+        on_plan: Called with the ``Plan`` (batches, model passes, estimated peak memory and
+            time) once the answer is known and before the method runs.
+        max_memory: The memory the run may plan to use, as bytes or text such as ``"16GiB"``
+            (None: a share of the memory free on the device): batches shrink, and gradient
+            checkpointing is used, to stay within it; what cannot fit is refused before any
+            work on it.
         params: The method's settings.
 
     Example:
         >>> gen = explain_generation("The capital of France is", generate=3)
         >>> gen.matrix().shape  # 3 output tokens x (prompt + output tokens)
     """
+    from textlens.memory import memory_limit
+
+    with memory_limit(max_memory):
+        return _explain_generation(
+            prompt, model, method, generate=generate, continuation=continuation,
+            sample_seed=sample_seed, chat=chat, documents=documents, truncate=truncate,
+            system=system, attribute_to=attribute_to, batch_size=batch_size, device=device,
+            on_plan=on_plan, **params,
+        )  # fmt: skip
+
+
+def _explain_generation(
+    prompt: str,
+    model: Any,
+    method: Any,
+    *,
+    generate: int | None,
+    continuation: str | None,
+    sample_seed: int | None,
+    chat: bool,
+    documents: Sequence[str],
+    truncate: str | None,
+    system: str | None,
+    attribute_to: str,
+    batch_size: int | str,
+    device: str | None,
+    on_plan: Callable[[Plan], None] | None,
+    **params: Any,
+) -> Generation:
     import torch
 
     from textlens.methods import get_method
@@ -292,13 +352,24 @@ def explain_generation(
         prompt, spans = chat_prompt(tokenizer, prompt, system)
     elif system is not None:
         raise TextlensError("a system message goes with chat=True (--chat)")
-    first = adapter.encode([prompt], warn=False)
-    prompt_ids = first.input_ids[0, : int(first.lengths[0])].tolist()
-    room = adapter.max_length - len(prompt_ids)
+    doc_spans: tuple[tuple[int, int], ...] = ()
+    if documents:
+        from textlens.prompt import locate
+
+        doc_spans = locate(prompt, documents)
+    given = None
     if continuation is not None:
         if not continuation.strip():
             raise TextlensError("the continuation is empty: give the answer to explain")
-        out_ids = list(tokenizer(continuation, add_special_tokens=False)["input_ids"])
+        given = list(tokenizer(continuation, add_special_tokens=False)["input_ids"])
+    answer = len(given) if given is not None else generate if isinstance(generate, int) else 0
+    # truncation, when asked for, leaves the answer its room in the model's context
+    limit = max(1, adapter.max_length - answer) if truncate is not None else None
+    first = adapter.encode([prompt], max_length=limit, warn=False, truncate=truncate)
+    prompt_ids = first.input_ids[0, : int(first.lengths[0])].tolist()
+    room = adapter.max_length - len(prompt_ids)
+    if given is not None:
+        out_ids = given
         if len(out_ids) > room:
             raise TextlensError(
                 f"the continuation is {len(out_ids)} tokens but the model's context leaves "
@@ -332,7 +403,9 @@ def explain_generation(
             strict=True,
         )
     )
+    clock = time.perf_counter()
     probabilities, entropies = _steps(adapter, ids, n_prompt)
+    pass_seconds = time.perf_counter() - clock
     chosen = get_method(method, **params)
     fixed = special if attribute_to == "all" else special[:n_prompt] + (True,) * len(out_ids)
 
@@ -342,37 +415,43 @@ def explain_generation(
         """The rows' prefixes; for a method that reads positions, each row is the longest
         prefix (read at its own position), so that the rows share their passes."""
         return _prefix_batch(
-            adapter, text, ids, tokens, offsets, fixed, n_prompt, rows, whole=shares
-        )
+            adapter, text, ids, tokens, offsets, fixed, n_prompt, rows, whole=shares,
+            documents=doc_spans,
+        )  # fmt: skip
 
     def run(rows: range) -> list[Explanation]:
         began = time.perf_counter()
         batch = batch_for(rows)
         positions = tuple(n_prompt + j - 1 for j in rows)
         goal = _forced(tuple(out_ids[j] for j in rows), positions if shares else None)
-        clean = forward_unique(adapter, batch, adapter.embed(batch))
+        read = None  # a causal LM's logits where the rows read them only: not T x vocabulary
+        if getattr(adapter, "keeps_logits", False):
+            ends = torch.tensor(positions) if shares else batch.lengths.cpu() - 1
+            read = torch.unique(ends).to(batch.input_ids.device)
+        clean = forward_unique(adapter, batch, adapter.embed(batch), logits_at=read)
         # a method that reads positions ran the longest prefix for every row: each Explanation
         # keeps its own prefix's tokens
-        shown = _prefix_batch(adapter, text, ids, tokens, offsets, fixed, n_prompt, rows)
+        shown = _prefix_batch(
+            adapter, text, ids, tokens, offsets, fixed, n_prompt, rows, documents=doc_spans
+        )
         return run_batch(adapter, batch, chosen, goal, clean=clean, shown=shown, began=began)
 
-    def fits(rows: range) -> bool:
-        estimate = getattr(chosen, "memory_bytes", None)
-        if estimate is None:
-            return True
-        return int(estimate(adapter, batch_for(rows))) <= HEADROOM * available_bytes(adapter.device)
+    def fit(rows: range) -> bool:
+        # fewer rows a batch first (the same work); checkpointing (a pass more) at one row
+        return fits(chosen, adapter, batch_for(rows), checkpointing=False)
 
     size = len(out_ids) if isinstance(batch_size, str) else min(batch_size, len(out_ids))
-    while batch_size == "auto" and size > 1 and not fits(range(size)):
+    while batch_size == "auto" and size > 1 and not fit(range(size)):
         size = max(1, size // 2)
-    plan = _plan(chosen, adapter, batch_for, len(out_ids), size, shares)
+    plan = _plan(chosen, adapter, batch_for, len(out_ids), size, shares, pass_seconds)
     if on_plan is not None:
         on_plan(plan)
     explanations: list[Explanation] = []
     start = 0
+    began = time.perf_counter()
     while start < len(out_ids):
         rows = range(start, min(start + size, len(out_ids)))
-        if batch_size == "auto" and size > 1 and not fits(rows):
+        if batch_size == "auto" and size > 1 and not fit(rows):
             size = max(1, size // 2)
             continue
         try:
@@ -389,6 +468,7 @@ def explain_generation(
                 torch.cuda.empty_cache()
             continue
         start = rows.stop
+        progress.bar(start, len(out_ids), "output tokens", began)
     batch_sizes.append(size)
     return Generation(
         prompt=prompt,
@@ -406,6 +486,7 @@ def explain_generation(
         roles=roles,
         batch_size=batch_sizes[-1],
         plan=plan,
+        documents=doc_spans,
     )
 
 
@@ -416,15 +497,33 @@ def _plan(
     n_out: int,
     size: int,
     shared: bool,
+    pass_seconds: float = 0.0,
 ) -> Plan:
-    """The batches, model passes and estimated peak memory of a run."""
+    """The batches, model passes, estimated peak memory and time of a run; refuses one whose
+    first batch cannot fit (``textlens.memory``), before it starts."""
+    from textlens.methods.base import describe
+
     starts = range(0, n_out, size)
     batches = [batch_for(range(a, min(a + size, n_out))) for a in starts]
+    largest = max(batches, key=lambda b: b.input_ids.numel())  # the longest prefixes
+    checkpoint = plan_checkpointing(method, adapter, largest)
     passes = None
     count = getattr(method, "passes", None)
     if count is not None:
         passes = sum(int(count(adapter, b.select([0]) if shared else b)) for b in batches)
+    seconds = None
+    if passes is not None and pass_seconds > 0:
+        # a backward pass costs about two forward passes, checkpointing one more
+        per_pass = 3.0 + checkpoint if describe(type(method), "backward") else 1.0
+        seconds = passes * pass_seconds * per_pass
     estimate = getattr(method, "memory_bytes", None)
+    memory = None
+    if estimate is not None:
+        if checkpoint:
+            with adapter.checkpointed():
+                memory = int(estimate(adapter, largest))
+        else:
+            memory = int(estimate(adapter, largest))
     return Plan(
         method=method.name,
         output_tokens=n_out,
@@ -433,8 +532,11 @@ def _plan(
         batches=len(batches),
         shared=shared,
         passes=passes,
-        memory_bytes=None if estimate is None else int(estimate(adapter, batches[0])),
+        memory_bytes=memory,
         free_bytes=int(available_bytes(adapter.device)),
+        budget_bytes=budget_bytes(adapter.device),
+        checkpointing=checkpoint,
+        seconds=seconds,
     )
 
 
@@ -550,9 +652,13 @@ def _steps(adapter: Any, ids: list[int], n_prompt: int) -> tuple[np.ndarray, np.
     batch = _prefix_batch(
         adapter, "", ids, ("",) * len(ids), [(0, 0)] * len(ids), (False,) * len(ids), len(ids), [0]
     )
+    read = torch.arange(n_prompt - 1, len(ids) - 1, device=batch.input_ids.device)
     with torch.no_grad():
-        logits = adapter.forward(adapter.embed(batch), batch).logits[0].float()
-    logp = logits[n_prompt - 1 : len(ids) - 1].log_softmax(-1)
+        if getattr(adapter, "keeps_logits", False):  # only the rows read: not T x vocabulary
+            logits = adapter.forward(adapter.embed(batch), batch, logits_at=read).logits[0]
+        else:
+            logits = adapter.forward(adapter.embed(batch), batch).logits[0][read]
+    logp = logits.float().log_softmax(-1)
     chosen = torch.tensor(ids[n_prompt:], device=logp.device)
     probability = logp.gather(1, chosen.unsqueeze(1)).squeeze(1).exp()
     entropy = -(logp.exp() * logp).sum(-1)
@@ -569,9 +675,10 @@ def _prefix_batch(
     n_prompt: int,
     rows: Sequence[int] | range,
     whole: bool = False,
+    documents: tuple[tuple[int, int], ...] = (),
 ) -> Any:
     """A right-padded batch of the prefixes before output tokens ``rows``; ``whole``: every
-    row is the longest of them."""
+    row is the longest of them. ``documents``: the spans of the prompt's documents."""
     import torch
 
     from textlens.batch import TokenBatch
@@ -599,6 +706,7 @@ def _prefix_batch(
         tokens=tuple(tuple(tokens[:k]) for k in lengths),
         offsets=tuple(tuple(offsets[:k]) for k in lengths),
         n_truncated=(0,) * n,
+        documents=(documents,) * n if documents else (),
     ).to(adapter.device)
 
 

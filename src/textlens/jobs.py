@@ -372,7 +372,7 @@ def _load_and_check(
         return adapter
     check_target(adapter, goal, texts[:8], max_length=request.max_length)
     check_cost(adapter, request.built[0], texts, batch_size=batch_size,
-               max_length=request.max_length)  # fmt: skip
+               max_length=request.max_length, max_memory=request.max_memory)  # fmt: skip
     return adapter
 
 

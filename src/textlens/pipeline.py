@@ -19,7 +19,7 @@ from textlens.corpus import run_corpus
 from textlens.devices import resolve_device
 from textlens.errors import TextlensError
 from textlens.explanation import Explanation, from_scores
-from textlens.memory import check_memory
+from textlens.memory import fits, memory_limit, plan_checkpointing, planned
 from textlens.methods import DEFAULT_METHOD, get_method
 from textlens.methods.base import Method, describe
 from textlens.targets import as_target
@@ -36,6 +36,7 @@ def explain(
     device: str | None = None,
     dtype: str | None = None,
     tokenizer: Any = None,
+    max_memory: int | str | None = None,
     **params: Any,
 ) -> Explanation:
     """Explain one text: which tokens the model's prediction (or any target) depends on.
@@ -54,6 +55,9 @@ def explain(
         dtype: ``"float32"``, ``"bfloat16"`` or ``"float16"`` for a model loaded here (see
             ``load_model``); the methods compute in float32 whatever the model's dtype.
         tokenizer: The tokenizer of a model object (as ``load_model(model, tokenizer)``).
+        max_memory: The memory the run may plan to use, as bytes or text such as ``"16GiB"``
+            (None: a share of the memory free on the device). Batches are split, and gradient
+            checkpointing used, to stay within it; what cannot fit is refused before it runs.
         params: Settings of the method, e.g. ``n_steps=32``.
 
     Example:
@@ -63,7 +67,7 @@ def explain(
     """
     return explain_many(
         [text], model, method, target, target_kind=target_kind, max_length=max_length,
-        device=device, dtype=dtype, tokenizer=tokenizer, **params,
+        device=device, dtype=dtype, tokenizer=tokenizer, max_memory=max_memory, **params,
     )[0]  # fmt: skip
 
 
@@ -130,11 +134,18 @@ def explain_many(
     device: str | None = None,
     dtype: str | None = None,
     tokenizer: Any = None,
+    truncate: str | None = None,
+    documents: Sequence[Sequence[tuple[int, int]]] | None = None,
+    max_memory: int | str | None = None,
     **params: Any,
 ) -> list[Explanation]:
     """Explain many texts, in length-sorted batches; results come back in input order.
 
-    Takes the arguments of ``explain`` plus ``batch_size`` (texts per batch).
+    Takes the arguments of ``explain`` plus ``batch_size`` (texts per batch), ``truncate``
+    (``"left"`` keeps a long text's end, ``"right"`` its start; None: an encoder's start, and a
+    causal LM's text is refused) and ``documents`` (per text, the character spans of the
+    documents it was built from, for ``to_units("document")``; see ``textlens.prompt``). A
+    batch whose memory does not fit ``max_memory`` (or the free memory) runs in halves.
     """
     if isinstance(texts, str):
         raise TextlensError("explain_many takes a list of texts; use explain() for one text")
@@ -171,12 +182,17 @@ def explain_many(
     for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
         began = time.perf_counter()
-        batch = adapter.encode([texts[i] for i in index], max_length=max_length, warn=False)
+        batch = adapter.encode(
+            [texts[i] for i in index], max_length=max_length, warn=False, truncate=truncate,
+            documents=None if documents is None else [documents[i] for i in index],
+        )  # fmt: skip
         for b, cut in enumerate(batch.n_truncated):
             if cut:
                 n_cut += 1
                 kept = min(kept or 10**9, len(batch.tokens[b]))
-        for i, exp in zip(index, run_batch(adapter, batch, chosen, goal, began=began), strict=True):
+        with memory_limit(max_memory):
+            done = _run_fitting(adapter, batch, chosen, goal, began)
+        for i, exp in zip(index, done, strict=True):
             results[i] = exp
     if n_cut:
         warnings.warn(
@@ -186,6 +202,19 @@ def explain_many(
             stacklevel=2,
         )
     return [r for r in results if r is not None]
+
+
+def _run_fitting(
+    adapter: Any, batch: Any, method: Method, goal: Any, began: float
+) -> list[Explanation]:
+    """``run_batch``, in halves of the batch while the whole does not fit the memory budget
+    (fewer texts a batch first, the same work; checkpointing, a pass more, for one text)."""
+    if len(batch) > 1 and not fits(method, adapter, batch, checkpointing=False):
+        half = len(batch) // 2
+        first = _run_fitting(adapter, batch.select(list(range(half))), method, goal, began)
+        rest = range(half, len(batch))
+        return first + _run_fitting(adapter, batch.select(list(rest)), method, goal, began)
+    return run_batch(adapter, batch, method, goal, began=began)
 
 
 def run_batch(
@@ -216,12 +245,13 @@ def run_batch(
                 adapter.embed(batch), batch, hidden_states=goal.needs_hidden_states
             )
     bound = goal.bind(adapter, batch, clean)
-    check_memory(method, adapter, batch)
-    _say_cost(method, adapter, batch)
-    # set once around the hot path: no method needs the weights' gradients, and methods turn
-    # gradients on only where they take them (torch.enable_grad)
-    with frozen(adapter), torch.no_grad():
-        scores = method.attribute(adapter, batch, bound)
+    # the memory plan: refuses what cannot fit, checkpoints where only that fits
+    with planned(method, adapter, batch):
+        _say_cost(method, adapter, batch)
+        # set once around the hot path: no method needs the weights' gradients, and methods
+        # turn gradients on only where they take them (torch.enable_grad)
+        with frozen(adapter), torch.no_grad():
+            scores = method.attribute(adapter, batch, bound)
     elapsed = time.perf_counter() - began
     return from_scores(
         batch if shown is None else shown, scores, bound.infos, method, adapter.name, elapsed
@@ -257,35 +287,54 @@ def check_cost(
     *,
     batch_size: int = 16,
     max_length: int | None = None,
+    max_memory: int | str | None = None,
     **params: Any,
 ) -> None:
-    """Refuse settings whose memory for a batch of the longest ``texts`` would not fit.
+    """Refuse settings whose memory for the longest of ``texts`` would not fit (a batch that
+    does not fit runs in halves, down to one text; ``textlens.memory``).
 
-    Batch jobs call this before they create any file (``textlens.memory``).
+    Batch jobs call this before they create any file.
     """
     adapter = resolve_adapter(model, None)
     chosen = get_method(method, **params)
-    longest = sorted(texts, key=len, reverse=True)[:batch_size]
+    longest = sorted(texts, key=len, reverse=True)[:1]
     try:
         batch = adapter.encode(longest, max_length=max_length, warn=False)
     except TextlensError:
         return  # a row that does not encode is an error row of its own
-    check_memory(chosen, adapter, batch)
+    with memory_limit(max_memory):
+        plan_checkpointing(chosen, adapter, batch)
 
 
 def _say_cost(method: Method, adapter: Any, batch: Any) -> None:
     """Tell a listener what a method expects the batch to cost, when it can estimate it (from
-    one more forward pass, timed now that the model is warm)."""
+    one more forward pass, timed now that the model is warm): its own ``estimate_seconds``, or
+    its passes (``passes``), each about three forward passes' time when it goes backward too."""
     estimate = getattr(method, "estimate_seconds", None)
-    if estimate is None or not progress.listening():
+    count = getattr(method, "passes", None)
+    if (estimate is None and count is None) or not progress.listening():
         return
     clock = time.perf_counter()
-    with torch.no_grad():
-        adapter.forward(adapter.embed(batch), batch)
-    typical, most = estimate(adapter, batch, time.perf_counter() - clock)
+    last = torch.tensor([batch.input_ids.shape[1] - 1], device=batch.input_ids.device)
+    with torch.no_grad():  # a causal LM's logits at one position: the vocabulary is wide
+        adapter.forward(
+            adapter.embed(batch),
+            batch,
+            **({"logits_at": last} if getattr(adapter, "keeps_logits", False) else {}),
+        )
+    pass_seconds = time.perf_counter() - clock
+    if estimate is not None:
+        typical, most = estimate(adapter, batch, pass_seconds)
+    elif count is not None:
+        backward = describe(type(method), "backward")
+        factor = (3.0 + bool(getattr(adapter, "checkpointing", False))) if backward else 1.0
+        typical = most = int(count(adapter, batch)) / max(1, len(batch)) * pass_seconds * factor
+    else:
+        return
+    most_words = f"at most {progress.duration(most)}; " if most > 1.01 * typical else ""
     progress.say(
         f"{method.name}: about {progress.duration(typical)} for {len(batch)} text(s) "
-        f"(at most {progress.duration(most)}; fewer layers or a lower cost setting are faster)",
+        f"({most_words}fewer layers or a lower cost setting are faster)",
         seconds=typical,
     )
 

@@ -47,3 +47,21 @@ def duration(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def bar(done: int, total: int, what: str, began: float | None = None) -> None:
+    """Say how far a run is: ``[#####.....] 3/8 what, 40 s, about 1.2 min left`` (times when
+    ``began``, a ``time.perf_counter()`` reading, is given)."""
+    if not listening() or total <= 0:
+        return
+    import time
+
+    width = 20
+    filled = round(width * done / total)
+    line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {what}"
+    if began is not None and done > 0:
+        spent = time.perf_counter() - began
+        line += f", {duration(spent)}"
+        if done < total:
+            line += f", about {duration(spent / done * (total - done))} left"
+    say(line)

@@ -20,7 +20,7 @@ from textlens.errors import TextlensError
 from textlens.methods.registry import DEFAULT_METHOD, METHODS, build_method, parse_layers
 from textlens.text import check_unicode
 
-UNITS = ("token", "word", "sentence")
+UNITS = ("token", "word", "sentence", "paragraph", "document")
 FLAGS = {"methods": "--method", "settings": "settings"}
 """Command-line spellings that are not ``--`` plus the field's name with dashes."""
 
@@ -81,6 +81,14 @@ class Request:
         system: A system message (with ``chat``).
         prompt_only: Score the prompt's tokens only (the earlier answer tokens fixed context).
         max_length: Keep at most this many tokens of the text.
+        truncate: Which end of a text longer than the limit is cut, ``left`` (keep its end)
+            or ``right``; None: an encoder's end, and a causal LM's text is refused.
+        documents: Texts the question (``text``) is asked over: the prompt is built from them
+            by ``template``, and each document can be scored as a unit (``unit="document"``).
+        template: How documents and the question become the prompt (``{documents}``,
+            ``{question}``; default ``textlens.prompt.DEFAULT_TEMPLATE``).
+        max_memory: The memory a run may plan to use (bytes, or text such as ``"16GiB"``);
+            None: a share of what the device has free (``textlens.memory``).
     """
 
     text: str | tuple[str, str] | None = None
@@ -100,6 +108,10 @@ class Request:
     system: str | None = None
     prompt_only: bool = False
     max_length: int | None = None
+    truncate: str | None = None
+    documents: tuple[str, ...] | None = None
+    template: str | None = None
+    max_memory: int | str | None = None
 
     def __post_init__(self) -> None:
         methods = self.methods
@@ -107,6 +119,8 @@ class Request:
             methods = tuple(m.strip() for m in methods.split(",") if m.strip())
         object.__setattr__(self, "methods", tuple(methods))
         object.__setattr__(self, "settings", dict(self.settings or {}))
+        if isinstance(self.documents, list):
+            object.__setattr__(self, "documents", tuple(self.documents))
         if self.unit == "token":
             object.__setattr__(self, "unit", None)
 
@@ -135,6 +149,8 @@ class Request:
         out["settings"] = {k: _plain(v) for k, v in self.settings.items()}
         if isinstance(self.text, tuple):
             out["text"] = list(self.text)
+        if self.documents is not None:
+            out["documents"] = list(self.documents)
         return out
 
     def with_text(self, text: str | tuple[str, str]) -> Request:
@@ -200,6 +216,23 @@ class Request:
             raise RequestError(
                 "{sample} goes with {generate} (a given continuation is not sampled)"
             )
+        if self.max_memory is not None:
+            from textlens.memory import parse_memory
+
+            try:
+                parse_memory(self.max_memory)
+            except TextlensError as error:
+                raise RequestError(str(error).replace("max_memory", "{max_memory}", 1)) from None
+        if self.truncate is not None and self.truncate not in ("left", "right"):
+            raise RequestError(f"{{truncate}} {self.truncate!r} is not one of: left, right")
+        if self.documents is not None:
+            from textlens.prompt import check_documents
+
+            check_documents(self.documents, self.template)
+            if isinstance(self.text, tuple):
+                raise RequestError("{documents} go with a question, not a (question, context) pair")
+        elif self.template is not None:
+            raise RequestError("{template} says how {documents} and the question become a prompt")
         if self.pooling is not None and self.pair is None:
             raise RequestError("{pooling} says how {pair} texts become one vector: add {pair}")
         if self.pair is not None:
@@ -303,6 +336,12 @@ class Request:
         first then second text), or one Generation per method for an answer (``on_plan`` is
         called with each answer's plan before its work starts)."""
         self.check()
+        from textlens.memory import memory_limit
+
+        with memory_limit(self.max_memory):
+            return self._run(adapter, on_plan)
+
+    def _run(self, adapter: Any, on_plan: Callable[[Any], None] | None) -> Outcome:
         goal = self.goal(adapter) if not self.answer else None
         if self.answer:
             return Outcome(generations=tuple(self._answer(adapter, m, on_plan) for m in self.built))
@@ -314,30 +353,74 @@ class Request:
             raise TextlensError("the request has no text to explain")
         from textlens.pipeline import explain_many
 
+        prompt, spans = self.prompt()
         exps = [
-            explain_many([self.text], adapter, m, goal, max_length=self.max_length)[0]
+            explain_many(
+                [prompt],
+                adapter,
+                m,
+                goal,
+                max_length=self.max_length,
+                truncate=self.truncate,
+                documents=[spans] if spans else None,
+            )[0]
             for m in self.built
         ]
         return Outcome(explanations=tuple(self.shown(e) for e in exps))
 
+    def prompt(self) -> tuple[Any, tuple[tuple[int, int], ...]]:
+        """The text the model reads (the question with its documents, when there are any) and
+        the span of each document in it."""
+        if self.documents is None or self.text is None:
+            return self.text, ()
+        from textlens.prompt import build_prompt
+
+        built = build_prompt(str(self.text), self.documents, self.template)
+        return built.text, built.documents
+
     def explain_texts(
-        self, adapter: Any, texts: Sequence[str | tuple[str, str]], batch_size: int = 16
+        self,
+        adapter: Any,
+        texts: Sequence[str | tuple[str, str]],
+        batch_size: int = 16,
+        documents: Sequence[tuple[str, ...] | None] | None = None,
     ) -> list[Any]:
         """One result per text (a job's rows, batched): an Explanation, or a Generation for an
-        answer; the request's single method."""
+        answer; the request's single method. ``documents``: per text, the documents it is
+        asked over (a row's own, which replace the request's)."""
         self.check()
         if len(self.built) != 1:
             raise TextlensError("a job explains with one method; give one --method")
+        from textlens.memory import memory_limit
+
+        with memory_limit(self.max_memory):
+            return self._explain_texts(adapter, texts, batch_size, documents)
+
+    def _explain_texts(
+        self,
+        adapter: Any,
+        texts: Sequence[str | tuple[str, str]],
+        batch_size: int,
+        documents: Sequence[tuple[str, ...] | None] | None,
+    ) -> list[Any]:
         method = self.built[0]
+        asked = [
+            self.with_text(t)
+            if documents is None or documents[i] is None
+            else dataclasses.replace(self, text=t, documents=documents[i])
+            for i, t in enumerate(texts)
+        ]
         if self.answer:
-            return [self.with_text(t)._answer(adapter, method, None) for t in texts]
+            return [a._answer(adapter, method, None) for a in asked]
         if self.pair is not None:
-            return [self.with_text(t)._pair(adapter, method)[0] for t in texts]
+            return [a._pair(adapter, method)[0] for a in asked]
         from textlens.pipeline import explain_many
 
+        prompts, spans = zip(*(a.prompt() for a in asked), strict=True)
         exps = explain_many(
-            list(texts), adapter, method, self.goal(adapter), batch_size=batch_size,
-            max_length=self.max_length,
+            list(prompts), adapter, method, self.goal(adapter), batch_size=batch_size,
+            max_length=self.max_length, truncate=self.truncate,
+            documents=list(spans) if any(spans) else None,
         )  # fmt: skip
         return [self.shown(e) for e in exps]
 
@@ -361,10 +444,12 @@ class Request:
 
         if not isinstance(self.text, str):
             raise TextlensError("an answer follows a plain prompt, not a question and a context")
+        prompt, _ = self.prompt()
         return explain_generation(
-            self.text, adapter, method, generate=self.generate, continuation=self.continuation,
+            prompt, adapter, method, generate=self.generate, continuation=self.continuation,
             sample_seed=self.sample, chat=self.chat, system=self.system,
             attribute_to="prompt" if self.prompt_only else "all", on_plan=on_plan,
+            documents=self.documents or (), truncate=self.truncate,
         )  # fmt: skip
 
 

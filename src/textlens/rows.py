@@ -75,7 +75,9 @@ def explain_chunk(chunk: Sequence[InputRow], adapter: Any, request: Any) -> list
     def run(items: Sequence[InputRow]) -> list[Any]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return request.explain_texts(adapter, [r.text for r in items], len(items))
+            documents = [r.documents for r in items]
+            given = documents if any(d is not None for d in documents) else None
+            return request.explain_texts(adapter, [r.text for r in items], len(items), given)
 
     if len(chunk) > 1:
         try:

@@ -515,7 +515,9 @@ class ForcedTokens(_Kind):
             if len(last) != len(batch) or bool((last >= batch.lengths.to(last.device)).any()):
                 raise TextlensError("each forced token's position must lie inside its text")
         arange = torch.arange(len(batch), device=logits.device)
-        logp = logits[arange, last].float().log_softmax(-1)
+        computed = getattr(outputs, "logits_at", None)  # the logits of these positions only
+        column = last if computed is None else torch.searchsorted(computed, last)
+        logp = logits[arange, column].float().log_softmax(-1)
         index = torch.tensor(self.ids, dtype=torch.long, device=logits.device)
         return _next_token_bound(adapter, last, logp, index, None)
 

@@ -194,6 +194,7 @@ class ModelAdapter(Protocol):
         max_length: int | None = None,
         warn: bool = True,
         truncate: str | None = None,
+        documents: Sequence[Sequence[tuple[int, int]]] | None = None,
     ) -> TokenBatch:
         """Tokenize texts into a right-padded batch; ``truncate`` (``"left"``/``"right"``) says
         which end of a text longer than the limit is cut (None: the model's usual side)."""
@@ -211,4 +212,5 @@ class ModelAdapter(Protocol):
         *,
         hidden_states: bool = False,
         attentions: bool = False,
+        logits_at: torch.Tensor | None = None,
     ) -> Any: ...

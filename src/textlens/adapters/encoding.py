@@ -99,6 +99,7 @@ class EncodingAdapter:
         max_length: int | None = None,
         warn: bool = True,
         truncate: str | None = None,
+        documents: Sequence[Sequence[tuple[int, int]]] | None = None,
     ) -> TokenBatch:
         """Tokenize texts (or ``(question, context)`` pairs) into a right-padded TokenBatch.
 
@@ -109,6 +110,8 @@ class EncodingAdapter:
         Args:
             truncate: ``"right"`` keeps a long text's first tokens, ``"left"`` its last ones;
                 None: ``"right"`` for encoders, a refusal for causal LMs.
+            documents: Per text, the character spans of the documents it holds (kept in the
+                batch for document units).
         """
         if truncate not in (None, "left", "right"):
             raise TextlensError(f"truncate={truncate!r} is not valid: use 'left' or 'right'")
@@ -181,6 +184,9 @@ class EncodingAdapter:
             offsets=tuple(tuple(r["offsets"]) for r in rows),
             n_truncated=tuple(cut),
             second_start=tuple(starts) if any(s is not None for s in starts) else (),
+            documents=tuple(tuple((int(a), int(b)) for a, b in d) for d in documents)
+            if documents
+            else (),
         ).to(self.device)
 
     def _n_special(self, n_parts: int) -> int:

@@ -116,7 +116,10 @@ class FunctionAdapter(EncodingAdapter):
         *,
         hidden_states: bool = False,
         attentions: bool = False,
+        logits_at: torch.Tensor | None = None,
     ) -> Any:
+        if logits_at is not None:
+            raise TextlensError("a custom forward function computes all of its outputs")
         if hidden_states or attentions:
             raise TextlensError(
                 "a custom forward function exposes no layers: use a method that needs none "

@@ -149,6 +149,9 @@ class HFAdapter(EncodingAdapter):
             self.model = model.eval()
         else:
             self.model = model.to(self.device).eval()
+        self.checkpointing = False
+        """Whether the blocks recompute their activations in the backward pass now
+        (``checkpointed``); memory estimates follow it."""
         self.pooling: str | None = None
         """How the model pools token vectors into one (a SentenceTransformer's ``mean`` or
         ``cls``), for similarities; None: mean."""
@@ -255,21 +258,68 @@ class HFAdapter(EncodingAdapter):
         new = out[0, len(prompt_ids) :].tolist()
         return new[: new.index(end)] if end is not None and end in new else new
 
-    def activation_bytes(self, rows: int, width: int) -> int:
-        """Rough memory a forward and backward pass keeps for ``rows`` texts of ``width`` tokens.
-
-        Per layer and token: about ten hidden-size vectors and two feed-forward-size ones, and
-        three attention maps per head; float32 (or the model's dtype size).
-        """
+    def layer_bytes(self, rows: int, width: int) -> int:
+        """Rough memory one transformer block keeps for the backward pass, for ``rows`` texts of
+        ``width`` tokens: about ten hidden-size vectors and two feed-forward-size ones a token,
+        and with eager attention three attention maps per head (fused attention keeps none), in
+        the model's dtype."""
         cfg = self.config
         hidden = int(getattr(cfg, "hidden_size", 0) or getattr(cfg, "n_embd", 0) or self.embed_dim)
         inner = int(
             getattr(cfg, "intermediate_size", 0) or getattr(cfg, "n_inner", 0) or 4 * hidden
         )
-        heads = int(getattr(cfg, "num_attention_heads", 0) or getattr(cfg, "n_head", 0) or 1)
+        eager = getattr(cfg, "_attn_implementation", "eager") in (None, "eager")
+        maps = 3 * self.attention_heads * width if eager else 2 * self.attention_heads
         size = self.word_embeddings.weight.element_size()
-        per_token = max(1, self.n_layers) * (10 * hidden + 2 * inner + 3 * heads * width)
-        return rows * width * per_token * size
+        return rows * width * (10 * hidden + 2 * inner + maps) * size
+
+    def activation_bytes(self, rows: int, width: int) -> int:
+        """Rough memory a forward and backward pass keeps for ``rows`` texts of ``width`` tokens:
+        every block's ``layer_bytes``; with ``checkpointing`` on, each block keeps only its input
+        and one block's activations live at a time (recomputed in the backward pass)."""
+        cfg = self.config
+        hidden = int(getattr(cfg, "hidden_size", 0) or getattr(cfg, "n_embd", 0) or self.embed_dim)
+        layers = max(1, self.n_layers)
+        if self.checkpointing:
+            size = self.word_embeddings.weight.element_size()
+            return rows * width * layers * hidden * size + self.layer_bytes(rows, width)
+        return layers * self.layer_bytes(rows, width)
+
+    @property
+    def can_checkpoint(self) -> bool:
+        """Whether ``checkpointed`` can recompute this model's blocks in the backward pass."""
+        return isinstance(self.layers, torch.nn.ModuleList) and len(self.layers) > 0
+
+    @contextlib.contextmanager
+    def checkpointed(self) -> Iterator[None]:
+        """Within the block, each transformer block keeps only its input for the backward pass
+        and recomputes the rest there (gradient checkpointing): memory for long texts, at the
+        cost of one more forward pass per backward pass. The same values and gradients."""
+        from torch.utils.checkpoint import checkpoint
+
+        blocks = self.layers if isinstance(self.layers, torch.nn.ModuleList) else []
+        replaced = []
+
+        def wrap(block: Any) -> Any:
+            original = block.forward
+
+            def forward(*args: Any, **kwargs: Any) -> Any:
+                if not torch.is_grad_enabled():
+                    return original(*args, **kwargs)
+                return checkpoint(original, *args, use_reentrant=False, **kwargs)
+
+            return forward
+
+        try:
+            for block in blocks:
+                block.forward = wrap(block)
+                replaced.append(block)
+            self.checkpointing = True
+            yield
+        finally:
+            self.checkpointing = False
+            for block in replaced:
+                del block.forward
 
     def fingerprint(self) -> str:
         """A short hash of the model's configuration and weights, for caches of its outputs."""
@@ -467,6 +517,38 @@ class HFAdapter(EncodingAdapter):
             outs.append(upcast(self.model(**kwargs)))  # the cache grows in place
             start = end
         return outs
+
+    @property
+    def attention_in_rows(self) -> bool:
+        """Whether ``attention_rows`` can read attention weights without whole maps."""
+        from textlens.adapters import attention_rows
+
+        return attention_rows.supported(self.model)
+
+    def attention_rows(
+        self,
+        embeds: torch.Tensor,
+        batch: TokenBatch,
+        positions: torch.Tensor,
+        weights: torch.Tensor,
+    ) -> list[torch.Tensor] | None:
+        """Each layer's attention weights (mean over heads) from query ``positions`` ``(B, Q)``,
+        summed with ``weights`` ``(B, Q)``: one ``(B, T)`` tensor a layer, computed a few rows
+        at a time (no ``T x T`` map is kept); None when the model cannot (``attention_in_rows``)
+        or its attention calls do not match its layers."""
+        from textlens.adapters import attention_rows
+
+        if not self.attention_in_rows:
+            return None
+        with (
+            attention_rows.reading_rows(
+                self.model, positions, weights, batch.attention_mask
+            ) as got,
+            torch.no_grad(),
+        ):
+            last = torch.tensor([embeds.shape[1] - 1], device=embeds.device)
+            self.forward(embeds, batch, logits_at=last if self.keeps_logits else None)
+        return got if len(got) == self.n_layers else None
 
     @contextlib.contextmanager
     def eager_attention(self) -> Iterator[None]:

@@ -89,6 +89,9 @@ class Method(Protocol):
       tokens of a generated answer then run as one sequence read at each token's position,
       sharing their forward passes (``target_and_grad`` and ``target_values`` find the rows
       with the same input).
+    - ``backward``: the method runs a backward pass through the model for every pass it counts
+      (``passes``); plans count such a pass as about three forward passes' time, and gradient
+      checkpointing can bound its memory.
     """
 
     name: ClassVar[str]
@@ -114,6 +117,7 @@ DESCRIPTION_DEFAULTS: dict[str, Any] = {
     "corpus_setting": None,
     "layer_totals": "",
     "reads_positions": False,
+    "backward": False,
 }
 
 
@@ -253,23 +257,36 @@ class SharedRows:
 
 
 def forward_unique(
-    model: ModelAdapter, batch: TokenBatch, embeds: torch.Tensor, *, hidden_states: bool = False
+    model: ModelAdapter,
+    batch: TokenBatch,
+    embeds: torch.Tensor,
+    *,
+    hidden_states: bool = False,
+    logits_at: torch.Tensor | None = None,
 ) -> Any:
     """``model.forward(embeds, batch)`` without gradients, run once for texts of ``batch`` that
-    are the same (the rows of a generated answer); the outputs have one row per text."""
+    are the same (the rows of a generated answer); the outputs have one row per text. With
+    ``logits_at`` (sorted positions; a model with ``keeps_logits``), a causal LM's logits are
+    computed there only and the outputs say where (``logits_at``)."""
     rows = torch.arange(len(batch), device=embeds.device)
     shared = _same_inputs(batch, embeds, rows)
+    extra = {} if logits_at is None else {"logits_at": logits_at}
     with torch.no_grad():
         if shared is None:
-            return model.forward(embeds, batch, hidden_states=hidden_states)
-        out = model.forward(
-            embeds[shared.unique], batch, shared.unique, hidden_states=hidden_states
-        )
-        source = shared.source
+            out = model.forward(embeds, batch, hidden_states=hidden_states, **extra)
+            if logits_at is None:
+                return out
+            source = rows
+        else:
+            out = model.forward(
+                embeds[shared.unique], batch, shared.unique, hidden_states=hidden_states, **extra
+            )
+            source = shared.source
     states = getattr(out, "hidden_states", None)
     return SimpleNamespace(
         logits=out.logits[source],
         hidden_states=None if not states else tuple(h[source] for h in states),
+        logits_at=logits_at,
     )
 
 
@@ -603,7 +620,11 @@ def forward_memory_bytes(model: ModelAdapter, batch: TokenBatch, rows: int) -> i
     """Rough peak memory of a forward pass without gradients over ``rows`` rows of ``batch``:
     a few layers' activations live at a time, not all of them."""
     width = batch.input_ids.shape[1]
-    per_layer = model.activation_bytes(rows, width) // max(1, model.n_layers)
+    layer = getattr(model, "layer_bytes", None)
+    if layer is not None:  # the adapter's own figure, whether or not it checkpoints
+        per_layer = int(layer(rows, width))
+    else:
+        per_layer = model.activation_bytes(rows, width) // max(1, model.n_layers)
     return 3 * per_layer + logits_bytes(model, batch, rows)
 
 

@@ -31,6 +31,7 @@ class Gradient:
     """
 
     name: ClassVar[str] = "gradient"
+    backward: ClassVar[bool] = True
     reads_positions: ClassVar[bool] = True
     signed: ClassVar[bool] = False
     layered: ClassVar[bool] = False
@@ -64,6 +65,7 @@ class GradientXInput:
     """
 
     name: ClassVar[str] = "gradient-x-input"
+    backward: ClassVar[bool] = True
     reads_positions: ClassVar[bool] = True
     signed: ClassVar[bool] = True
     layered: ClassVar[bool] = False

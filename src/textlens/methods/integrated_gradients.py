@@ -79,6 +79,7 @@ class IntegratedGradients:
     """
 
     name: ClassVar[str] = "integrated-gradients"
+    backward: ClassVar[bool] = True
     reads_positions: ClassVar[bool] = True
     signed: ClassVar[bool] = True
     layered: ClassVar[bool] = False
@@ -188,6 +189,7 @@ class EmbeddingIntegratedGradients:
     """
 
     name: ClassVar[str] = "embedding-integrated-gradients"
+    backward: ClassVar[bool] = True
     signed: ClassVar[bool] = True
     layered: ClassVar[bool] = False
     provides: ClassVar[dict[str, str]] = {"parts": ""}

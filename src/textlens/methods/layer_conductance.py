@@ -73,6 +73,7 @@ class LayerConductance:
     """
 
     name: ClassVar[str] = "layer-conductance"
+    backward: ClassVar[bool] = True
     signed: ClassVar[bool] = True
     layered: ClassVar[bool] = True
     provides: ClassVar[dict[str, str]] = {"units": "keep_units=True"}

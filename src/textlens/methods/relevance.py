@@ -140,6 +140,21 @@ def _attention(
     return out.transpose(1, 2).contiguous(), probs
 
 
+def rule_maps_bytes(model: ModelAdapter, batch: TokenBatch) -> int:
+    """What the rules' eager attention keeps beyond a fused one: each distinct input's
+    attention weights, a ``T x T`` map per head and layer, and one layer's gradients of them
+    at a time; none more when the model already runs eager attention (its layers count them)."""
+    config = getattr(model, "config", None)
+    if config is None or getattr(config, "_attn_implementation", None) in (None, "eager"):
+        return 0
+    n, width = batch.input_ids.shape
+    texts = len(torch.unique(batch.input_ids, dim=0)) if n > 1 and model.causal else n
+    heads = int(getattr(model, "attention_heads", 1))
+    layers = 3 if getattr(model, "checkpointing", False) else model.n_layers + 2
+    size = torch.finfo(getattr(model, "dtype", torch.float32)).bits // 8
+    return texts * heads * width * width * size * layers
+
+
 def _register_attention() -> None:
     """Add the rules' attention to transformers' registries (a new name: nothing else uses it)."""
     with _registered:
@@ -370,6 +385,7 @@ class Relevance:
     """
 
     name: ClassVar[str] = "relevance"
+    backward: ClassVar[bool] = True
     reads_positions: ClassVar[bool] = True
     signed: ClassVar[bool] = True
     layered: ClassVar[bool] = False
@@ -384,7 +400,7 @@ class Relevance:
         return len(batch)
 
     def memory_bytes(self, model: ModelAdapter, batch: TokenBatch) -> int:
-        return gradient_memory_bytes(model, batch)
+        return gradient_memory_bytes(model, batch) + rule_maps_bytes(model, batch)
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         embeds = model.embed(batch).detach()
@@ -417,6 +433,7 @@ class LayerRelevance:
     """
 
     name: ClassVar[str] = "layer-relevance"
+    backward: ClassVar[bool] = True
     signed: ClassVar[bool] = True
     layered: ClassVar[bool] = True
     layer_totals: ClassVar[str] = "the target, less what the rules absorb above the layer"
@@ -427,7 +444,7 @@ class LayerRelevance:
         return len(batch)
 
     def memory_bytes(self, model: ModelAdapter, batch: TokenBatch) -> int:
-        return gradient_memory_bytes(model, batch)
+        return gradient_memory_bytes(model, batch) + rule_maps_bytes(model, batch)
 
     def attribute(self, model: ModelAdapter, batch: TokenBatch, target: BoundTarget) -> Scores:
         chosen = resolve_layers(self.layers, model.n_layers, tuple(range(model.n_layers + 1)))

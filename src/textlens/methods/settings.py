@@ -27,7 +27,7 @@ RESERVED = frozenset(
         # what a user asks for (``textlens.request.Request``'s fields) and its spellings
         "text", "method", "methods", "settings", "target", "target_kind", "contrast", "pair",
         "pooling", "unit", "words", "generate", "continuation", "sample", "chat", "system",
-        "prompt_only", "max_length",
+        "prompt_only", "max_length", "truncate", "documents", "template", "max_memory",
         # the commands' own options (explain, explain-file, evaluate, serve)
         "model", "model_path", "html", "html_path", "png", "png_path", "json", "json_path",
         "device", "out", "output", "input_path", "column", "id_column", "batch_size",

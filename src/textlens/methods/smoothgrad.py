@@ -65,6 +65,7 @@ class SmoothGrad:
     """
 
     name: ClassVar[str] = "smoothgrad"
+    backward: ClassVar[bool] = True
     layered: ClassVar[bool] = False
     cost_setting: ClassVar[str] = "n_samples"
     test_settings: ClassVar[dict[str, Any]] = {"n_samples": 3, "noise_std": 0.05}

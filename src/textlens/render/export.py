@@ -85,14 +85,14 @@ def to_records(explanations: Any) -> list[dict[str, Any]]:
     """One dict per token (and per layer for layered explanations), in ``COLUMNS`` order.
 
     ``word_index`` / ``word`` name the word a sub-word belongs to (-1 and "" for special tokens
-    and for sentences); ``layer`` is None for explanations without layers; ``unit`` is
-    ``subword``, ``word`` or ``sentence`` (the explanation's level).
+    and for larger units); ``layer`` is None for explanations without layers; ``unit`` is
+    ``subword``, ``word``, ``sentence``, ``paragraph`` or ``document`` (the explanation's level).
     """
     rows: list[dict[str, Any]] = []
     for text_id, exp in enumerate(_as_list(explanations)):
         word_of = np.full(len(exp), -1)
         words: list[str] = []
-        groups = exp.word_groups() if exp.level != "sentence" else []
+        groups = exp.word_groups() if exp.level in ("subword", "word") else []
         for w, group in enumerate(groups):
             word_of[group] = w
             words.append(exp.text[exp.offsets[group[0]][0] : exp.offsets[group[-1]][1]])

@@ -86,7 +86,7 @@ def saturated_note(exp: Any, mark: str = "hatched") -> str | None:
     count = int(hit.any(axis=0).sum() if hit.ndim == 2 else hit.sum())
     bound = exp.params.get("max_sigma")
     size = f"{bound:g} x its own size" if isinstance(bound, int | float) else "its bound"
-    unit = exp.level if exp.level in ("word", "sentence") else "token"
+    unit = exp.level if exp.level != "subword" else "token"
     return (
         f"{mark}: {count} {unit}(s) saturated in at least one row: sigma reached {size}, so "
         "none of their information reaches Phi (scored at that bound)"
@@ -104,7 +104,7 @@ _REDUCTION = {
 def unit_note(exp: Any) -> str:
     """What one shown score covers: a sub-word token, or a word / sentence and how its pieces'
     scores were combined."""
-    if exp.level not in ("word", "sentence"):
+    if exp.level == "subword":
         return "tokens: one score per sub-word"
     reduce = exp.params.get("word_reduce", exp.unit_reduce)
     return f"{exp.level}s: {_REDUCTION.get(reduce, reduce)}"

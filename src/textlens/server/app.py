@@ -47,6 +47,8 @@ class Limits:
         threads: Torch threads of the worker; None leaves torch's choice.
         max_new_tokens: Most tokens a causal LM may generate (or be given as the answer) for
             one request.
+        max_memory: Bytes a request may plan to use (``textlens.memory``); None: a share of
+            what is free.
     """
 
     max_chars: int = 2000
@@ -56,6 +58,7 @@ class Limits:
     allowed_hosts: tuple[str, ...] = LOOPBACK
     threads: int | None = None
     max_new_tokens: int = 64
+    max_memory: int | None = None
 
 
 class ExplainRequest(BaseModel):
@@ -66,7 +69,7 @@ class ExplainRequest(BaseModel):
     target: str | None = Field(None, description="class label or index; default the prediction")
     layers: str | None = Field(None, description="'all' or layer numbers like '1,3,6'")
     words: bool = Field(False, description="merge sub-words into words (unit 'word')")
-    unit: Literal["token", "word", "sentence"] | None = Field(
+    unit: Literal["token", "word", "sentence", "paragraph", "document"] | None = Field(
         None, description="score tokens, words or sentences (each method's own reduction)"
     )
     pair: str | None = Field(
@@ -105,6 +108,16 @@ class ExplainRequest(BaseModel):
     )
     sample: int | None = Field(None, description="with generate: sample with this seed")
     max_length: int | None = Field(None, description="keep at most this many tokens")
+    truncate: Literal["left", "right"] | None = Field(
+        None, description="cut a text longer than the model's context: left keeps its end"
+    )
+    documents: list[str] | None = Field(
+        None, description="documents the text (a question) is asked over; unit 'document'"
+    )
+    template: str | None = Field(
+        None,
+        description="how documents and the question become the prompt ({documents}, {question})",
+    )
 
 
 class ExplainResponse(BaseModel):
@@ -262,7 +275,7 @@ def _asked(
 
     if not request.text.strip():
         raise HTTPException(422, "the text is empty: give at least one word to explain")
-    prompt = len(request.text) + len(request.system or "")
+    prompt = len(request.text) + len(request.system or "") + sum(map(len, request.documents or ()))
     for what, value in (("text", len(request.text)), ("pair text", len(request.pair or ""))):
         if value > limits.max_chars:
             raise HTTPException(
@@ -272,8 +285,8 @@ def _asked(
     if prompt > limits.max_chars:  # the system message is part of the prompt the model reads
         raise HTTPException(
             413,
-            f"the text and the system message have {prompt} characters together; this server "
-            f"takes at most {limits.max_chars}",
+            f"the text, its documents and the system message have {prompt} characters "
+            f"together; this server takes at most {limits.max_chars}",
         )
     if request.generate is None and request.continuation is None and request.layer is not None:
         raise HTTPException(422, "layer goes with generate or continuation; use layers")
@@ -284,6 +297,8 @@ def _asked(
         unit=request.unit or ("word" if request.words else None), generate=request.generate,
         continuation=request.continuation, sample=request.sample, chat=request.chat,
         system=request.system, prompt_only=request.prompt_only, max_length=request.max_length,
+        truncate=request.truncate, template=request.template, max_memory=limits.max_memory,
+        documents=tuple(request.documents) if request.documents is not None else None,
     )  # fmt: skip
     try:
         _check_settings(request, caps)

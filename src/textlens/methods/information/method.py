@@ -141,6 +141,7 @@ class InformationLoss:
     """
 
     name: ClassVar[str] = "information-loss"
+    backward: ClassVar[bool] = True
     signed: ClassVar[bool] = False
     layered: ClassVar[bool] = True
     score_label: ClassVar[str] = "-log sigma (higher = more important)"
