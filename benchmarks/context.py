@@ -10,9 +10,9 @@ answer's log-probability.
 For every method and length: top-1 and top-3 accuracy of the source sentence and the source
 document (units ranked by the sum of their tokens' scores; for attention, the last layer's),
 the answer's log-probability drop when the top-k sentences are removed (k = 1, 3, 5), seconds
-and peak memory per prompt (growth of resident memory while it runs) and the plan's memory
-estimate beside it. ``occlusion-by-sentence`` is leave-one-out of every sentence
-(``context-ablation`` with every unit removed alone).
+and peak memory per prompt (growth of resident memory while it runs, after one warm-up pass)
+and the plan's memory estimate beside it. ``occlusion-by-sentence`` is leave-one-out of every
+sentence (``context-ablation`` with every unit removed alone).
 
 Other parts (each adds to ``benchmarks/results/context.json``; rows of other lengths stay):
 
@@ -131,6 +131,11 @@ def main() -> None:
     metrics["document_tokens"] = args.docs
     command = "python " + " ".join(["benchmarks/context.py", *sys.argv[1:]])
     lm = load_model("demo-lm")
+    # the process's first pass sets up library buffers once (about 0.5 GiB on this CPU): not
+    # part of any method's memory, so it runs before the first measurement
+    from textlens import explain
+
+    explain("A short text to warm up.", lm, method="gradient-x-input")
     if args.agreement:
         found = agreement(lm, args)
         metrics.setdefault("bfloat16_agreement", {}).update(found)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -89,13 +89,22 @@ class Audit:
     def __init__(self) -> None:
         self.total: torch.Tensor | None = None
 
-    def add(self, tensor: torch.Tensor, weight: torch.Tensor, sign: float = 1.0) -> None:
+    def add(
+        self,
+        tensor: torch.Tensor,
+        weight: torch.Tensor | Callable[[], torch.Tensor],
+        sign: float = 1.0,
+    ) -> None:
+        """``weight``: a tensor, or a function that makes it when the gradient arrives (so that
+        nothing as large as an attention map is kept for it until then)."""
         if not tensor.requires_grad:
             return
-        weight = weight.detach()
+        if isinstance(weight, torch.Tensor):
+            weight = weight.detach()
 
         def hook(grad: torch.Tensor) -> None:
-            part = (grad * weight).reshape(grad.shape[0], -1).sum(1) * sign
+            w = weight if isinstance(weight, torch.Tensor) else weight()
+            part = (grad * w).reshape(grad.shape[0], -1).sum(1) * sign
             self.total = part if self.total is None else self.total + part
 
         tensor.register_hook(hook)
@@ -135,22 +144,32 @@ def _attention(
     audit = _audit()
     if audit is not None:  # the softmax absorbs what enters it and does not leave it
         audit.add(probs, probs)
-        audit.add(scores, torch.where(torch.isfinite(scores), scores, 0.0 * scores), -1.0)
+        # the gradient entering the scores sums to zero over each row, so its product with the
+        # scores equals its product with log(probs): made from the kept probabilities when the
+        # gradient arrives, rather than a second map kept per layer
+        kept = probs.detach()
+
+        def logs() -> torch.Tensor:
+            return (kept.float() if low else kept).log().nan_to_num(0.0, 0.0, 0.0)
+
+        audit.add(scores, logs, -1.0)
     out = uniform_matmul(probs, value)
     return out.transpose(1, 2).contiguous(), probs
 
 
 def rule_maps_bytes(model: ModelAdapter, batch: TokenBatch) -> int:
     """What the rules' eager attention keeps beyond a fused one: each distinct input's
-    attention weights, a ``T x T`` map per head and layer, and one layer's gradients of them
-    at a time; none more when the model already runs eager attention (its layers count them)."""
+    attention weights, ``T x T`` maps per head and layer, and one layer's gradients of them at
+    a time; none more when the model already runs eager attention (its layers count them)."""
     config = getattr(model, "config", None)
     if config is None or getattr(config, "_attn_implementation", None) in (None, "eager"):
         return 0
     n, width = batch.input_ids.shape
     texts = len(torch.unique(batch.input_ids, dim=0)) if n > 1 and model.causal else n
     heads = int(getattr(model, "attention_heads", 1))
-    layers = 3 if getattr(model, "checkpointing", False) else model.n_layers + 2
+    # measured on SmolLM2: about one and a half maps a layer stay in the graph, and a few
+    # more live while one layer's gradients are computed
+    layers = 6 if getattr(model, "checkpointing", False) else 3 * model.n_layers // 2 + 4
     size = torch.finfo(getattr(model, "dtype", torch.float32)).bits // 8
     return texts * heads * width * width * size * layers
 
