@@ -4,6 +4,7 @@ import asyncio
 import base64
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import time
@@ -156,9 +157,23 @@ def test_page_in_headless_chromium(server, tmp_path, chromium):
     page.fill("#text", "not a good film, but the cast is <great>")
     page.select_option("#method", "layer-conductance")
     page.fill("#layers", "all")
+    # each setting is a typed control from its declaration, with its help line
+    steps = page.locator("input[name='n_steps']")
+    assert steps.get_attribute("type") == "number" and steps.get_attribute("min") == "1"
+    baseline = page.locator("select[name='baseline']")
+    assert baseline.locator("option").all_inner_texts()[1:] == ["pad", "mask", "unk"]
+    assert page.locator("input[name='keep_units']").get_attribute("type") == "checkbox"
+    shown = page.inner_text("#settings")
+    assert "Path points (n_steps + 1 evaluations" in shown and "at least 1" in shown
+    assert not re.search(r"Literal|\| None|\b(int|float|str|bool)\b|``", shown), shown
+    assert page.locator("#method-docs").is_hidden()  # no documentation site given
+    page.select_option("select[name='baseline']", "mask")
     page.fill("input[name='n_steps']", "8")
+    sent = []
+    page.on("request", lambda r: sent.append(r.post_data_json) if "api/explain" in r.url else None)
     page.click("#run")
     page.wait_for_selector("#heatmap img", timeout=60_000)
+    assert sent and sent[0]["params"] == {"n_steps": 8, "baseline": "mask"}
     assert page.locator("#result span.tl-tok").count() >= 2 * 9
     assert page.locator("#prediction").inner_text().startswith("prediction: ")
     assert page.locator("#result great").count() == 0  # the markup stayed text
@@ -383,3 +398,19 @@ def test_the_page_shows_what_each_generated_token_depends_on(tiny_lm_dir, chromi
         page.close()
     assert not [m for m in messages if "Content Security Policy" in m or "Refused" in m]
     assert not [m for m in messages if "Error" in m], messages
+
+
+def test_methods_describe_typed_controls_and_the_page_links_the_docs(tiny_bert):
+    listed = {m["name"]: m for m in local_client(create_app(tiny_bert)).get("/api/methods").json()}
+    controls = {p["name"]: p["control"] for p in listed["integrated-gradients"]["params"]}
+    assert controls["baseline"] == {
+        "kind": "choice", "choices": ["pad", "mask", "unk"], "optional": False
+    }  # fmt: skip
+    assert controls["n_steps"]["kind"] == "number" and controls["n_steps"]["step"] == 1
+    assert controls["n_steps"]["min"] == 1 and controls["internal_batch_size"]["optional"]
+    assert {p["name"]: p["control"] for p in listed["layer-conductance"]["params"]}[
+        "keep_units"
+    ] == {"kind": "checkbox", "optional": False}
+    model = local_client(create_app(tiny_bert, docs_url="http://localhost:8001")).get("/api/model")
+    assert model.json()["docs"] == "http://localhost:8001/"
+    assert local_client(create_app(tiny_bert)).get("/api/model").json()["docs"] is None

@@ -654,6 +654,13 @@ def evaluate(
     metavar="SIZE",
     help="memory a request may plan to use, e.g. 8GiB (default: 80% of what is free)",
 )
+@click.option(
+    "--docs-url",
+    default=None,
+    metavar="URL",
+    help="where the documentation site is served (the folder make docs builds): the page "
+    "links each method's page there",
+)
 @_guarded
 def serve(
     model_path: str | None,
@@ -668,6 +675,7 @@ def serve(
     allowed_hosts: tuple[str, ...],
     threads: int,
     max_memory: str | None,
+    docs_url: str | None,
 ) -> None:
     """A local web page and JSON API over one model (fixed at start-up).
 
@@ -712,7 +720,9 @@ def serve(
         max_new_tokens=max_new_tokens,
         max_memory=memory,
     )
-    app = create_app(adapter, limits)
+    if docs_url is not None and not docs_url.startswith(("http://", "https://")):
+        raise TextlensError(f"--docs-url is a web address (http://...), not {docs_url!r}")
+    app = create_app(adapter, limits, docs_url)
     click.echo(f"textlens: {adapter.name} on http://{host}:{port}/  (Ctrl-C to stop)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
 

@@ -116,6 +116,7 @@ def describe_methods() -> list[dict[str, Any]]:
                     "default": default,
                     "range": None if bounds is None or bounds.unbounded else bounds.describe(),
                     "cap": None if bounds is None else bounds.cap,
+                    "control": _control(hints.get(f.name), bounds),
                 }
             )
         doc = (cls.__doc__ or "").strip().splitlines()
@@ -137,6 +138,31 @@ def _class_flag(cls: Any, name: str) -> bool:
     """A class-level flag; where it depends on the settings (smoothgrad), its default's value."""
     value = getattr(cls, name)
     return bool(value) if isinstance(value, bool) else bool(getattr(cls(), name))
+
+
+def _control(hint: Any, bounds: Any) -> dict[str, Any]:
+    """How a form asks for a setting: ``{"kind": "choice", "choices": [...]}``, ``{"kind":
+    "number", "step": 1 or "any", "min": .., "max": ..}``, ``{"kind": "checkbox"}`` or ``{"kind":
+    "text"}``; ``optional``: none is a valid value (the field may stay empty)."""
+    args, origin = typing.get_args(hint), typing.get_origin(hint)
+    optional = False
+    if origin in (typing.Union, types.UnionType):
+        optional = type(None) in args
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) != 1:
+            return {"kind": "text", "optional": optional}
+        hint = inner[0]
+        args, origin = typing.get_args(hint), typing.get_origin(hint)
+    if origin is typing.Literal:
+        return {"kind": "choice", "choices": [str(a) for a in args], "optional": optional}
+    if hint is bool:
+        return {"kind": "checkbox", "optional": optional}
+    if hint in (int, float):
+        found: dict[str, Any] = {"kind": "number", "step": 1 if hint is int else "any"}
+        if bounds is not None:
+            found["min"], found["max"] = bounds.low, bounds.high
+        return {**found, "optional": optional}
+    return {"kind": "text", "optional": optional}
 
 
 def _type_name(hint: Any) -> str:

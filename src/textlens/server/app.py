@@ -136,8 +136,10 @@ class ExplainResponse(BaseModel):
     seconds: float
 
 
-def create_app(adapter: Any, limits: Limits | None = None) -> FastAPI:
-    """The app for one loaded model (an HFAdapter or anything ``explain`` accepts)."""
+def create_app(adapter: Any, limits: Limits | None = None, docs_url: str | None = None) -> FastAPI:
+    """The app for one loaded model (an HFAdapter or anything ``explain`` accepts).
+
+    ``docs_url``: where the documentation site is served; the page links each method there."""
     from textlens.methods import describe_methods, work_caps
 
     limits = limits or Limits()
@@ -186,6 +188,7 @@ def create_app(adapter: Any, limits: Limits | None = None) -> FastAPI:
             "labels": list(adapter.labels or ()),
             "n_layers": adapter.n_layers,
             "default_method": DEFAULT_METHOD,
+            "docs": None if not docs_url else docs_url.rstrip("/") + "/",
             "limits": {**limits.__dict__, "work_caps": caps},
         }
 
