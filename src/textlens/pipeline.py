@@ -91,10 +91,14 @@ def explain_pair(
     the similarity of the pair.
 
     Args:
-        text, other: The two texts.
+        text: The first text.
+        other: The second text.
         model: An encoder (folder, adapter); default ``"encoder"``, the packaged
             all-MiniLM-L6-v2 (mean pooling is how that model is meant to be used).
-        method, max_length, device, params: As for ``explain``.
+        method: As for ``explain``.
+        max_length: As for ``explain``.
+        device: As for ``explain``.
+        params: The method's settings, as for ``explain``.
         pooling: ``"mean"`` or ``"cls"``; None: the model's own (a SentenceTransformer's),
             else mean.
         measure: ``"cosine"`` (default) or ``"dot"``.

@@ -56,7 +56,7 @@ def check_documents(documents: Sequence[str], template: str | None = None) -> No
 def build_prompt(question: str, documents: Sequence[str], template: str | None = None) -> Prompt:
     """The prompt the template makes of ``documents`` and ``question``, and each document's span.
 
-    Example:
+    Examples:
         >>> p = build_prompt("Who?", ["Ann came.", "Bob left."])
         >>> [p.text[a:b] for a, b in p.documents]
         ['Ann came.', 'Bob left.']

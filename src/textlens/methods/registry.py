@@ -85,6 +85,8 @@ def get_method(method: str | Method, **params: Any) -> Method:
             f"method {method!r} has no setting {', '.join(unknown)}; "
             f"its settings: {', '.join(sorted(known)) or 'none'}"
         )
+    # a list where a setting takes a tuple (layers=[1, 6]): the same numbers, hashable
+    params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
     try:
         return cls(**params)
     except TextlensError:

@@ -1,0 +1,407 @@
+"""Generate what the documentation must not copy by hand.
+
+- ``docs/reference/``: one page per method (from the method registry: its docstring, settings,
+  types, ranges and defaults), the targets (from the target registry) and the command line (from
+  the click commands). These pages are build output (not committed).
+- Figure blocks: in ``README.md`` and ``docs/**/*.md``, the text between
+  ``<!-- figure: NAME -->`` and ``<!-- /figure -->`` is rendered from
+  ``benchmarks/results/*.json`` by ``FIGURES[NAME]``. ``--check`` changes nothing and exits 1
+  when a block differs from its results file (the test suite runs it).
+
+    python docs/generate.py            # write both
+    python docs/generate.py --check    # figure blocks only, compare
+    python docs/generate.py --reference    # reference pages only
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+REFERENCE = ROOT / "docs" / "reference"
+BLOCK = re.compile(r"(<!-- figure: ([\w-]+) -->\n)(.*?)(<!-- /figure -->)", re.S)
+
+
+def result(name: str) -> dict[str, Any]:
+    return json.loads((RESULTS / f"{name}.json").read_text())
+
+
+def _f(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _ci(found: dict[str, float]) -> str:
+    return f"{found['mean']:.3f} ({found['low']:.3f}-{found['high']:.3f})"
+
+
+# ---------------------------------------------------------------------------- figure blocks
+
+
+def headline(base: str = "docs/") -> str:
+    """Three figures for the README (links from the repository's root, ``base="docs/"``) or
+    the documentation's home page (``base=""``)."""
+    rel = result("relevance")["metrics"]
+    info = result("information")["metrics"]
+    cls = rel["classifier"]["methods"]
+    lm = rel["language_model"]
+    lines = [
+        f"- **Faithful in one backward pass.** On {rel['classifier']['sentences']} Rotten "
+        f"Tomatoes test sentences, `relevance` (AttnLRP) reaches a comprehensiveness of "
+        f"{cls['relevance']['comprehensiveness']['mean']:.3f} against "
+        f"{cls['integrated-gradients']['comprehensiveness']['mean']:.3f} for integrated "
+        f"gradients, {cls['integrated-gradients']['seconds_per_sentence'] / cls['relevance']['seconds_per_sentence']:.1f}x "  # noqa: E501
+        f"faster ([relevance benchmark]({base}benchmarks.md#relevance-propagation)).",
+        f"- **Language models.** Explaining a {lm['output_tokens']}-token SmolLM2 answer costs "
+        f"{lm['methods']['relevance']['seconds_per_output_token']:.2f} s a token with "
+        f"`relevance`, {lm['captum_over_relevance']:.1f}x less than Captum's integrated "
+        "gradients on the same CPU.",
+        f"- **The information method** (Guan et al., 2019) ranks words as its published "
+        f"reference does {info['speedup']['ranking']['vs_reference_to_its_convergence']:.0f}x "
+        f"faster (Spearman {info['ours']['ranking']['spearman_min']:.3f} or more against the "
+        "optimum), and covers every layer of a batch at once "
+        f"([information benchmark]({base}benchmarks.md#the-information-method)).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def relevance_classifier() -> str:
+    rel = result("relevance")["metrics"]["classifier"]
+    rows = [
+        "| method | comprehensiveness (95% CI) | sufficiency | deletion AUC | s / sentence |",
+        "|---|---|---|---|---|",
+    ]
+    for name, found in rel["methods"].items():
+        rows.append(
+            f"| {name} | {_ci(found['comprehensiveness'])} | {found['sufficiency']['mean']:.3f} "
+            f"| {found['deletion_auc']['mean']:.3f} | {found['seconds_per_sentence']:.4f} |"
+        )
+    note = (
+        f"\nThe demo classifier, {rel['sentences']} test sentences "
+        "(`python benchmarks/relevance.py`). Higher comprehensiveness and lower sufficiency "
+        "and deletion AUC are more faithful.\n"
+    )
+    return "\n".join(rows) + "\n" + note
+
+
+def relevance_lm() -> str:
+    lm = result("relevance")["metrics"]["language_model"]
+    rows = [
+        "| method | log-prob drop, top 1 | top 3 | top 5 | s / output token |",
+        "|---|---|---|---|---|",
+    ]
+    for name, found in lm["methods"].items():
+        drop = found["log_prob_drop"]
+        rows.append(
+            f"| {name} | {drop['1']:.3f} | {drop['3']:.3f} | {drop['5']:.3f} "
+            f"| {_f(found.get('seconds_per_output_token'), 3)} |"
+        )
+    note = (
+        f"\nSmolLM2-135M-Instruct, a {lm['prompt_tokens']}-token prompt and a "
+        f"{lm['output_tokens']}-token answer; Captum's integrated gradients take "
+        f"{lm['captum_ig_seconds_per_output_token']:.2f} s a token "
+        f"({lm['captum_over_relevance']:.1f}x `relevance`).\n"
+    )
+    return "\n".join(rows) + "\n" + note
+
+
+def information_speed() -> str:
+    info = result("information")["metrics"]
+    rows = [
+        "| setting | seconds (median) | Spearman vs optimum (min) | loss above optimum (max %) "
+        "| x reference to its convergence |",
+        "|---|---|---|---|---|",
+    ]
+    for name, found in info["ours"].items():
+        rows.append(
+            f"| {name} | {found['seconds_median']:.1f} | {found['spearman_min']:.3f} "
+            f"| {found['loss_above_optimum_percent_max']:.3f} "
+            f"| {info['speedup'][name]['vs_reference_to_its_convergence']:.1f} |"
+        )
+    note = (
+        f"\nOne {info['sentence_tokens']}-token sentence, all 6 layers of the packaged MiniLM; "
+        f"{info['batch_sentences']} sentences x 6 layers take "
+        f"{info['batch_seconds_all_layers']:.1f} s (`python benchmarks/information.py`).\n"
+    )
+    return "\n".join(rows) + "\n" + note
+
+
+def context_table() -> str:
+    path = RESULTS / "context.json"
+    if not path.exists():
+        return "No long-context results yet: run `python benchmarks/context.py`.\n"
+    found = json.loads(path.read_text())["metrics"]
+    rows = [
+        "| method | tokens | prompts | source sentence top-1 / top-3 | source document top-1 "
+        "| log-prob drop, top 3 | s / prompt | peak GiB | planned / peak |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, by_length in found["methods"].items():
+        for length in sorted(by_length, key=int):
+            r = by_length[length]
+            rows.append(
+                f"| {name} | {r['prompt_tokens']:.0f} | {r['prompts']} "
+                f"| {r['sentence_top1']:.2f} / {r['sentence_top3']:.2f} "
+                f"| {r['document_top1']:.2f} | {r['log_prob_drop_top3']:.2f} "
+                f"| {r['seconds_per_prompt']:.1f} | {r['peak_memory_gib']:.2f} "
+                f"| {_f(r.get('planned_over_peak'), 2)} |"
+            )
+    lines = ["\n".join(rows), ""]
+    for length, goal in sorted(found.get("goal", {}).items(), key=lambda kv: int(kv[0])):
+        parts = ", ".join(
+            f"{name} {g['seconds']:.0f} s and {g['peak_memory_gib']:.2f} GiB"
+            for name, g in goal.items()
+            if isinstance(g, dict)
+        )
+        lines.append(f"An 8-token answer after a {length}-token prompt: {parts}.\n")
+    agree = found.get("bfloat16_agreement")
+    if agree:
+        lines.append(
+            "Gradient x input with the model in bfloat16 against float32: Spearman "
+            + ", ".join(f"{k} {v:.3f}" for k, v in agree.items() if isinstance(v, float))
+            + ".\n"
+        )
+    return "\n".join(lines)
+
+
+FIGURES: dict[str, Callable[[], str]] = {
+    "headline": headline,
+    "headline-docs": lambda: headline(base=""),
+    "relevance-classifier": relevance_classifier,
+    "relevance-lm": relevance_lm,
+    "information-speed": information_speed,
+    "context": context_table,
+}
+
+
+def figure_files() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def render_figures(text: str) -> str:
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(2)
+        if name not in FIGURES:
+            raise SystemExit(f"unknown figure {name!r}; known: {', '.join(FIGURES)}")
+        return match.group(1) + FIGURES[name]() + match.group(4)
+
+    return BLOCK.sub(fill, text)
+
+
+def stale_figures() -> list[str]:
+    """Files whose figure blocks differ from their results files."""
+    return [
+        str(p.relative_to(ROOT))
+        for p in figure_files()
+        if p.exists() and render_figures(p.read_text()) != p.read_text()
+    ]
+
+
+# ------------------------------------------------------------------------- reference pages
+
+
+def _control_words(control: dict[str, Any]) -> str:
+    kind = control["kind"]
+    if kind == "choice":
+        text = "one of " + ", ".join(f"`{c}`" for c in control["choices"])
+    elif kind == "number":
+        text = "whole number" if control["step"] == 1 else "number"
+    elif kind == "checkbox":
+        text = "true or false"
+    else:
+        text = "text"
+    return text + (" or none" if control.get("optional") else "")
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _body(doc: str) -> str:
+    """A docstring without its first line and its Args section, for Markdown."""
+    lines = doc.strip().splitlines()[1:]
+    out, skipping = [], False
+    for line in lines:
+        stripped = line.strip()
+        if stripped in ("Args:", "Attributes:"):
+            skipping = True
+            continue
+        if skipping and stripped and not line.startswith("        ") and stripped.endswith(":"):
+            skipping = False
+        if skipping and (not stripped or line.startswith("        ")):
+            continue
+        skipping = False
+        out.append(line[4:] if line.startswith("    ") else line)
+    text = "\n".join(out).strip()
+    text = re.sub(r"^References:$", "**References**", text, flags=re.M)
+    return text.replace("``", "`")
+
+
+def method_pages() -> None:
+    from textlens.methods.base import describe
+    from textlens.methods.registry import METHODS, describe_methods
+
+    folder = REFERENCE / "methods"
+    folder.mkdir(parents=True, exist_ok=True)
+    index = [
+        "# Methods",
+        "",
+        "Every method textlens has, generated from the method registry "
+        "(`textlens methods` and `GET /api/methods` list the same).",
+        "",
+        "| method | what it gives | signed | layers |",
+        "|---|---|---|---|",
+    ]
+    for m in describe_methods():
+        cls = METHODS[m["name"]]
+        flags = [
+            "signed scores" if m["signed"] else "scores of one sign",
+            "a layer x token matrix" if m["layered"] else "one score per token",
+        ]
+        if describe(cls, "backward"):
+            flags.append("forward and backward passes (gradients)")
+        else:
+            flags.append("forward passes only")
+        rows = [
+            f"# {m['name']}",
+            "",
+            m["summary"].replace("``", "`"),
+            "",
+            _body(cls.__doc__ or ""),
+            "",
+            "**What it computes**: " + "; ".join(flags) + ".",
+            "",
+        ]
+        provides = m.get("provides") or {}
+        if provides:
+            rows += ["**Extras** (in `Explanation.extras`):", ""]
+            rows += [f"- `{k}`: {v}" for k, v in provides.items()]
+            rows.append("")
+        rows += ["## Settings", ""]
+        if m["params"]:
+            rows += ["| setting | value | default | range | meaning |", "|---|---|---|---|---|"]
+            for p in m["params"]:
+                rows.append(
+                    f"| `{p['name']}` | {_cell(_control_words(p['control']))} "
+                    f"| `{_cell(p['default'])}` | {_cell(p['range'] or '')} "
+                    f"| {_cell(p['help'].replace('``', '`'))} |"
+                )
+        else:
+            rows.append("None.")
+        rows += [
+            "",
+            'Give settings as `explain(..., method="NAME", n_steps=16)`, '
+            "`--param n_steps=16` on the command line, or `params` in the web API.".replace(
+                "NAME", m["name"]
+            ),
+            "",
+        ]
+        (folder / f"{m['name']}.md").write_text("\n".join(rows))
+        index.append(
+            f"| [{m['name']}]({m['name']}.md) | {_cell(m['summary'].replace('``', '`'))} "
+            f"| {'yes' if m['signed'] else 'no'} | {'yes' if m['layered'] else 'no'} |"
+        )
+    (folder / "index.md").write_text("\n".join(index) + "\n")
+
+
+def target_page() -> None:
+    from textlens.targets import TARGETS
+
+    rows = [
+        "# Targets",
+        "",
+        "What a method explains: a class, an answer span, a token's label, the next token, a "
+        "hidden state... Generated from the target registry (`textlens targets`). Choose one "
+        "with `target_kind=` (`--target-kind`); the default follows the model's task.",
+        "",
+    ]
+    for kind in sorted(TARGETS):
+        cls = TARGETS[kind]
+        doc = cls.__doc__ or ""
+        rows += [
+            f"## {kind}",
+            "",
+            f"For models of task: {', '.join(f'`{t}`' for t in cls.tasks)}.",
+            "",
+            doc.strip().splitlines()[0].replace("``", "`") if doc.strip() else "",
+            "",
+            _body(doc),
+            "",
+        ]
+        fields = [f for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else []
+        if fields:
+            rows.append("Fields: " + ", ".join(f"`{f.name}`" for f in fields) + ".")
+            rows.append("")
+    (REFERENCE / "targets.md").write_text("\n".join(rows))
+
+
+def cli_page() -> None:
+    import click
+
+    from textlens.cli import main
+
+    rows = [
+        "# Command reference",
+        "",
+        "Every command and option of `textlens`, generated from the commands themselves "
+        "(the same text as `textlens COMMAND --help`).",
+        "",
+    ]
+    context = click.Context(main, info_name="textlens")
+    for name in main.list_commands(context):
+        command = main.get_command(context, name)
+        if command is None or command.hidden:
+            continue
+        sub = click.Context(command, info_name=name, parent=context)
+        rows += [f"## textlens {name}", "", "```", " ".join(command.collect_usage_pieces(sub))]
+        rows[-1] = f"textlens {name} {rows[-1]}"
+        rows += ["```", "", (command.help or "").strip().replace("\b\n", ""), ""]
+        options = [p for p in command.params if isinstance(p, click.Option) and not p.hidden]
+        if options:
+            rows += ["| option | meaning | default |", "|---|---|---|"]
+            for p in options:
+                names = ", ".join(f"`{o}`" for o in [*p.opts, *p.secondary_opts])
+                default = p.default if p.show_default and p.default not in (None, ()) else ""
+                rows.append(
+                    f"| {names} | {_cell(p.help or '')} "
+                    f"| {('`' + _cell(default) + '`') if default != '' else ''} |"
+                )
+            rows.append("")
+    (REFERENCE / "cli.md").write_text("\n".join(rows))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="compare figure blocks only")
+    parser.add_argument("--reference", action="store_true", help="write the reference pages only")
+    args = parser.parse_args()
+    if args.check:
+        stale = stale_figures()
+        if stale:
+            print("figures differ from benchmarks/results: " + ", ".join(stale))
+            print("run: python docs/generate.py")
+            sys.exit(1)
+        print("figures match benchmarks/results")
+        return
+    for path in [] if args.reference else figure_files():
+        text = path.read_text()
+        new = render_figures(text)
+        if new != text:
+            path.write_text(new)
+            print(f"updated figures in {path.relative_to(ROOT)}")
+    REFERENCE.mkdir(parents=True, exist_ok=True)
+    method_pages()
+    target_page()
+    cli_page()
+    print(f"wrote {REFERENCE.relative_to(ROOT)}/")
+
+
+if __name__ == "__main__":
+    main()
