@@ -171,6 +171,74 @@ def context_table() -> str:
     return "\n".join(lines)
 
 
+def attribution_speed() -> str:
+    found = result("attribution")["metrics"]["per_method"]
+    rows = [
+        "| method | 20 tokens | 128 tokens | 511 tokens | peak RSS at 511 |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, by_length in sorted(found.items()):
+        cells = [f"{by_length[k]['seconds']:.2f}" for k in ("20", "128", "512")]
+        rows.append(
+            f"| {name} | {' | '.join(cells)} | {by_length['512']['peak_rss_gib']:.2f} GiB |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def startup() -> str:
+    found = result("startup")["metrics"]
+    names = {
+        "help": "`textlens --help`",
+        "explain_help": "`textlens explain --help`",
+        "methods": "`textlens methods`",
+        "argument_error": '`textlens explain "a film" --n-steps -5` (an argument error)',
+        "explain_gradient": '`textlens explain "A gripping, beautifully acted film." '
+        "--method gradient`",
+    }
+    rows = ["| command | before | after |", "| --- | --- | --- |"]
+    for key, shown in names.items():
+        rows.append(
+            f"| {shown} | {found['before'][key]['median_s']:.2f} s "
+            f"| {found['after'][key]['median_s']:.2f} s |"
+        )
+    rows.append(
+        "| a process that only imports transformers and runs `from_pretrained` on the same "
+        f"model | {found['from_pretrained_only']['median_s']:.2f} s | |"
+    )
+    return "\n".join(rows) + "\n"
+
+
+def evaluation_methods() -> str:
+    found = json.loads((ROOT / "docs" / "evaluation" / "evaluation.json").read_text())
+    metrics = [
+        ("comprehensiveness", "higher"),
+        ("sufficiency", "lower"),
+        ("deletion_auc", "lower"),
+        ("insertion_auc", "higher"),
+        ("loo_kendall_tau", "higher"),
+        ("completeness", "lower"),
+    ]
+    rows = [
+        "| method | "
+        + " | ".join(f"{m} ({better} is better)" for m, better in metrics)
+        + " | s / example |",
+        "|---" * (len(metrics) + 2) + "|",
+    ]
+    ranked = sorted(
+        found["methods"].items(), key=lambda kv: -kv[1]["metrics"]["comprehensiveness"]["mean"]
+    )
+    for name, method in ranked:
+        cells = []
+        for metric, _ in metrics:
+            m = method["metrics"][metric]
+            finite = m["mean"] == m["mean"]  # NaN where the metric does not apply
+            cells.append(
+                f"{m['mean']:.3f} [{m['low']:.3f}, {m['high']:.3f}]" if finite else "n/a"
+            )
+        rows.append(f"| {name} | {' | '.join(cells)} | {method['seconds_per_example']:.3f} |")
+    return "\n".join(rows) + "\n"
+
+
 FIGURES: dict[str, Callable[[], str]] = {
     "headline": headline,
     "headline-docs": lambda: headline(base=""),
@@ -178,6 +246,9 @@ FIGURES: dict[str, Callable[[], str]] = {
     "relevance-lm": relevance_lm,
     "information-speed": information_speed,
     "context": context_table,
+    "attribution-speed": attribution_speed,
+    "startup": startup,
+    "evaluation-methods": evaluation_methods,
 }
 
 
