@@ -232,9 +232,7 @@ def evaluation_methods() -> str:
         for metric, _ in metrics:
             m = method["metrics"][metric]
             finite = m["mean"] == m["mean"]  # NaN where the metric does not apply
-            cells.append(
-                f"{m['mean']:.3f} [{m['low']:.3f}, {m['high']:.3f}]" if finite else "n/a"
-            )
+            cells.append(f"{m['mean']:.3f} [{m['low']:.3f}, {m['high']:.3f}]" if finite else "n/a")
         rows.append(f"| {name} | {' | '.join(cells)} | {method['seconds_per_example']:.3f} |")
     return "\n".join(rows) + "\n"
 
