@@ -214,7 +214,7 @@ def evaluate_method(lm, prompts, row: str) -> dict:
         inside = [i for i, (a, _) in enumerate(sentences.offsets)
                   if any(s <= a < e for s, e in first.documents)]  # fmt: skip
         ranked = sorted(inside, key=lambda i: -scores[i])
-        truth = [i for i in inside if sentences.tokens[i].strip() == sentence]
+        truth = [i for i in inside if sentences.tokens[i].strip().endswith(sentence)]
         hits["sentence_top1"].append(float(bool(truth) and ranked[0] in truth))
         hits["sentence_top3"].append(float(bool(truth) and any(r in truth for r in ranked[:3])))
         for k in drops:

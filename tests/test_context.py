@@ -1,7 +1,9 @@
 """Long contexts: documents and a question as one prompt, documents and paragraphs as units,
 context ablation, truncation only when asked; the same answers whatever the padding."""
 
+import html
 import json
+import re
 
 import numpy as np
 import pytest
@@ -134,3 +136,24 @@ def test_a_long_causal_prompt_is_cut_only_when_asked(lm):
     answer = Request(text=long, methods=("gradient",), truncate="left", continuation=" Paris")
     gen = answer.run(lm).generations[0]
     assert gen.n_prompt + len(gen.output_tokens) <= lm.max_length
+
+
+def test_html_folds_each_document_and_colours_its_sentences(lm):
+    from textlens.render import render_html
+
+    exp = Request(text=QUESTION, methods=("gradient-x-input",), documents=DOCS).run(lm)
+    sentences = exp.explanations[0].to_units("sentence")
+    page = render_html(sentences)
+    folded = re.findall(r'<details class="tl-doc" data-document="(\d)"( open)?>(.*?)</details>',
+                        page, flags=re.S)  # fmt: skip
+    assert [int(k) for k, _, _ in folded] == [1, 2, 3]
+    assert sum(bool(is_open) for _, is_open, _ in folded) == 1  # the top document is open
+    # inside each fold: its sentences, each coloured, and the document's text in full
+    for (_, _, body), document in zip(folded, DOCS, strict=True):
+        assert body.count('class="tl-tok"') == len(re.findall(r"[.!?](\s|$)", document))
+        assert html.unescape(re.sub(r"<[^>]+>", "", body.split("</summary>", 1)[1])) == document
+    totals = [float(t) for t in re.findall(r"total ([-+0-9.e]+)</summary>", page)]
+    by_document = exp.explanations[0].to_units("document").scores
+    assert np.allclose(totals, by_document, rtol=1e-3, atol=1e-4)
+    # the question after the documents is still shown, outside every fold
+    assert "Question: The capital of France is" in html.unescape(re.sub(r"<[^>]+>", "", page))

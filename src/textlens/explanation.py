@@ -137,7 +137,8 @@ def unit_groups(
     or ``"document"``) of ``text``.
 
     Special tokens and tokens without characters belong to no unit; a token belongs to the
-    sentence (paragraph) its first character is in. Documents are the character spans given
+    sentence (paragraph) its first character is in; with ``documents``, sentences and
+    paragraphs are also cut where a document starts and ends. Documents are the character spans given
     in ``documents`` (the user's documents in a prompt); tokens outside every document (the
     question, the template's words) belong to no document. Units without tokens are left out.
     """
@@ -155,6 +156,15 @@ def unit_groups(
     if unit not in ("sentence", "paragraph"):
         raise ValueError(f"unknown unit {unit!r}; use one of {', '.join(UNITS)}")
     spans = sentence_spans(text) if unit == "sentence" else paragraph_spans(text)
+    if documents:  # a unit never crosses a document's edge ("Document 1: It rained." is two)
+        cuts = sorted({c for span in documents for c in span})
+        spans = [
+            piece
+            for a, b in spans
+            for piece in zip(
+                [a, *(c for c in cuts if a < c < b)], [*(c for c in cuts if a < c < b), b]
+            )
+        ]
     ends = [b for _, b in spans]
     groups: dict[int, list[int]] = {}
     for i in real:

@@ -32,6 +32,8 @@ CSS = """
 .tl-tok{border-radius:3px;padding:1px 1px}
 .tl-sat{outline:1px dotted #444;
 background-image:repeating-linear-gradient(135deg,transparent 0 3px,rgba(0,0,0,.35) 3px 4px)}
+.tl-doc{border-left:3px solid #ccc;padding-left:.5em;margin:.3em 0}
+.tl-doc summary{cursor:pointer;font-size:.85em;color:#444}
 .tl-special{font-size:.75em;color:#555;border:1px dashed #aaa;border-radius:3px;padding:0 2px;
   margin:0 2px}
 """
@@ -163,6 +165,8 @@ def _row(exp: Any, scale: Scale, index: int, show_special: bool) -> str:
                 f'<div class="tl-layer"><span class="tl-layer-name">layer {name}</span>'
                 f'<span class="tl-text">{text}</span></div>'
             )
+    elif getattr(exp, "documents", ()):
+        lines.append(f'<div class="tl-text">{_documents(exp, scale, show_special)}</div>')
     else:
         text = _highlight(exp, exp.scores, scale, show_special, saturated)
         lines.append(f'<div class="tl-text">{text}</div>')
@@ -174,17 +178,49 @@ def _row(exp: Any, scale: Scale, index: int, show_special: bool) -> str:
     return f'<div class="tl-row" data-row="{index}">{_meta(exp)}' + "".join(lines) + "</div>"
 
 
+def _documents(exp: Any, scale: Scale, show_special: bool) -> str:
+    """The text of a prompt built from documents: the text between documents as it is, each
+    document folded under a line with its number and total score (the highest-scoring one
+    open), its tokens, words or sentences coloured inside."""
+    totals = [
+        float(sum(v for v, (a, _) in zip(exp.scores, exp.offsets, strict=True) if lo <= a < hi))
+        for lo, hi in exp.documents
+    ]
+    top = max(range(len(totals)), key=lambda k: abs(totals[k])) if totals else -1
+    out, cursor = [], 0
+    for k, (lo, hi) in enumerate(exp.documents):
+        out.append(_highlight(exp, exp.scores, scale, show_special, None, (cursor, lo)))
+        inside = _highlight(exp, exp.scores, scale, show_special, None, (lo, hi))
+        out.append(
+            f'<details class="tl-doc" data-document="{k + 1}"{" open" if k == top else ""}>'
+            f"<summary>document {k + 1} · total {fmt(totals[k])}</summary>{inside}</details>"
+        )
+        cursor = hi
+    out.append(_highlight(exp, exp.scores, scale, show_special, None, (cursor, len(exp.text))))
+    return "".join(out)
+
+
 def _highlight(
-    exp: Any, scores: Iterable[float], scale: Scale, show_special: bool, saturated: Any = None
+    exp: Any,
+    scores: Iterable[float],
+    scale: Scale,
+    show_special: bool,
+    saturated: Any = None,
+    within: tuple[int, int] | None = None,
 ) -> str:
     """The text with each token's span coloured; the gaps between tokens kept as written;
-    ``saturated`` tokens hatched."""
-    out, cursor = [], 0
+    ``saturated`` tokens hatched; ``within``: only these characters of the text."""
     text = exp.text
+    lo, hi = within if within is not None else (0, len(text))
+    out, cursor = [], lo
     flags = [False] * len(exp.tokens) if saturated is None else [bool(f) for f in saturated]
     for token, (start, end), special, value, sat in zip(
         exp.tokens, exp.offsets, exp.special, scores, flags, strict=True
     ):
+        if within is not None:
+            if not (lo <= start < hi or start == hi == len(text)):
+                continue
+            end = min(end, hi)
         if special or end <= start:
             if show_special:
                 out.append(
@@ -205,6 +241,6 @@ def _highlight(
                 f"{html.escape(piece)}</span>"
             )
         cursor = max(cursor, end)
-    if cursor < len(text):
-        out.append(html.escape(text[cursor:]))
+    if cursor < hi:
+        out.append(html.escape(text[cursor:hi]))
     return "".join(out)
