@@ -138,9 +138,10 @@ def unit_groups(
 
     Special tokens and tokens without characters belong to no unit; a token belongs to the
     sentence (paragraph) its first character is in; with ``documents``, sentences and
-    paragraphs are also cut where a document starts and ends. Documents are the character spans given
-    in ``documents`` (the user's documents in a prompt); tokens outside every document (the
-    question, the template's words) belong to no document. Units without tokens are left out.
+    paragraphs are also cut where a document starts and ends. Documents are the character
+    spans given in ``documents`` (the user's documents in a prompt); tokens outside every
+    document (the question, the template's words) belong to no document. Units without tokens
+    are left out.
     """
     if unit == "word":
         return word_groups(text, offsets, special)
@@ -158,13 +159,11 @@ def unit_groups(
     spans = sentence_spans(text) if unit == "sentence" else paragraph_spans(text)
     if documents:  # a unit never crosses a document's edge ("Document 1: It rained." is two)
         cuts = sorted({c for span in documents for c in span})
-        spans = [
-            piece
-            for a, b in spans
-            for piece in zip(
-                [a, *(c for c in cuts if a < c < b)], [*(c for c in cuts if a < c < b), b]
-            )
-        ]
+        cut = []
+        for a, b in spans:
+            inner = [c for c in cuts if a < c < b]
+            cut += list(zip([a, *inner], [*inner, b], strict=True))
+        spans = cut
     ends = [b for _, b in spans]
     groups: dict[int, list[int]] = {}
     for i in real:
