@@ -237,6 +237,19 @@ def evaluation_methods() -> str:
     return "\n".join(rows) + "\n"
 
 
+def relevance_absorbed() -> str:
+    rel = result("relevance")["metrics"]
+    cls = rel["classifier"]["methods"]["relevance"]
+    lm = rel["language_model"]["methods"]["relevance"]
+    return (
+        "Median share of the explained value that the rules absorb (biases, the softmax) rather "
+        f"than pass to the input tokens: {cls['absorbed_share_median']:.2f} on the demo "
+        f"classifier, {lm['absorbed_share_median']:.2f} on SmolLM2's answers (where the target's "
+        f"own log-softmax absorbs a further {lm['absorbed_by_target_share_median']:.2f}; shares "
+        "above 1 mean the tokens' relevance and the absorbed part have opposite signs).\n"
+    )
+
+
 FIGURES: dict[str, Callable[[], str]] = {
     "headline": headline,
     "headline-docs": lambda: headline(base=""),
@@ -244,6 +257,7 @@ FIGURES: dict[str, Callable[[], str]] = {
     "relevance-lm": relevance_lm,
     "information-speed": information_speed,
     "context": context_table,
+    "relevance-absorbed": relevance_absorbed,
     "attribution-speed": attribution_speed,
     "startup": startup,
     "evaluation-methods": evaluation_methods,
