@@ -323,8 +323,53 @@ def _body(doc: str) -> str:
         skipping = False
         out.append(line[4:] if line.startswith("    ") else line)
     text = "\n".join(out).strip()
-    text = re.sub(r"^References:$", "**References**", text, flags=re.M)
+    head, found, refs = text.partition("References:")
+    if found:  # one reference a line, as a list
+        items = [line.strip() for line in refs.strip().splitlines() if line.strip()]
+        text = head.rstrip() + "\n\n**References**\n\n" + "\n".join(f"- {r}" for r in items)
     return text.replace("``", "`")
+
+
+def _cost(name: str, cls: Any) -> str:
+    """What scales a method's work, and its measured seconds where a results file has them."""
+    from textlens.methods.base import describe
+
+    setting = describe(cls, "cost_setting")
+    parts = [
+        "One forward and backward pass per row of work"
+        if describe(cls, "backward")
+        else "Forward passes only"
+    ]
+    if setting:
+        parts.append(f"the work grows with `{setting}`")
+    text = "; ".join(parts) + "."
+    speed = result("attribution")["metrics"]["per_method"].get(name)
+    if speed:
+        text += (
+            " Measured on the demo classifier at its defaults (`benchmarks/attribution.py`): "
+            + ", ".join(f"{v['seconds']:.2f} s at {v['tokens']} tokens" for v in speed.values())
+            + " a sentence."
+        )
+    return text
+
+
+def _faithfulness(name: str) -> str:
+    """The method's place in the method comparison on the demo classifier, if it took part."""
+    found = json.loads((ROOT / "docs" / "evaluation" / "evaluation.json").read_text())["methods"]
+    if name not in found:
+        return (
+            "Not in the method comparison on the demo classifier; see the "
+            "[evaluation report](../../reports/evaluation.md) and the "
+            "[benchmarks](../../benchmarks.md)."
+        )
+    ranked = sorted(found, key=lambda k: -found[k]["metrics"]["comprehensiveness"]["mean"])
+    c = found[name]["metrics"]["comprehensiveness"]
+    return (
+        f"Comprehensiveness {c['mean']:.3f} [{c['low']:.3f}, {c['high']:.3f}] on 200 demo test "
+        f"sentences, rank {ranked.index(name) + 1} of {len(ranked)} methods (random included) in "
+        "the [evaluation report](../../reports/evaluation.md); higher removes more of the "
+        "prediction when the top-ranked tokens go."
+    )
 
 
 def method_pages() -> None:
@@ -367,6 +412,8 @@ def method_pages() -> None:
             rows += ["**Extras** (in `Explanation.extras`):", ""]
             rows += [f"- `{k}`: {v}" for k, v in provides.items()]
             rows.append("")
+        rows += ["## Cost", "", _cost(m["name"], cls), ""]
+        rows += ["## How faithful", "", _faithfulness(m["name"]), ""]
         rows += ["## Settings", ""]
         if m["params"]:
             rows += ["| setting | value | default | range | meaning |", "|---|---|---|---|---|"]
@@ -378,14 +425,15 @@ def method_pages() -> None:
                 )
         else:
             rows.append("None.")
-        rows += [
-            "",
-            'Give settings as `explain(..., method="NAME", n_steps=16)`, '
-            "`--param n_steps=16` on the command line, or `params` in the web API.".replace(
-                "NAME", m["name"]
-            ),
-            "",
-        ]
+        if m["params"]:
+            first = m["params"][0]["name"]
+            rows += [
+                "",
+                f'Give a setting as a keyword (`explain(..., method="{m["name"]}", '
+                f"{first}=...)`), as `--{first.replace('_', '-')} VALUE` on the command line, or "
+                "in `params` of the web API's request.",
+            ]
+        rows.append("")
         (folder / f"{m['name']}.md").write_text("\n".join(rows))
         index.append(
             f"| [{m['name']}]({m['name']}.md) | {_cell(m['summary'].replace('``', '`'))} "
