@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 import json
 import re
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -115,20 +116,23 @@ def relevance_lm() -> str:
 def information_speed() -> str:
     info = result("information")["metrics"]
     rows = [
-        "| setting | seconds (median) | Spearman vs optimum (min) | loss above optimum (max %) "
-        "| x reference to its convergence |",
-        "|---|---|---|---|---|",
+        "| setting | seconds (median) | Spearman vs optimum (min; median) "
+        "| loss above optimum (max %) | x reference to its convergence | x reference, 5000 steps |",
+        "|---|---|---|---|---|---|",
     ]
     for name, found in info["ours"].items():
+        speed = info["speedup"][name]
         rows.append(
-            f"| {name} | {found['seconds_median']:.1f} | {found['spearman_min']:.3f} "
-            f"| {found['loss_above_optimum_percent_max']:.3f} "
-            f"| {info['speedup'][name]['vs_reference_to_its_convergence']:.1f} |"
+            f"| {name} | {found['seconds_median']:.1f} | {found['spearman_min']:.3f}; "
+            f"{found['spearman_median']:.3f} | {found['loss_above_optimum_percent_max']:.3f} "
+            f"| {speed['vs_reference_to_its_convergence']:.1f} "
+            f"| {speed['vs_reference_5000_steps']:.1f} |"
         )
     note = (
         f"\nOne {info['sentence_tokens']}-token sentence, all 6 layers of the packaged MiniLM; "
         f"{info['batch_sentences']} sentences x 6 layers take "
-        f"{info['batch_seconds_all_layers']:.1f} s (`python benchmarks/information.py`).\n"
+        f"{info['batch_seconds_all_layers']:.1f} s in one call, peak RSS "
+        f"{info['peak_rss_gib']:.2f} GiB (`python benchmarks/information.py`).\n"
     )
     return "\n".join(rows) + "\n" + note
 
@@ -208,10 +212,13 @@ def startup() -> str:
     return "\n".join(rows) + "\n"
 
 
-def evaluation_methods() -> str:
-    found = json.loads((ROOT / "docs" / "evaluation" / "evaluation.json").read_text())
+def evaluation_methods(name: str = "evaluation") -> str:
+    """A method comparison written by ``textlens evaluate`` (``docs/evaluation/NAME.json``)."""
+    found = json.loads((ROOT / "docs" / "evaluation" / f"{name}.json").read_text())
+    first = next(iter(found["methods"].values()))["metrics"]
     metrics = [
         ("comprehensiveness", "higher"),
+        *([("naopc", "higher")] if "naopc" in first else []),
         ("sufficiency", "lower"),
         ("deletion_auc", "lower"),
         ("insertion_auc", "higher"),
@@ -250,6 +257,84 @@ def relevance_absorbed() -> str:
     )
 
 
+def server_load() -> str:
+    rows = [
+        "| worker threads | method | machine | requests/s | p50 latency | p95 latency | status |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, machine in (("server", "quiet"), ("server-busy", None)):
+        found = result(name)["metrics"]
+        where = machine or f"{found['busy_processes']} other busy processes"
+        for threads, by_method in found["by_threads"].items():
+            for method, r in by_method.items():
+                if not isinstance(r, dict):
+                    continue
+                codes = ", ".join(f"{n} x {c}" for c, n in r["status_codes"].items())
+                rows.append(
+                    f"| {threads}{' (default)' if threads == '1' else ''} | {method} | {where} "
+                    f"| {r['requests_per_s']:.2f} | {r['median_latency_s']:.2f} s "
+                    f"| {r['p95_latency_s']:.2f} s | {codes} |"
+                )
+    return "\n".join(rows) + "\n"
+
+
+def corpus_engines() -> str:
+    found = result("corpus")["metrics"]
+    rows = [
+        "| method, rows | local engine | Ray, 1 worker (2 CPUs) | Ray, 2 workers (1 CPU each) "
+        "| Ray 2 workers / local |",
+        "|---|---|---|---|---|",
+    ]
+    for method, n in found["rows"].items():
+        cells = []
+        for engine in ("local", "ray-1", "ray-2"):
+            key = f"{method} {engine}"
+            rate = found["rows_per_second"][key]["with_startup"]
+            cells.append(f"{found['seconds'][key]:.1f} s, {rate:.2f} rows/s")
+        ratio = found["seconds"][f"{method} local"] / found["seconds"][f"{method} ray-2"]
+        rows.append(f"| {method}, {n:,} | {' | '.join(cells)} | {ratio:.3f} |")
+    return "\n".join(rows) + "\n"
+
+
+def llm_captum() -> str:
+    found = result("llm")["metrics"]
+    times = found["seconds"]
+    ours, theirs = sorted(times["textlens"]), sorted(times["captum"])
+    rows = [
+        "| | textlens `explain_generation` | Captum 0.9 "
+        "`LLMGradientAttribution(LayerIntegratedGradients)` |",
+        "|---|---|---|",
+        f"| output x prompt matrix | max difference {found['max_abs_difference']:.1e} (largest "
+        f"score {found['largest_abs_score']:.1f}) | |",
+        f"| seconds (median of {len(ours)}) | {found['seconds_median']['textlens']:.1f} "
+        f"({ours[0]:.1f} - {ours[-1]:.1f}) | {found['seconds_median']['captum']:.1f} "
+        f"({theirs[0]:.1f} - {theirs[-1]:.1f}); {found['captum_over_textlens']:.2f}x textlens's |",
+        f"| peak resident memory growth (one run, fresh process) "
+        f"| {found['peak_rss_growth_gib']['textlens']:.2f} GiB "
+        f"| {found['peak_rss_growth_gib']['captum']:.2f} GiB |",
+    ]
+    return "\n".join(rows) + "\n"
+
+
+def similarity_deletion() -> str:
+    found = result("similarity")["metrics"]["methods"]
+    rows = [
+        "| method | 0% | 20% | 40% | 60% | 80% | 100% | area [95%] | edited / unrelated pairs "
+        "| s per pair |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    ranked = sorted(found.items(), key=lambda kv: kv[1]["deletion_auc"]["mean"])
+    for name, m in ranked:
+        curve = [f"{m['curve'][k]['mean']:.3f}" for k in (0, 2, 4, 6, 8, 10)]
+        auc, kind = m["deletion_auc"], m["deletion_auc_by_kind"]
+        rows.append(
+            f"| {name} | {' | '.join(curve)} | {auc['mean']:.3f} [{auc['low']:.3f}, "
+            f"{auc['high']:.3f}] | {kind['edited']:.3f} / {kind['unrelated']:.3f} "
+            f"| {m.get('seconds_per_pair', 0.0):.2f} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
 FIGURES: dict[str, Callable[[], str]] = {
     "headline": headline,
     "headline-docs": lambda: headline(base=""),
@@ -257,10 +342,15 @@ FIGURES: dict[str, Callable[[], str]] = {
     "relevance-lm": relevance_lm,
     "information-speed": information_speed,
     "context": context_table,
+    "server-load": server_load,
+    "corpus-engines": corpus_engines,
+    "llm-captum": llm_captum,
     "relevance-absorbed": relevance_absorbed,
     "attribution-speed": attribution_speed,
     "startup": startup,
     "evaluation-methods": evaluation_methods,
+    "evaluation-own-data": lambda: evaluation_methods("own-data"),
+    "similarity-deletion": similarity_deletion,
 }
 
 
@@ -528,6 +618,8 @@ def main() -> None:
             path.write_text(new)
             print(f"updated figures in {path.relative_to(ROOT)}")
     REFERENCE.mkdir(parents=True, exist_ok=True)
+    for plot in sorted(RESULTS.glob("*.png")):  # the benchmarks' plots, for the site's pages
+        shutil.copyfile(plot, REFERENCE / plot.name)
     method_pages()
     target_page()
     cli_page()
