@@ -34,7 +34,7 @@ RESERVED = frozenset(
         "encoding", "quiet", "engine", "address", "workers", "gpus_per_worker", "block_rows",
         "data", "label_column", "n", "removal", "naopc", "out_dir", "layer_analysis", "layer_n",
         "host", "port", "max_chars", "queue", "time_limit", "max_new_tokens", "allowed_hosts",
-        "threads", "help", "version", "as_json", "dtype", "tokenizer",
+        "docs_url", "threads", "help", "version", "as_json", "dtype", "tokenizer",
         # the server's fields
         "params", "heatmap", "layer",
     }
