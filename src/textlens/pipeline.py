@@ -329,12 +329,11 @@ def _say_cost(method: Method, adapter: Any, batch: Any) -> None:
     pass_seconds = time.perf_counter() - clock
     if estimate is not None:
         typical, most = estimate(adapter, batch, pass_seconds)
-    elif count is not None:
+    else:  # count is set: the early return above covers neither being there
+        assert count is not None
         backward = describe(type(method), "backward")
         factor = (3.0 + bool(getattr(adapter, "checkpointing", False))) if backward else 1.0
         typical = most = int(count(adapter, batch)) / max(1, len(batch)) * pass_seconds * factor
-    else:
-        return
     most_words = f"at most {progress.duration(most)}; " if most > 1.01 * typical else ""
     progress.say(
         f"{method.name}: about {progress.duration(typical)} for {len(batch)} text(s) "
