@@ -111,7 +111,7 @@ def test_bad_requests_are_refused(lm, kwargs, message):
 
 
 def test_a_classifier_is_refused(tiny_bert):
-    with pytest.raises(TextlensError, match="needs a causal language model"):
+    with pytest.raises(TextlensError, match="needs a causal or encoder-decoder language model"):
         explain_generation(PROMPT, tiny_bert, "gradient", generate=2)
 
 
@@ -130,7 +130,7 @@ def test_command_line_generate(tiny_lm_dir, tiny_dir, tmp_path):
     assert "tl-out" in page.read_text(encoding="utf-8")
     for args, message in [
         (["--generate", "0", "--model", str(tiny_lm_dir)], "at least 1 token"),
-        (["--generate", "2", "--model", str(tiny_dir)], "needs a causal language model"),
+        (["--generate", "2", "--model", str(tiny_dir)], "or encoder-decoder language model"),
         (["--generate", "2", "--target", "x", "--model", str(tiny_lm_dir)], "does not go with"),
     ]:
         bad = run_cli("explain", PROMPT, *args)

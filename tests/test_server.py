@@ -365,7 +365,7 @@ def test_bad_answer_requests_get_one_line(lm_client, payload, message):
 
 def test_a_classifier_server_refuses_to_generate(client):
     r = client.post("/api/explain", json={"text": "a good film", "generate": 3})
-    assert r.status_code == 422 and "causal language model" in r.json()["detail"]
+    assert r.status_code == 422 and "causal or encoder-decoder language model" in r.json()["detail"]
 
 
 def test_the_page_shows_what_each_generated_token_depends_on(tiny_lm_dir, chromium):

@@ -26,6 +26,8 @@ class TokenBatch:
             answering context) starts in ``texts``; empty when no text is a pair.
         documents: Per text, the character spans of the user's documents in it (a prompt
             built from documents and a question); empty when no text has any.
+        n_source: For an encoder-decoder model, how many of each row's first tokens are the
+            encoder's input (the source); the rest are the decoder's. 0 for other models.
     """
 
     texts: tuple[str, ...]
@@ -38,6 +40,7 @@ class TokenBatch:
     n_truncated: tuple[int, ...]
     second_start: tuple[int | None, ...] = ()
     documents: tuple[tuple[tuple[int, int], ...], ...] = ()
+    n_source: int = 0
 
     def __post_init__(self) -> None:
         shape = tuple(self.input_ids.shape)
@@ -97,6 +100,7 @@ class TokenBatch:
             n_truncated=tuple(self.n_truncated[i] for i in rows),
             second_start=tuple(self.second_start[i] for i in rows) if self.second_start else (),
             documents=tuple(self.documents[i] for i in rows) if self.documents else (),
+            n_source=self.n_source,
         )
 
     def in_second(self) -> torch.Tensor:

@@ -165,12 +165,14 @@ REQUEST_OPTIONS = [
         type=int,
         default=None,
         help="a causal LM: generate this many tokens after TEXT (greedy) and explain each by the "
-        "tokens before it (an output x input matrix)",
+        "tokens before it (an output x input matrix); an encoder-decoder (T5, BART, Marian): "
+        "its output for TEXT, each token by the source and the earlier output tokens",
     ),
     click.option(
         "--continuation",
         default=None,
-        help="a causal LM: explain this given answer after TEXT, token by token (forced decoding)",
+        help="a causal LM: explain this given answer after TEXT, token by token (forced decoding); "
+        "an encoder-decoder: this given output for TEXT (a translation, a summary)",
     ),
     click.option(
         "--sample", type=int, default=None, metavar="SEED", help="with --generate: sample, seeded"
@@ -292,7 +294,8 @@ def explain(
 
     Several methods separated by commas (``--method NAME,NAME``) are explained one after the
     other and written to one report; each setting flag goes to the methods that have it. With a
-    causal LM, --generate or --continuation explains every token of an answer.
+    causal LM or an encoder-decoder, --generate or --continuation explains every token of an
+    answer.
     """
     from textlens.adapters.loading import load_model
     from textlens.cli_output import (

@@ -33,6 +33,8 @@ from textlens.progress import duration
 from textlens.text import check_unicode
 
 SCHEMA = "textlens.generation/1"
+GENERATING_TASKS = ("causal-lm", "seq2seq-lm")
+"""The tasks of models that write text: their answers are explained token by token."""
 GIB = 2**30
 
 
@@ -143,11 +145,38 @@ class Generation:
     """The plan announced before the work."""
     documents: tuple[tuple[int, int], ...] = ()
     """The character spans of the prompt's documents in ``text`` (document units)."""
+    n_source: int = 0
+    """An encoder-decoder model's source tokens: the first ``n_source`` of ``tokens`` are the
+    encoder's input (the prompt), then come the decoder's start token and the output. 0 for a
+    causal LM."""
+    separator: str = ""
+    """What ``text`` puts between the prompt and the output (a line break after an
+    encoder-decoder's source; nothing after a causal LM's prompt, which the output continues)."""
 
     @property
     def continuation(self) -> str:
         """The generated (or forced) text after the prompt."""
-        return self.text[len(self.prompt) :]
+        return self.text[len(self.prompt) + len(self.separator) :]
+
+    @property
+    def encoder_decoder(self) -> bool:
+        """Whether the model was an encoder-decoder (its source and output are two matrices)."""
+        return self.n_source > 0
+
+    def source_matrix(self, layer: int | None = None) -> np.ndarray:
+        """An encoder-decoder's scores of the source tokens ``(output tokens, n_source)``: what
+        each output token owes the text it translates or summarises."""
+        if not self.encoder_decoder:
+            raise TextlensError("a causal LM has no source: read matrix() for the prompt")
+        return self.matrix(layer)[:, : self.n_source]
+
+    def target_matrix(self, layer: int | None = None) -> np.ndarray:
+        """An encoder-decoder's scores of the decoder's tokens ``(output tokens, 1 + output
+        tokens)``: the start token, then the earlier output tokens (NaN from each row's own
+        token on)."""
+        if not self.encoder_decoder:
+            raise TextlensError("a causal LM has no source: read matrix() for the prompt")
+        return self.matrix(layer)[:, self.n_source :]
 
     @property
     def output_tokens(self) -> tuple[str, ...]:
@@ -193,6 +222,8 @@ class Generation:
             ),
             "plan": self.plan.to_dict() if self.plan is not None else None,
             "documents": [list(d) for d in self.documents],
+            "n_source": self.n_source,
+            "separator": self.separator,
         }
 
     def to_json(self, indent: int | None = None) -> str:
@@ -325,11 +356,12 @@ def _explain_generation(
     if (generate is None) == (continuation is None):
         raise TextlensError("give either generate=N (tokens to generate) or continuation=TEXT")
     adapter = resolve_adapter(model, device)
-    if adapter.task != "causal-lm":
+    if adapter.task not in GENERATING_TASKS:
         raise TextlensError(
-            f"explaining a generated answer needs a causal language model; this is a "
-            f"{adapter.task} model (give one with --model, e.g. demo-lm)"
+            f"explaining a generated answer needs a causal or encoder-decoder language model; "
+            f"this is a {adapter.task} model (give one with --model, e.g. demo-lm)"
         )
+    encoder_decoder = bool(getattr(adapter, "encoder_decoder", False))
     if batch_size != "auto" and (
         isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
     ):
@@ -363,11 +395,24 @@ def _explain_generation(
             raise TextlensError("the continuation is empty: give the answer to explain")
         given = list(tokenizer(continuation, add_special_tokens=False)["input_ids"])
     answer = len(given) if given is not None else generate if isinstance(generate, int) else 0
-    # truncation, when asked for, leaves the answer its room in the model's context
+    # truncation, when asked for, leaves the answer its room in the model's context (an
+    # encoder-decoder's answer has the decoder's own)
     limit = max(1, adapter.max_length - answer) if truncate is not None else None
+    if encoder_decoder and truncate is not None:
+        limit = adapter.max_length
     first = adapter.encode([prompt], max_length=limit, warn=False, truncate=truncate)
     prompt_ids = first.input_ids[0, : int(first.lengths[0])].tolist()
-    room = adapter.max_length - len(prompt_ids)
+    source_special = first.special_mask[0, : len(prompt_ids)].tolist()
+    prompt_tokens, prompt_offsets = list(first.tokens[0]), list(first.offsets[0])
+    n_source, separator = 0, ""
+    if encoder_decoder:  # the decoder starts from its start token, after the source
+        n_source, separator = len(prompt_ids), "\n"
+        start = int(getattr(adapter, "start_token_id", adapter.pad_token_id))
+        prompt_ids.append(start)
+        source_special.append(True)
+        prompt_tokens.append(str(tokenizer.convert_ids_to_tokens(start)))
+        prompt_offsets.append((0, 0))
+    room = adapter.max_length - (1 if encoder_decoder else len(prompt_ids))
     if given is not None:
         out_ids = given
         if len(out_ids) > room:
@@ -383,30 +428,35 @@ def _explain_generation(
                 f"cannot generate {generate} tokens: the model's context leaves {room} after "
                 f"the prompt's {len(prompt_ids)}; ask for fewer"
             )
-        out_ids = _generate(adapter, prompt_ids, generate, sample_seed)
+        source_ids = prompt_ids[:n_source] if encoder_decoder else prompt_ids
+        out_ids = _generate(adapter, source_ids, generate, sample_seed)
         if not out_ids:
             raise TextlensError("the model ended the answer at once (end-of-sequence first)")
     ids = prompt_ids + out_ids
     n_prompt = len(prompt_ids)
-    text, offsets = _texts(tokenizer, prompt, first.offsets[0], out_ids, continuation)
-    tokens = first.tokens[0] + _output_tokens(tokenizer, text, offsets[n_prompt:], out_ids)
+    text, offsets = _texts(tokenizer, prompt + separator, prompt_offsets, out_ids, continuation)
+    tokens = tuple(prompt_tokens) + _output_tokens(tokenizer, text, offsets[n_prompt:], out_ids)
     specials = set(getattr(tokenizer, "all_special_ids", []) or [])
-    roles = _roles(offsets[:n_prompt], prompt_ids, specials, spans) + (
-        "assistant" if chat else "output",
-    ) * len(out_ids)
+    roles = _roles(offsets[:n_prompt], prompt_ids, specials, spans)
+    if encoder_decoder:
+        roles = ("source",) * n_source + ("template",)
+    roles += ("assistant" if chat else "output",) * len(out_ids)
     special = tuple(
         bool(flag) or i in specials or role == "template"
-        for flag, i, role in zip(
-            first.special_mask[0, :n_prompt].tolist() + [False] * len(out_ids),
-            ids,
-            roles,
-            strict=True,
-        )
+        for flag, i, role in zip(source_special + [False] * len(out_ids), ids, roles, strict=True)
     )
     clock = time.perf_counter()
-    probabilities, entropies = _steps(adapter, ids, n_prompt)
+    probabilities, entropies = _steps(adapter, ids, n_prompt, n_source)
     pass_seconds = time.perf_counter() - clock
     chosen = get_method(method, **params)
+    if encoder_decoder and not describe(type(chosen), "encoder_decoder"):
+        from textlens.methods import METHODS
+
+        usable = sorted(n for n, c in METHODS.items() if describe(c, "encoder_decoder"))
+        raise TextlensError(
+            f"{chosen.name} does not explain encoder-decoder models; use one of: "
+            f"{', '.join(usable)}"
+        )
     fixed = special if attribute_to == "all" else special[:n_prompt] + (True,) * len(out_ids)
 
     shares = bool(describe(type(chosen), "reads_positions"))
@@ -416,7 +466,7 @@ def _explain_generation(
         prefix (read at its own position), so that the rows share their passes."""
         return _prefix_batch(
             adapter, text, ids, tokens, offsets, fixed, n_prompt, rows, whole=shares,
-            documents=doc_spans,
+            documents=doc_spans, n_source=n_source,
         )  # fmt: skip
 
     def run(rows: range) -> list[Explanation]:
@@ -432,8 +482,9 @@ def _explain_generation(
         # a method that reads positions ran the longest prefix for every row: each Explanation
         # keeps its own prefix's tokens
         shown = _prefix_batch(
-            adapter, text, ids, tokens, offsets, fixed, n_prompt, rows, documents=doc_spans
-        )
+            adapter, text, ids, tokens, offsets, fixed, n_prompt, rows, documents=doc_spans,
+            n_source=n_source,
+        )  # fmt: skip
         return run_batch(adapter, batch, chosen, goal, clean=clean, shown=shown, began=began)
 
     def fit(rows: range) -> bool:
@@ -487,6 +538,8 @@ def _explain_generation(
         batch_size=batch_sizes[-1],
         plan=plan,
         documents=doc_spans,
+        n_source=n_source,
+        separator=separator,
     )
 
 
@@ -618,7 +671,8 @@ def _texts(
     continuation: str | None,
 ) -> tuple[str, list[tuple[int, int]]]:
     """The full text and every token's span in it; output tokens are spanned by decoding the
-    output one more token at a time."""
+    output one more token at a time. ``prompt`` ends with the separator, if any, between it
+    and the output."""
     offsets = list(prompt_offsets)
     decoded = ""
     for j in range(len(out_ids)):
@@ -645,12 +699,15 @@ def _output_tokens(
     return tuple(shown)
 
 
-def _steps(adapter: Any, ids: list[int], n_prompt: int) -> tuple[np.ndarray, np.ndarray]:
+def _steps(
+    adapter: Any, ids: list[int], n_prompt: int, n_source: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Each output token's probability and the entropy of its step, from one forward pass."""
     import torch
 
+    n = len(ids)
     batch = _prefix_batch(
-        adapter, "", ids, ("",) * len(ids), [(0, 0)] * len(ids), (False,) * len(ids), len(ids), [0]
+        adapter, "", ids, ("",) * n, [(0, 0)] * n, (False,) * n, n, [0], n_source=n_source
     )
     read = torch.arange(n_prompt - 1, len(ids) - 1, device=batch.input_ids.device)
     with torch.no_grad():
@@ -676,9 +733,11 @@ def _prefix_batch(
     rows: Sequence[int] | range,
     whole: bool = False,
     documents: tuple[tuple[int, int], ...] = (),
+    n_source: int = 0,
 ) -> Any:
     """A right-padded batch of the prefixes before output tokens ``rows``; ``whole``: every
-    row is the longest of them. ``documents``: the spans of the prompt's documents."""
+    row is the longest of them. ``documents``: the spans of the prompt's documents;
+    ``n_source``: an encoder-decoder's source tokens at the start of every row."""
     import torch
 
     from textlens.batch import TokenBatch
@@ -707,6 +766,7 @@ def _prefix_batch(
         offsets=tuple(tuple(offsets[:k]) for k in lengths),
         n_truncated=(0,) * n,
         documents=(documents,) * n if documents else (),
+        n_source=n_source,
     ).to(adapter.device)
 
 

@@ -323,11 +323,17 @@ class Request:
                 "{contrast} compares two next tokens of a causal language model; this model is "
                 f"a {adapter.task} model (leave out {{contrast}}, or give a causal LM)"
             )
-        if self.answer and adapter.task != "causal-lm":
+        from textlens.generation import GENERATING_TASKS
+
+        if self.answer and adapter.task not in GENERATING_TASKS:
             raise TextlensError(
-                f"explaining a generated answer needs a causal language model; this is a "
-                f"{adapter.task} model (give one with --model, e.g. demo-lm)"
+                f"explaining a generated answer needs a causal or encoder-decoder language "
+                f"model; this is a {adapter.task} model (give one with --model, e.g. demo-lm)"
             )
+        if not self.answer and adapter.task == "seq2seq-lm":
+            from textlens.adapters.seq2seq import NOT_ALONE
+
+            raise RequestError(NOT_ALONE)
         return as_target(adapter, self.target, self.target_kind, self.target_options)
 
     # -- running -------------------------------------------------------------------------------

@@ -492,7 +492,7 @@ class ForcedTokens(_Kind):
     """
 
     kind: ClassVar[str] = "forced-tokens"
-    tasks: ClassVar[tuple[str, ...]] = ("causal-lm",)
+    tasks: ClassVar[tuple[str, ...]] = ("causal-lm", "seq2seq-lm")
     ids: tuple[int, ...]
     positions: tuple[int, ...] | None = None
 

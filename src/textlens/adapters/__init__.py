@@ -12,6 +12,7 @@ _EXPORTS = {
     "TASKS": "textlens.adapters.base",
     "FunctionAdapter": "textlens.adapters.function",
     "HFAdapter": "textlens.adapters.hf",
+    "Seq2SeqAdapter": "textlens.adapters.seq2seq",
     "TruncationWarning": "textlens.adapters.encoding",
     "load_model": "textlens.adapters.loading",
     "WIRING": "textlens.adapters.wiring",

@@ -15,6 +15,7 @@ TASKS = (
     "question-answering",
     "token-classification",
     "causal-lm",
+    "seq2seq-lm",
     "base",
 )
 """The model tasks an adapter can have (``ModelAdapter.task``)."""

@@ -100,13 +100,26 @@ def _is_activation(module: Any) -> bool:
     return isinstance(module, elementwise)
 
 
+def is_seq2seq_lm(model: Any) -> bool:
+    """Whether a HF model is an encoder-decoder language model (T5, BART, Marian...): an
+    encoder, a decoder and an output layer over the vocabulary."""
+    config = getattr(model, "config", None)
+    if not getattr(config, "is_encoder_decoder", False):
+        return False
+    if not all(callable(getattr(model, n, None)) for n in ("get_encoder", "get_decoder")):
+        return False
+    get = getattr(model, "get_output_embeddings", None)
+    return callable(get) and get() is not None
+
+
 def detect_task(model: Any) -> str:
-    """The task of a HF model, read from its class name (``BertForSequenceClassification``...)."""
+    """The task of a HF model, read from its class name (``BertForSequenceClassification``...)
+    or, for an encoder-decoder language model, its configuration."""
     name = type(model).__name__
     for suffix, task in CLASS_SUFFIXES:
         if name.endswith(suffix):
             return task
-    return "base"
+    return "seq2seq-lm" if is_seq2seq_lm(model) else "base"
 
 
 def _submodule(root: torch.nn.Module, path: str | None) -> torch.nn.Module | None:
@@ -133,6 +146,10 @@ class HFAdapter(EncodingAdapter):
         device: Where the model runs; ``"cuda"`` works where available.
     """
 
+    encoder_decoder = False
+    """Whether the model is an encoder-decoder (``Seq2SeqAdapter``): a row is its source and
+    then the decoder's input."""
+
     def __init__(
         self,
         model: Any,
@@ -143,6 +160,11 @@ class HFAdapter(EncodingAdapter):
     ) -> None:
         if task is not None and task not in TASKS:
             raise TextlensError(f"unknown task {task!r}; use one of: {', '.join(TASKS)}")
+        if not self.encoder_decoder and is_seq2seq_lm(model) and task in (None, "seq2seq-lm"):
+            raise TextlensError(
+                f"{type(model).__name__} is an encoder-decoder model: wrap it with "
+                "load_model(model, tokenizer) (or textlens.adapters.Seq2SeqAdapter)"
+            )
         self.device = resolve_device(device)
         if _placed(model):  # split over devices or quantised: explained where it is
             self.device = model.get_input_embeddings().weight.device

@@ -7,7 +7,8 @@ from typing import Any
 
 from textlens.adapters.base import ModelAdapter
 from textlens.adapters.encoding import EncodingAdapter
-from textlens.adapters.hf import CLASS_SUFFIXES, TASKS, HFAdapter
+from textlens.adapters.hf import CLASS_SUFFIXES, TASKS, HFAdapter, is_seq2seq_lm
+from textlens.adapters.seq2seq import Seq2SeqAdapter
 from textlens.devices import resolve_device
 from textlens.errors import TextlensError
 from textlens.lazy import torch
@@ -61,17 +62,17 @@ def load_model(
         from textlens import zoo
 
         model, tok, _ = zoo.load_sentiment_classifier()
-        return HFAdapter(_cast(model, chosen), tok, task=task, name=zoo.DEMO_NAME, device=device)
+        return _wrap(_cast(model, chosen), tok, task=task, name=zoo.DEMO_NAME, device=device)
     if path_or_model == "demo-lm":
         from textlens import zoo
 
         model, tok, _ = zoo.load_language_model()
-        return HFAdapter(_cast(model, chosen), tok, task=task, name=zoo.LM_NAME, device=device)
+        return _wrap(_cast(model, chosen), tok, task=task, name=zoo.LM_NAME, device=device)
     if path_or_model == "encoder":
         from textlens import zoo
 
         model, tok, _ = zoo.load_encoder()
-        return HFAdapter(_cast(model, chosen), tok, task=task, name=zoo.ENCODER_NAME, device=device)
+        return _wrap(_cast(model, chosen), tok, task=task, name=zoo.ENCODER_NAME, device=device)
     if isinstance(path_or_model, (str, Path)):
         if chosen is not None:
             model_kwargs = {**model_kwargs, "dtype": chosen}
@@ -91,7 +92,7 @@ def load_model(
             raise TextlensError(
                 "a model object needs its tokenizer: load_model(model, tokenizer=tokenizer)"
             )
-        return HFAdapter(path_or_model, tokenizer, task=task, device=device)
+        return _wrap(path_or_model, tokenizer, task=task, device=device)
     raise TextlensError(
         f"cannot load a model from {type(path_or_model).__name__}: pass a folder, a "
         "PreTrainedModel with its tokenizer, or None for the demo classifier"
@@ -103,8 +104,17 @@ _AUTO_CLASSES = {
     "question-answering": "AutoModelForQuestionAnswering",
     "token-classification": "AutoModelForTokenClassification",
     "causal-lm": "AutoModelForCausalLM",
+    "seq2seq-lm": "AutoModelForSeq2SeqLM",
     "base": "AutoModel",
 }
+
+
+def _wrap(model: Any, tokenizer: Any, **options: Any) -> HFAdapter:
+    """The adapter for a HF model: ``Seq2SeqAdapter`` for an encoder-decoder language model
+    (unless another task is asked for), ``HFAdapter`` for the rest."""
+    if is_seq2seq_lm(model) and options.get("task") in (None, "seq2seq-lm"):
+        return Seq2SeqAdapter(model, tokenizer, **options)
+    return HFAdapter(model, tokenizer, **options)
 
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -161,13 +171,13 @@ def _held_object(
     kind = type(obj).__name__
     module = type(obj).__module__
     if module.startswith("transformers.pipelines") and hasattr(obj, "model"):
-        return HFAdapter(obj.model, tokenizer or obj.tokenizer, task=task, device=device)
+        return _wrap(obj.model, tokenizer or obj.tokenizer, task=task, device=device)
     if kind == "SentenceTransformer" or module.startswith("sentence_transformers"):
         first = obj[0]
         inner = getattr(first, "auto_model", None) or getattr(first, "model", None)
         if inner is None:
             raise TextlensError("this SentenceTransformer has no transformer module to explain")
-        adapter = HFAdapter(inner, tokenizer or obj.tokenizer, task="base", device=device)
+        adapter = _wrap(inner, tokenizer or obj.tokenizer, task="base", device=device)
         adapter.pooling = _sentence_pooling(obj)
         return adapter
     if module.startswith("peft"):
@@ -176,7 +186,7 @@ def _held_object(
             raise TextlensError(
                 "a PEFT model needs its tokenizer: load_model(model, tokenizer=tokenizer)"
             )
-        return HFAdapter(model, tokenizer, task=task, device=device)
+        return _wrap(model, tokenizer, task=task, device=device)
     return None
 
 
@@ -221,7 +231,7 @@ def _load_cached(
     tokenizer = tokenizer or transformers.AutoTokenizer.from_pretrained(
         model_id, local_files_only=True
     )
-    return HFAdapter(model, tokenizer, task=task, name=model_id, device=device)
+    return _wrap(model, tokenizer, task=task, name=model_id, device=device)
 
 
 def _load_peft(
@@ -255,12 +265,16 @@ def _load_peft(
         import transformers
 
         tok = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
-    return HFAdapter(model, tok, task=base.task, name=path.name, device=device)
+    return _wrap(model, tok, task=base.task, name=path.name, device=device)
 
 
 def _task_of(config: Any) -> str:
     archs = getattr(config, "architectures", None) or []
-    return next((t for suffix, t in CLASS_SUFFIXES for a in archs if a.endswith(suffix)), "base")
+    found = next((t for suffix, t in CLASS_SUFFIXES for a in archs if a.endswith(suffix)), None)
+    if found is not None:
+        return found
+    generates = any(a.endswith(("ForConditionalGeneration", "MTModel")) for a in archs)
+    return "seq2seq-lm" if generates and getattr(config, "is_encoder_decoder", False) else "base"
 
 
 def _load_from_folder(
@@ -294,4 +308,4 @@ def _load_from_folder(
     except (OSError, ValueError, KeyError) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise TextlensError(f"cannot load the model in {path}: {message}") from error
-    return HFAdapter(model, tokenizer, task=task, name=path.name, device=device)
+    return _wrap(model, tokenizer, task=task, name=path.name, device=device)

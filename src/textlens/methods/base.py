@@ -92,6 +92,8 @@ class Method(Protocol):
     - ``backward``: the method runs a backward pass through the model for every pass it counts
       (``passes``); plans count such a pass as about three forward passes' time, and gradient
       checkpointing can bound its memory.
+    - ``encoder_decoder``: the method explains an encoder-decoder model's output (the source and
+      the decoder's tokens seen as one sequence); False: such a run is refused in one line.
     """
 
     name: ClassVar[str]
@@ -118,6 +120,7 @@ DESCRIPTION_DEFAULTS: dict[str, Any] = {
     "layer_totals": "",
     "reads_positions": False,
     "backward": False,
+    "encoder_decoder": True,
 }
 
 
@@ -632,10 +635,12 @@ def forward_memory_bytes(model: ModelAdapter, batch: TokenBatch, rows: int) -> i
 def logits_bytes(model: ModelAdapter, batch: TokenBatch, rows: int) -> int:
     """What a causal LM's output layer holds for ``rows`` rows: the logits and their softmax at
     every position, or at one position a row where the model computes only the ones read."""
-    if model.task != "causal-lm":
+    if model.task not in ("causal-lm", "seq2seq-lm"):
         return 0
     vocab = model.vocab_size
     positions = 1 if getattr(model, "keeps_logits", False) else batch.input_ids.shape[1]
+    if model.task == "seq2seq-lm":  # the decoder's logits at every decoder position
+        positions = batch.input_ids.shape[1] - batch.n_source
     return 2 * rows * positions * vocab * 4
 
 

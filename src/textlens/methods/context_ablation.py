@@ -63,6 +63,7 @@ class ContextAblation:
     """
 
     name: ClassVar[str] = "context-ablation"
+    encoder_decoder: ClassVar[bool] = False  # removing source tokens moves the decoder
     signed: ClassVar[bool] = True
     layered: ClassVar[bool] = False
     cost_setting: ClassVar[str] = "n_ablations"

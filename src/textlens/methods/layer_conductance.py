@@ -74,6 +74,7 @@ class LayerConductance:
 
     name: ClassVar[str] = "layer-conductance"
     backward: ClassVar[bool] = True
+    encoder_decoder: ClassVar[bool] = False  # it needs one stack of blocks
     signed: ClassVar[bool] = True
     layered: ClassVar[bool] = True
     provides: ClassVar[dict[str, str]] = {"units": "keep_units=True"}

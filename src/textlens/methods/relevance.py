@@ -405,6 +405,7 @@ class Relevance:
 
     name: ClassVar[str] = "relevance"
     backward: ClassVar[bool] = True
+    encoder_decoder: ClassVar[bool] = False  # its rules know decoder-only stacks
     reads_positions: ClassVar[bool] = True
     signed: ClassVar[bool] = True
     layered: ClassVar[bool] = False
@@ -453,6 +454,7 @@ class LayerRelevance:
 
     name: ClassVar[str] = "layer-relevance"
     backward: ClassVar[bool] = True
+    encoder_decoder: ClassVar[bool] = False  # its rules know decoder-only stacks
     signed: ClassVar[bool] = True
     layered: ClassVar[bool] = True
     layer_totals: ClassVar[str] = "the target, less what the rules absorb above the layer"

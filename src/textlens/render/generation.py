@@ -53,7 +53,11 @@ def generation_heatmap(
         fontsize=8,
     )
     ax.axvline(gen.n_prompt - 0.5, color="black", linewidth=0.8)
-    ax.set_xlabel("input tokens (prompt | generated)")
+    if getattr(gen, "n_source", 0):  # an encoder-decoder: source | decoder's start | output
+        ax.axvline(gen.n_source - 0.5, color="black", linewidth=0.8)
+        ax.set_xlabel("input tokens (source | decoder start | generated)")
+    else:
+        ax.set_xlabel("input tokens (prompt | generated)")
     ax.set_ylabel("generated token (its probability)")
     which = f", layer {layer}" if layer is not None else ""
     ax.set_title(f"{gen.method}{which}: {gen.prompt[:60]!r}", fontsize=9)

@@ -80,10 +80,14 @@ class ExplainRequest(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict, description="method settings")
     heatmap: bool = Field(True, description="draw the layer x token heatmap (layered methods)")
     generate: int | None = Field(
-        None, description="causal LM: generate this many tokens (greedy) and explain each one"
+        None,
+        description="causal LM or encoder-decoder: generate this many tokens (greedy) and "
+        "explain each one",
     )
     continuation: str | None = Field(
-        None, description="causal LM: explain each token of this answer to the text"
+        None,
+        description="causal LM or encoder-decoder: explain each token of this answer to the "
+        "text (a continuation, a translation, a summary)",
     )
     chat: bool = Field(
         False,
@@ -315,11 +319,13 @@ def _asked(
 
 def _check_answer(asked: Any, adapter: Any, limits: Limits) -> None:
     """Refuse an answer this model cannot give or this server does not take, at once."""
-    if adapter.task != "causal-lm":
+    from textlens.generation import GENERATING_TASKS
+
+    if adapter.task not in GENERATING_TASKS:
         raise HTTPException(
             422,
-            f"explaining a generated answer needs a causal language model; this server runs a "
-            f"{adapter.task} model",
+            f"explaining a generated answer needs a causal or encoder-decoder language model; "
+            f"this server runs a {adapter.task} model",
         )
     if asked.continuation is not None:
         if len(asked.continuation) > limits.max_chars:

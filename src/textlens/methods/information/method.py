@@ -142,6 +142,7 @@ class InformationLoss:
 
     name: ClassVar[str] = "information-loss"
     backward: ClassVar[bool] = True
+    encoder_decoder: ClassVar[bool] = False  # its spreads come from texts on their own
     signed: ClassVar[bool] = False
     layered: ClassVar[bool] = True
     score_label: ClassVar[str] = "-log sigma (higher = more important)"
