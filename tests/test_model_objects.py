@@ -15,6 +15,7 @@ from textlens.adapters import HFAdapter
 from textlens.adapters.loading import load_model
 from textlens.errors import TextlensError
 from textlens.pipeline import explain_pair
+from textlens.targets import ClassTarget
 
 
 def test_a_transformers_pipeline_is_explained_as_its_model(tokenizer, tiny_bert):
@@ -87,6 +88,63 @@ def test_a_multi_label_classifier_gets_sigmoid_probabilities(tokenizer):
     probs = adapter.class_probabilities(SENTENCES[0])
     assert probs["a"] == pytest.approx(float(logits[0].sigmoid()), rel=1e-5)
     assert sum(probs.values()) != pytest.approx(1.0, abs=1e-3)  # independent labels
+
+
+@pytest.fixture(scope="module")
+def multi_label(tokenizer):
+    labels = {"id2label": {0: "a", 1: "b", 2: "c"}, "label2id": {"a": 0, "b": 1, "c": 2}}
+    model = tiny_model("bert", num_labels=3, problem_type="multi_label_classification", **labels)
+    return HFAdapter(model, tokenizer, name="tiny-multi")
+
+
+def test_several_labels_at_once_each_explained_by_its_own_sigmoid(multi_label):
+    from textlens import explain_labels, explain_many
+
+    every = explain_labels(SENTENCES[0], multi_label, "gradient-x-input", output="probability")
+    assert [e.target.label for e in every] == ["a", "b", "c"]
+    probs = multi_label.class_probabilities(SENTENCES[0])
+    for exp in every:  # each the same as that label alone, by its sigmoid probability
+        one = ClassTarget(exp.target.label, output="probability")
+        alone = explain(SENTENCES[0], multi_label, "gradient-x-input", target=one)
+        np.testing.assert_allclose(exp.scores, alone.scores, rtol=1e-5, atol=1e-7)
+        assert exp.target.probability == pytest.approx(probs[exp.target.label], rel=1e-5)
+    assert not np.allclose(every[0].scores, every[1].scores)
+    two = explain_many([SENTENCES[0], SENTENCES[1]], multi_label, "gradient", target=["c", "a"])
+    assert [(e.text, e.target.label) for e in two] == [
+        (SENTENCES[0], "c"),
+        (SENTENCES[0], "a"),
+        (SENTENCES[1], "c"),
+        (SENTENCES[1], "a"),
+    ]
+    with pytest.raises(TextlensError, match="use explain_labels"):
+        explain(SENTENCES[0], multi_label, "gradient", target=["a", "b"])
+
+
+def test_several_labels_from_the_command_line(multi_label, tmp_path):
+    from click.testing import CliRunner
+
+    from textlens.cli import main
+
+    folder = tmp_path / "multi"
+    multi_label.model.save_pretrained(folder)
+    multi_label.tokenizer.save_pretrained(folder)
+    out = tmp_path / "labels.json"
+    result = CliRunner().invoke(main, ["explain", SENTENCES[0], "--model", str(folder),
+                                       "--method", "gradient", "--target", "a,c",
+                                       "--json", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "explaining: c" in result.output
+    data = json.loads(out.read_text())
+    assert [e["target"]["label"] for e in data["items"]] == ["a", "c"]
+    bad = CliRunner().invoke(main, ["explain", SENTENCES[0], "--model", str(folder),
+                                    "--target", "a,zzz"])  # fmt: skip
+    assert bad.exit_code != 0 and "unknown label 'zzz'" in bad.output
+    texts = tmp_path / "texts.txt"
+    texts.write_text(SENTENCES[0] + "\n" + SENTENCES[1] + "\n")
+    args = ["explain-file", str(texts), "--model", str(folder), "--target", "a,c"]
+    job = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "o.jsonl")])
+    assert job.exit_code != 0 and "one --target per row" in job.output
+    assert not (tmp_path / "o.jsonl").exists()
 
 
 def test_a_model_placed_by_its_loader_is_never_moved(tiny_bert, tokenizer, monkeypatch):

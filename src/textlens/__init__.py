@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "explain": "textlens.pipeline",
     "explain_many": "textlens.pipeline",
+    "explain_labels": "textlens.pipeline",
     "explain_pair": "textlens.pipeline",
     "load_model": "textlens.adapters.loading",
     "HFAdapter": "textlens.adapters.hf",

@@ -63,6 +63,9 @@ def show_explanations(request: Any, adapter: Any, exps: list[Any]) -> None:
             )
         elif k == 0:
             print_prediction(adapter, exp)
+        elif exp.target.label != exps[k - 1].target.label and not exp.target.explained:
+            t = exp.target  # the next of several labels
+            click.echo(f"explaining: {t.label} ({t.kind}, model score {t.score:.3f})")
         elif exp.target.explained:  # a later method that explains something else says so
             click.echo(f"explaining: {exp.target.explained}")
         print_scores(exp)

@@ -65,10 +65,62 @@ def explain(
         >>> exp.target.label
         'fresh'
     """
-    return explain_many(
+    exps = explain_many(
         [text], model, method, target, target_kind=target_kind, max_length=max_length,
         device=device, dtype=dtype, tokenizer=tokenizer, max_memory=max_memory, **params,
-    )[0]  # fmt: skip
+    )  # fmt: skip
+    if len(exps) > 1:
+        raise TextlensError(
+            f"{target!r} names {len(exps)} labels, which give as many explanations: use "
+            "explain_labels(text, model, labels=...) for a list of them"
+        )
+    return exps[0]
+
+
+def explain_labels(
+    text: str | tuple[str, str],
+    model: Any = None,
+    method: str | Method = DEFAULT_METHOD,
+    labels: Any = "all",
+    *,
+    output: str = "logit",
+    **options: Any,
+) -> list[Explanation]:
+    """Explain one text once per class label: several labels of a multi-label classifier (each
+    by its own sigmoid), or every class of any classifier.
+
+    Args:
+        text, model, method: As for ``explain``.
+        labels: Class names or indices (a list), or ``"all"`` (default): every class.
+        output: ``"logit"`` (default; a multi-label classifier's logit is the log-odds of its
+            label's sigmoid probability) or ``"probability"``.
+        options: The other arguments of ``explain`` (``device``, ``tokenizer``, method
+            settings...).
+
+    Example:
+        >>> exps = explain_labels("a gripping, beautifully acted film", labels="all")
+        >>> [e.target.label for e in exps]
+        ['rotten', 'fresh']
+    """
+    from textlens.targets import ClassTarget
+
+    if isinstance(labels, tuple | list) and not labels:
+        raise TextlensError("no labels given: name at least one class, or 'all'")
+    if output not in ("logit", "probability"):
+        raise TextlensError(f"output={output!r} is not valid: use 'logit' or 'probability'")
+    chosen = list(labels) if isinstance(labels, tuple | list) else labels
+    adapter = resolve_adapter(
+        model, options.pop("device", None), dtype=options.pop("dtype", None),
+        tokenizer=options.pop("tokenizer", None),
+    )  # fmt: skip
+    if adapter.task != "sequence-classification":
+        raise TextlensError(
+            f"explain_labels explains a classifier's labels; this is a {adapter.task} model"
+        )
+    goal = ClassTarget(label=chosen, output=output)  # type: ignore[arg-type]
+    if goal.split(adapter) is None:
+        goal = ClassTarget(label=(chosen,), output=output)  # type: ignore[arg-type]
+    return explain_many([text], adapter, method, goal, **options)
 
 
 def explain_pair(
@@ -145,6 +197,9 @@ def explain_many(
 ) -> list[Explanation]:
     """Explain many texts, in length-sorted batches; results come back in input order.
 
+    Several labels as the target (``target=["toxic", "insult"]``, ``"all"``) give one
+    Explanation per text and label, the labels of the first text first.
+
     Takes the arguments of ``explain`` plus ``batch_size`` (texts per batch), ``truncate``
     (``"left"`` keeps a long text's end, ``"right"`` its start; None: an encoder's start, and a
     causal LM's text is refused) and ``documents`` (per text, the character spans of the
@@ -180,6 +235,17 @@ def explain_many(
     adapter = resolve_adapter(model, device, dtype=dtype, tokenizer=tokenizer)
     chosen = with_corpus(get_method(method, **params), texts, adapter.name)
     goal = as_target(adapter, target, target_kind)
+    split = getattr(goal, "split", None)
+    several = split(adapter) if split is not None else None
+    if several:  # several labels: each text explained once per label, text by text
+        each = [
+            explain_many(
+                texts, adapter, chosen, one, batch_size=batch_size, max_length=max_length,
+                truncate=truncate, documents=documents, max_memory=max_memory,
+            )
+            for one in several
+        ]  # fmt: skip
+        return [each[k][i] for i in range(len(texts)) for k in range(len(several))]
     order = sorted(range(len(texts)), key=lambda i: len("".join(texts[i])))
     results: list[Explanation | None] = [None] * len(texts)
     n_cut, kept = 0, None
@@ -271,6 +337,11 @@ def check_target(
     """
     adapter = resolve_adapter(model, None)
     goal = as_target(adapter, target)
+    if getattr(goal, "split", lambda _: None)(adapter):
+        raise TextlensError(
+            "a job explains one --target per row: give one label (several labels go with one "
+            "text: textlens explain, or explain_labels in Python)"
+        )
     for text in texts:
         try:
             batch = adapter.encode([text], max_length=max_length, warn=False)

@@ -360,8 +360,10 @@ class Request:
         from textlens.pipeline import explain_many
 
         prompt, spans = self.prompt()
-        exps = [
-            explain_many(
+        exps = [  # several labels: one per label
+            e
+            for m in self.built
+            for e in explain_many(
                 [prompt],
                 adapter,
                 m,
@@ -369,8 +371,7 @@ class Request:
                 max_length=self.max_length,
                 truncate=self.truncate,
                 documents=[spans] if spans else None,
-            )[0]
-            for m in self.built
+            )
         ]
         return Outcome(explanations=tuple(self.shown(e) for e in exps))
 
@@ -422,9 +423,15 @@ class Request:
             return [a._pair(adapter, method)[0] for a in asked]
         from textlens.pipeline import explain_many
 
+        goal = self.goal(adapter)
+        if getattr(goal, "split", lambda _: None)(adapter):
+            raise RequestError(
+                "a job explains one {target} per row: give one label (several labels go with "
+                "one text: textlens explain, or explain_labels in Python)"
+            )
         prompts, spans = zip(*(a.prompt() for a in asked), strict=True)
         exps = explain_many(
-            list(prompts), adapter, method, self.goal(adapter), batch_size=batch_size,
+            list(prompts), adapter, method, goal, batch_size=batch_size,
             max_length=self.max_length, truncate=self.truncate,
             documents=list(spans) if any(spans) else None,
         )  # fmt: skip

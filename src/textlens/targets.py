@@ -22,6 +22,7 @@ methods, and describes itself as data, so that no front end names one:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -91,6 +92,10 @@ class _Kind:
     def follow(self) -> Any:
         return None
 
+    def split(self, adapter: Any) -> tuple[Any, ...] | None:
+        """Several targets to explain one after the other for each text, or None (one)."""
+        return None
+
 
 def _classes(adapter: Any) -> tuple[str, ...]:
     return adapter.labels or ()
@@ -123,17 +128,27 @@ def _class_probs(logits: torch.Tensor, multi_label: bool) -> torch.Tensor:
 @register_target
 @dataclass(frozen=True)
 class ClassTarget(_Kind):
-    """A sequence classifier's class: the predicted one by default.
+    """A sequence classifier's class: the predicted one by default; several at once.
 
     Args:
-        label: Class name or index; None = the predicted class of each text.
-        output: ``"logit"`` (default) or ``"probability"`` of that class.
+        label: Class name or index; None = the predicted class of each text. Several labels
+            (a tuple or list, ``"toxic,insult"`` as typed, or ``"all"``) explain each text once
+            per label, in that order (``split``): for a multi-label classifier, each label's own
+            sigmoid.
+        output: ``"logit"`` (default) or ``"probability"`` of that class (a multi-label
+            classifier's logit is the log-odds of its label's sigmoid probability).
     """
 
     kind: ClassVar[str] = "class"
     tasks: ClassVar[tuple[str, ...]] = ("sequence-classification",)
-    label: int | str | None = None
+    label: int | str | tuple[int | str, ...] | None = None
     output: Literal["logit", "probability"] = "logit"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.label, list):
+            object.__setattr__(self, "label", tuple(self.label))
+        if isinstance(self.label, tuple) and not self.label:
+            raise TextlensError("no labels given: name at least one class")
 
     @classmethod
     def from_request(cls, target: Any = None, **options: Any) -> ClassTarget:
@@ -141,7 +156,25 @@ class ClassTarget(_Kind):
 
     @classmethod
     def infer(cls, target: Any) -> bool:
+        if isinstance(target, tuple | list):
+            return bool(target) and all(isinstance(t, int | str) for t in target)
         return isinstance(target, int | str)
+
+    def split(self, adapter: Any) -> tuple[ClassTarget, ...] | None:
+        """One target per label when several are asked for (None for one label): ``"all"``
+        (unless a class is called so) is every class; a text with commas that is no class name
+        is a list of them."""
+        label = self.label
+        names = _classes(adapter)
+        if isinstance(label, str) and label not in names:
+            if label.strip() == "all":
+                n = len(names) or int(getattr(adapter.config, "num_labels", 0) or 0)
+                label = tuple(range(n))
+            elif "," in label:
+                label = tuple(part.strip() for part in label.split(",") if part.strip())
+        if not isinstance(label, tuple):
+            return None
+        return tuple(dataclasses.replace(self, label=one) for one in label)
 
     def follow(self) -> Any:
         return ClassProbability()
@@ -150,11 +183,17 @@ class ClassTarget(_Kind):
         logits = outputs.logits
         if logits.dim() != 2:
             raise TextlensError("a class target needs a sequence classifier (logits per text)")
+        if self.split(adapter) is not None:
+            raise TextlensError(
+                "several labels are explained one at a time: pass them to explain or "
+                "explain_many, which split them (ClassTarget.split)"
+            )
         multi = bool(getattr(adapter, "multi_label", False))
         probs = _class_probs(logits, multi)
         if self.label is None:
             index = logits.argmax(-1)
         else:
+            assert not isinstance(self.label, tuple)  # split above
             i = _class_index(adapter, self.label, logits.shape[-1])
             index = torch.full((len(batch),), i, dtype=torch.long, device=logits.device)
         names = _classes(adapter)

@@ -320,6 +320,10 @@ def compare_methods(
     if target is None and target_kind is None:
         default_follow(adapter)  # refuses models that have no class or next token
     goal = as_target(adapter, target, target_kind)
+    if getattr(goal, "split", lambda _: None)(adapter):
+        raise TextlensError(
+            "the metrics follow one label at a time: give one --target and run once per label"
+        )
     follow = goal.follow()  # what the metrics follow for this target: one home, the target's
     if follow is None:
         raise TextlensError(
