@@ -104,3 +104,14 @@ def test_extra_axes_survive_json(tiny_bert):
     back = Explanation.from_json(info.to_json())
     assert back.extra_axes == info.extra_axes and back.extra_axes["steps"] == ("layer",)
     assert back.select([1]).extras["steps"].shape == (1,)
+
+
+def test_an_explanation_converts_to_a_data_frame(tiny_bert):
+    exp = explain(SENTENCES[0], tiny_bert, "gradient")
+    frame = exp.to_frame()
+    assert list(frame["token"]) == list(exp.tokens)
+    np.testing.assert_allclose(frame["score"].to_numpy(), exp.scores)
+    layered = explain(SENTENCES[0], tiny_bert, "attention")
+    by_layer = layered.to_frame()
+    assert len(by_layer) == len(layered.tokens) * len(layered.layers)
+    assert sorted(set(by_layer["layer"])) == list(layered.layers)

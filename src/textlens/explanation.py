@@ -297,6 +297,15 @@ class Explanation:
     def __len__(self) -> int:
         return len(self.tokens)
 
+    def to_frame(self) -> Any:
+        """A pandas DataFrame: a row per token (and per layer of a layered explanation), with
+        the columns of the CSV export (``textlens.render.export.COLUMNS``)."""
+        import pandas as pd
+
+        from textlens.render.export import COLUMNS, to_records
+
+        return pd.DataFrame(to_records(self), columns=list(COLUMNS))
+
     def top(self, k: int = 5, layer: int | None = None) -> list[tuple[str, float]]:
         """The ``k`` highest-scoring non-special tokens as ``(token, score)``.
 

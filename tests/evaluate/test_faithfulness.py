@@ -101,3 +101,15 @@ def test_explanations_from_any_method(tiny_bert):
         evaluate([exps[0].to_words()], tiny_bert)
     with pytest.raises(TextlensError, match="tokens as the model splits it"):
         evaluate_scores(tiny_bert, TEXTS[:1], [np.ones(3)])
+
+
+def test_an_evaluation_is_a_table_in_a_notebook_and_a_data_frame(tiny_bert):
+    exps = explain_many(TEXTS[:2], tiny_bert, "gradient")
+    results = evaluate(exps, tiny_bert)
+    assert isinstance(results, list) and len(results) == 2
+    frame = results.to_frame()
+    assert list(frame["text"]) == list(TEXTS[:2]) and set(frame["method"]) == {"gradient"}
+    for k, r in enumerate(results):
+        assert frame["comprehensiveness"][k] == pytest.approx(r.comprehensiveness)
+    table = results._repr_html_()
+    assert table.count("<tr>") == 3 and "sufficiency" in table

@@ -15,6 +15,7 @@ from textlens.lazy import exports
 
 _EXPORTS = {
     "ERASER_BINS": "textlens.evaluate.faithfulness",
+    "Evaluation": "textlens.evaluate.faithfulness",
     "Faithfulness": "textlens.evaluate.faithfulness",
     "evaluate": "textlens.evaluate.faithfulness",
     "evaluate_scores": "textlens.evaluate.faithfulness",

@@ -329,8 +329,9 @@ def evaluate(
     batch_size: int = 64,
     unit: str = "token",
     follow: Any = None,
-) -> list[Faithfulness]:
-    """Faithfulness of Explanations (sub-word level, from ``explain``) on the model they explain.
+) -> Evaluation:
+    """Faithfulness of Explanations (sub-word level, from ``explain``) on the model they explain:
+    one ``Faithfulness`` each, in a list that shows as a table in a notebook (``Evaluation``).
 
     The outcome followed is each explanation's target (its class, its next token); a layered
     explanation is ranked by ``layer`` (default: its last row). With ``unit="word"`` or
@@ -354,7 +355,7 @@ def evaluate(
     shown = [e if unit == "token" else e.to_units(unit) for e in exps]
     indexed = all(e.target.index is not None for e in exps)
     targets = [int(e.target.index) for e in exps] if indexed else None
-    return evaluate_scores(
+    found = evaluate_scores(
         model,
         [e.text for e in exps],
         [_row_scores(e, layer) for e in shown],
@@ -366,3 +367,57 @@ def evaluate(
         unit=unit,
         follow=follow,
     )
+    return Evaluation(found, exps)
+
+
+SCALARS = (
+    "comprehensiveness", "sufficiency", "naopc", "deletion_auc", "insertion_auc",
+    "loo_kendall_tau", "completeness", "probability",
+)  # fmt: skip
+"""The metrics of a ``Faithfulness`` that are one number (its tables' columns)."""
+
+
+class Evaluation(list):  # type: ignore[type-arg]
+    """The ``Faithfulness`` of each explanation (a list, as ``evaluate`` returns it), which
+    shows as a table in a notebook and converts to a DataFrame."""
+
+    def __init__(self, results: Sequence[Faithfulness], explanations: Sequence[Any] = ()):
+        super().__init__(results)
+        self.explanations = tuple(explanations)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One record per explanation: its text, method and target, then every one-number
+        metric."""
+        out = []
+        for k, result in enumerate(self):
+            exp = self.explanations[k] if k < len(self.explanations) else None
+            record: dict[str, Any] = {
+                "text": exp.text if exp is not None else "",
+                "method": exp.method if exp is not None else "",
+                "target": exp.target.label if exp is not None else None,
+            }
+            record.update({name: float(getattr(result, name)) for name in SCALARS})
+            out.append(record)
+        return out
+
+    def to_frame(self) -> Any:
+        """A pandas DataFrame: a row per explanation (see ``rows``)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows())
+
+    def _repr_html_(self) -> str:
+        import html
+
+        head = ["text", "method", "target", *SCALARS]
+        cells = ["<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
+        for record in self.rows():
+            text = str(record["text"])
+            shown = [
+                text if len(text) <= 60 else text[:57] + "...",
+                str(record["method"]),
+                str(record["target"]),
+                *("n/a" if not math.isfinite(record[n]) else f"{record[n]:.3f}" for n in SCALARS),
+            ]
+            cells.append("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in shown) + "</tr>")
+        return f"<table>{''.join(cells)}</table>"
