@@ -377,7 +377,7 @@ SCALARS = (
 """The metrics of a ``Faithfulness`` that are one number (its tables' columns)."""
 
 
-class Evaluation(list):  # type: ignore[type-arg]
+class Evaluation(list):
     """The ``Faithfulness`` of each explanation (a list, as ``evaluate`` returns it), which
     shows as a table in a notebook and converts to a DataFrame."""
 
