@@ -183,3 +183,21 @@ def test_what_an_encoder_decoder_refuses_is_one_line(seq2seq, tokenizer):
         HFAdapter(tiny_seq2seq("t5"), tokenizer)
     result = CliRunner().invoke(main, ["explain", SOURCE, "--model", "demo", "--generate", "2"])
     assert result.exit_code != 0 and "encoder-decoder" in result.output
+
+
+def test_the_web_api_explains_what_an_encoder_decoder_writes(tokenizer):
+    from conftest import local_client
+    from textlens.server.app import Limits, create_app
+
+    client = local_client(create_app(load_model(tiny_seq2seq("bart"), tokenizer), Limits()))
+    assert client.get("/api/model").json()["task"] == "seq2seq-lm"
+    r = client.post(
+        "/api/explain", json={"text": SOURCE, "method": "gradient-x-input", "generate": 3}
+    )
+    body = r.json()
+    assert r.status_code == 200, body
+    assert body["explanation"]["n_source"] == len(tokenizer(SOURCE)["input_ids"])
+    r = client.post("/api/explain", json={"text": SOURCE, "method": "gradient"})
+    assert r.status_code == 422 and "explained through what it writes" in r.json()["detail"]
+    r = client.post("/api/explain", json={"text": SOURCE, "method": "relevance", "generate": 2})
+    assert r.status_code == 422 and "does not explain encoder-decoder" in r.json()["detail"]
