@@ -362,6 +362,15 @@ def _explain_generation(
             f"this is a {adapter.task} model (give one with --model, e.g. demo-lm)"
         )
     encoder_decoder = bool(getattr(adapter, "encoder_decoder", False))
+    chosen = get_method(method, **params)  # settings checked before any work
+    if encoder_decoder and not describe(type(chosen), "encoder_decoder"):
+        from textlens.methods import METHODS
+
+        usable = sorted(n for n, c in METHODS.items() if describe(c, "encoder_decoder"))
+        raise TextlensError(
+            f"{chosen.name} does not explain encoder-decoder models; use one of: "
+            f"{', '.join(usable)}"
+        )
     if batch_size != "auto" and (
         isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
     ):
@@ -448,15 +457,6 @@ def _explain_generation(
     clock = time.perf_counter()
     probabilities, entropies = _steps(adapter, ids, n_prompt, n_source)
     pass_seconds = time.perf_counter() - clock
-    chosen = get_method(method, **params)
-    if encoder_decoder and not describe(type(chosen), "encoder_decoder"):
-        from textlens.methods import METHODS
-
-        usable = sorted(n for n, c in METHODS.items() if describe(c, "encoder_decoder"))
-        raise TextlensError(
-            f"{chosen.name} does not explain encoder-decoder models; use one of: "
-            f"{', '.join(usable)}"
-        )
     fixed = special if attribute_to == "all" else special[:n_prompt] + (True,) * len(out_ids)
 
     shares = bool(describe(type(chosen), "reads_positions"))

@@ -130,6 +130,7 @@ def describe_methods() -> list[dict[str, Any]]:
                 "layered": _class_flag(cls, "layered"),
                 "summary": doc[0] if doc else "",
                 "provides": dict(describe(cls, "provides")),
+                "encoder_decoder": bool(describe(cls, "encoder_decoder")),
                 "params": params,
             }
         )
