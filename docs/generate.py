@@ -165,12 +165,13 @@ def context_table() -> str:
             if isinstance(g, dict)
         )
         lines.append(f"An 8-token answer after a {length}-token prompt: {parts}.\n")
-    agree = found.get("bfloat16_agreement")
-    if agree:
+    for length, agree in sorted(found.get("bfloat16_agreement", {}).items()):
+        if not isinstance(agree, dict):
+            continue
         lines.append(
-            "Gradient x input with the model in bfloat16 against float32: Spearman "
-            + ", ".join(f"{k} {v:.3f}" for k, v in agree.items() if isinstance(v, float))
-            + ".\n"
+            f"Gradient x input with the model in bfloat16 against float32, {length}-token "
+            f"documents, {agree['prompts']} prompts: Spearman median "
+            f"{agree['spearman_median']:.3f}, smallest {agree['spearman_min']:.3f}.\n"
         )
     return "\n".join(lines)
 
@@ -187,6 +188,53 @@ def attribution_speed() -> str:
             f"| {name} | {' | '.join(cells)} | {by_length['512']['peak_rss_gib']:.2f} GiB |"
         )
     return "\n".join(rows) + "\n"
+
+
+def precision() -> str:
+    """bfloat16 and float16 against float32, each method on the demo classifier and SmolLM2."""
+    found = result("precision")["metrics"]
+    halves = [d for d in found["dtypes"] if d != "float32"]
+    head = " | ".join(f"{d}: Spearman median (min) | largest difference | same top" for d in halves)
+    rows = []
+    for model, shown in (("classifier", "demo classifier"), ("lm", "SmolLM2")):
+        for name, by_dtype in found.get(model, {}).items():
+            cells = []
+            for d in halves:
+                c = by_dtype[d]
+                cells.append(
+                    f"{c['spearman_median']:.3f} ({c['spearman_min']:.3f}) | "
+                    f"{c['largest_difference']:.3f} | {c['same_top']:.2f}"
+                )
+            times = " / ".join(f"{by_dtype[d]['seconds_median']:.2f}" for d in found["dtypes"])
+            rows.append(f"| {shown} | {name} | {' | '.join(cells)} | {times} |")
+    columns = 3 + 3 * len(halves)
+    deltas = []
+    for model, shown in (("classifier", "demo classifier"), ("lm", "SmolLM2")):
+        for name, by_dtype in found.get(model, {}).items():
+            if all("convergence_delta_median" in by_dtype[d] for d in found["dtypes"]):
+                values = ", ".join(
+                    f"{d} {by_dtype[d]['convergence_delta_median']:.2f}" for d in found["dtypes"]
+                )
+                where = "the demo classifier" if model == "classifier" else shown
+                deltas.append(f"{name} on {where}: {values}")
+    converged = (
+        "\n\nThe median size of integrated gradients' own convergence delta (the path sum "
+        "against the change of the target, in the target's units): " + "; ".join(deltas) + "."
+        if deltas
+        else ""
+    )
+    return "\n".join(
+        [
+            f"| model | method | {head} | s a text ({' / '.join(found['dtypes'])}) |",
+            "|" + " --- |" * columns,
+            *rows,
+        ]
+    ) + (
+        f"\n\n{found['texts']} Rotten Tomatoes test sentences and {found['prompts']} SmolLM2 "
+        "prompts (next token); largest difference: the largest change of a score, as a share of "
+        "the text's largest float32 score; same top: the share of texts whose most important "
+        "token is the same." + converged + "\n"
+    )
 
 
 def startup() -> str:
@@ -348,6 +396,7 @@ FIGURES: dict[str, Callable[[], str]] = {
     "relevance-absorbed": relevance_absorbed,
     "attribution-speed": attribution_speed,
     "startup": startup,
+    "precision": precision,
     "evaluation-methods": evaluation_methods,
     "evaluation-own-data": lambda: evaluation_methods("own-data"),
     "similarity-deletion": similarity_deletion,
