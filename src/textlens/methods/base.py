@@ -323,9 +323,11 @@ def _same_inputs(batch: TokenBatch, embeds: torch.Tensor, rows: torch.Tensor) ->
     masks = batch.attention_mask[rows, : embeds.shape[1]].to(flat.dtype)
     if batch.token_type_ids is not None:
         masks = torch.cat([masks, batch.token_type_ids[rows, : embeds.shape[1]].to(flat.dtype)], 1)
-    keys = torch.cat([flat, masks], dim=1)
-    if int(keys.double().sum(dim=1).unique().numel()) == n:  # cheap: no two rows alike
+    # cheap first, without a copy of the rows: no two rows have the same sums, so none alike
+    sums = flat.sum(dim=1, dtype=torch.float64) + masks.sum(dim=1, dtype=torch.float64)
+    if int(sums.unique().numel()) == n:
         return None
+    keys = torch.cat([flat, masks], dim=1)
     unique_keys, source = torch.unique(keys, dim=0, return_inverse=True)
     if len(unique_keys) == n:
         return None

@@ -46,7 +46,9 @@ class Occlusion:
 
     def memory_bytes(self, model: ModelAdapter, batch: TokenBatch) -> int:
         rows, width = self.passes(model, batch), batch.input_ids.shape[1]
-        copies = rows * width * (model.embed_dim * 4 + 8)  # every copy's ids and embeddings
+        # every copy's ids and embeddings, and the two copies that finding the copies alike
+        # (the rows of an answer share them) makes of the embeddings
+        copies = rows * width * (3 * model.embed_dim * 4 + 8)
         per_pass = min(rows, auto_rows(batch, self.internal_batch_size))
         return copies + forward_memory_bytes(model, batch, per_pass)
 
