@@ -22,7 +22,7 @@ from textlens.explanation import Explanation, from_scores
 from textlens.memory import fits, memory_limit, plan_checkpointing, planned
 from textlens.methods import DEFAULT_METHOD, get_method
 from textlens.methods.base import Method, describe
-from textlens.targets import as_target
+from textlens.targets import as_target, several
 
 
 def explain(
@@ -235,17 +235,16 @@ def explain_many(
     adapter = resolve_adapter(model, device, dtype=dtype, tokenizer=tokenizer)
     chosen = with_corpus(get_method(method, **params), texts, adapter.name)
     goal = as_target(adapter, target, target_kind)
-    split = getattr(goal, "split", None)
-    several = split(adapter) if split is not None else None
-    if several:  # several labels: each text explained once per label, text by text
+    targets = several(goal, adapter)
+    if targets:  # several labels: each text explained once per label, text by text
         each = [
             explain_many(
                 texts, adapter, chosen, one, batch_size=batch_size, max_length=max_length,
                 truncate=truncate, documents=documents, max_memory=max_memory,
             )
-            for one in several
+            for one in targets
         ]  # fmt: skip
-        return [each[k][i] for i in range(len(texts)) for k in range(len(several))]
+        return [each[k][i] for i in range(len(texts)) for k in range(len(targets))]
     order = sorted(range(len(texts)), key=lambda i: len("".join(texts[i])))
     results: list[Explanation | None] = [None] * len(texts)
     n_cut, kept = 0, None
@@ -337,7 +336,7 @@ def check_target(
     """
     adapter = resolve_adapter(model, None)
     goal = as_target(adapter, target)
-    if getattr(goal, "split", lambda _: None)(adapter):
+    if several(goal, adapter):
         raise TextlensError(
             "a job explains one --target per row: give one label (several labels go with one "
             "text: textlens explain, or explain_labels in Python)"

@@ -422,9 +422,10 @@ class Request:
         if self.pair is not None:
             return [a._pair(adapter, method)[0] for a in asked]
         from textlens.pipeline import explain_many
+        from textlens.targets import several
 
         goal = self.goal(adapter)
-        if getattr(goal, "split", lambda _: None)(adapter):
+        if several(goal, adapter):
             raise RequestError(
                 "a job explains one {target} per row: give one label (several labels go with "
                 "one text: textlens explain, or explain_labels in Python)"

@@ -477,6 +477,13 @@ class NextTokenTarget(_Kind):
         return int(ids[0])
 
 
+def _column(outputs: Any, positions: torch.Tensor) -> torch.Tensor:
+    """Where positions of the sequence are in ``outputs.logits``: themselves, or, for logits
+    computed at some positions only (``outputs.logits_at``, sorted), their index among those."""
+    computed = getattr(outputs, "logits_at", None)
+    return positions if computed is None else torch.searchsorted(computed, positions)
+
+
 def _next_token_bound(
     adapter: Any,
     last: torch.Tensor,
@@ -493,7 +500,7 @@ def _next_token_bound(
     def select_from(
         out: Any, rows: torch.Tensor, source: torch.Tensor, at: torch.Tensor | None = None
     ) -> torch.Tensor:
-        step = out.logits[source, last[rows] if at is None else at].log_softmax(-1)
+        step = out.logits[source, _column(out, last[rows]) if at is None else at].log_softmax(-1)
         value = step.gather(1, index[rows].unsqueeze(1)).squeeze(1)
         if foil is not None:
             value = value - step.gather(1, foil[rows].unsqueeze(1)).squeeze(1)
@@ -504,7 +511,7 @@ def _next_token_bound(
 
     def distribution(out: Any, rows: torch.Tensor) -> torch.Tensor:
         n = torch.arange(len(rows), device=rows.device)
-        return out.logits[n, last[rows]].float().softmax(-1)
+        return out.logits[n, _column(out, last[rows])].float().softmax(-1)
 
     return BoundTarget(
         select,
@@ -554,9 +561,7 @@ class ForcedTokens(_Kind):
             if len(last) != len(batch) or bool((last >= batch.lengths.to(last.device)).any()):
                 raise TextlensError("each forced token's position must lie inside its text")
         arange = torch.arange(len(batch), device=logits.device)
-        computed = getattr(outputs, "logits_at", None)  # the logits of these positions only
-        column = last if computed is None else torch.searchsorted(computed, last)
-        logp = logits[arange, column].float().log_softmax(-1)
+        logp = logits[arange, _column(outputs, last)].float().log_softmax(-1)
         index = torch.tensor(self.ids, dtype=torch.long, device=logits.device)
         return _next_token_bound(adapter, last, logp, index, None)
 
@@ -840,6 +845,13 @@ class TokenSetProbability:
 
 Target = Any
 """Any registered target (``TARGETS``): a frozen dataclass with ``bind``."""
+
+
+def several(goal: Any, adapter: Any) -> tuple[Any, ...] | None:
+    """The targets ``goal`` stands for, to explain one after the other (several labels), or
+    None when it is one target (any target without ``split``: a callable, an adapter's own)."""
+    split = getattr(goal, "split", None)
+    return split(adapter) if split is not None else None
 
 
 def default_target(adapter: Any) -> Any:

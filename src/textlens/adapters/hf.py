@@ -261,7 +261,7 @@ class HFAdapter(EncodingAdapter):
     ) -> list[int]:
         """A causal LM's continuation of ``prompt_ids``: ``n`` tokens at most, greedy (or
         sampled with ``sample_seed``), cut before the end-of-sequence token."""
-        end = getattr(self.tokenizer, "eos_token_id", None)
+        end = self._end_token_id()
         inputs = torch.tensor([prompt_ids], device=self.device)
         sample = sample_seed is not None
         kwargs: dict[str, Any] = {"max_new_tokens": n, "do_sample": sample}
@@ -276,9 +276,22 @@ class HFAdapter(EncodingAdapter):
                 pad_token_id=self.pad_token_id,
                 stopping_criteria=stopping,
                 **kwargs,
+                **self._generation_options(),
             )
-        new = out[0, len(prompt_ids) :].tolist()
+        new = out[0, self._generated_from(len(prompt_ids)) :].tolist()
         return new[: new.index(end)] if end is not None and end in new else new
+
+    def _end_token_id(self) -> int | None:
+        """The token that ends a generated answer."""
+        return getattr(self.tokenizer, "eos_token_id", None)
+
+    def _generation_options(self) -> dict[str, Any]:
+        """What ``generate`` needs besides the prompt and the decoding settings."""
+        return {}
+
+    def _generated_from(self, n_prompt: int) -> int:
+        """Where the new tokens start in what ``generate`` returns (after the prompt)."""
+        return n_prompt
 
     def layer_bytes(self, rows: int, width: int) -> int:
         """Rough memory one transformer block keeps for the backward pass, for ``rows`` texts of

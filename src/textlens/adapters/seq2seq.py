@@ -6,8 +6,8 @@ embeddings, as they do for any model; ``forward`` splits it at ``batch.n_source`
 encoder on the first part and the decoder on the rest, and puts the outputs back on the one
 sequence's positions:
 
-- logits: the decoder's, at their positions in the sequence (zeros over the source, which
-  predicts nothing); with ``logits_at``, only the positions asked for.
+- logits: the decoder's, and ``logits_at``, the sequence's positions they are at (the
+  source predicts nothing); with ``logits_at`` given, only the positions asked for.
 - hidden states: layer ``l`` is the encoder's layer ``l`` over the source and the decoder's
   layer ``l`` over the rest (when both have as many layers).
 - attention weights: layer ``l``'s map over the whole sequence: the encoder's self-attention
@@ -98,23 +98,6 @@ class Seq2SeqAdapter(HFAdapter):
         return True
 
     @property
-    def max_length(self) -> int:
-        """The most source tokens (the encoder's positions, or the tokenizer's limit)."""
-        limits = [
-            getattr(self.config, "max_position_embeddings", None),
-            getattr(self.tokenizer, "model_max_length", None),
-        ]
-        usable = [int(v) for v in limits if isinstance(v, int) and 0 < v < 1_000_000]
-        return min(usable) if usable else 512
-
-    @property
-    def vocab_size(self) -> int:
-        head = self.model.get_output_embeddings()
-        if head is not None and hasattr(head, "weight"):
-            return int(head.weight.shape[0])
-        return int(getattr(self.config, "vocab_size", 0) or 0)
-
-    @property
     def attention_heads(self) -> int:
         cfg = self.config
         return int(
@@ -125,11 +108,6 @@ class Seq2SeqAdapter(HFAdapter):
     @property
     def attention_in_rows(self) -> bool:
         return False
-
-    def output_layer(self) -> None:
-        """None: the decoder's output may be rescaled before the head (T5), so methods read the
-        logits, not the head's input."""
-        return None
 
     def embed(self, batch: TokenBatch, input_ids: torch.Tensor | None = None) -> torch.Tensor:
         """Word embeddings ``(B, T, K)``: the encoder's table for the source, the decoder's for
@@ -149,32 +127,18 @@ class Seq2SeqAdapter(HFAdapter):
             ids[:, n] = batch.input_ids[:, n]
         return ids
 
-    def generate_ids(
-        self, prompt_ids: list[int], n: int, sample_seed: int | None, stopping: Any = None
-    ) -> list[int]:
-        """The model's output for the source ``prompt_ids``: ``n`` tokens at most, greedy (or
-        sampled with ``sample_seed``), without the start token, cut before the end token."""
-        end = getattr(self.tokenizer, "eos_token_id", None)
-        if end is None:
-            end = getattr(self.config, "eos_token_id", None)
-        inputs = torch.tensor([prompt_ids], device=self.device)
-        sample = sample_seed is not None
-        kwargs: dict[str, Any] = {"max_new_tokens": n, "do_sample": sample}
-        if sample:
-            torch.manual_seed(sample_seed)
-        else:
-            kwargs.update(temperature=None, top_p=None, top_k=None, num_beams=1)
-        with torch.no_grad():
-            out = self.model.generate(
-                input_ids=inputs,
-                attention_mask=torch.ones_like(inputs),
-                decoder_start_token_id=self.start_token_id,
-                pad_token_id=self.pad_token_id,
-                stopping_criteria=stopping,
-                **kwargs,
-            )
-        new = out[0, 1:].tolist()  # after the decoder's start token
-        return new[: new.index(end)] if end is not None and end in new else new
+    def _end_token_id(self) -> int | None:
+        end = super()._end_token_id()
+        return end if end is not None else getattr(self.config, "eos_token_id", None)
+
+    def _generation_options(self) -> dict[str, Any]:
+        """The decoder starts from its start token; one beam (greedy or sampled, never a beam
+        search from the model's generation config)."""
+        return {"decoder_start_token_id": self.start_token_id, "num_beams": 1}
+
+    def _generated_from(self, n_prompt: int) -> int:
+        """What ``generate`` returns is the decoder's: its start token, then the output."""
+        return 1
 
     LAYER_SCALE = 3.3
     """What a forward pass without gradients holds beyond one decoder-only block's
@@ -234,8 +198,8 @@ class Seq2SeqAdapter(HFAdapter):
             if bool((logits_at < n).any()):
                 raise TextlensError("the source predicts no token: read logits from the decoder")
             logits = logits[:, logits_at - n]
-        else:
-            logits = torch.cat([logits.new_zeros((logits.shape[0], n, logits.shape[2])), logits], 1)
+        else:  # the decoder's positions: the source predicts nothing
+            logits_at = torch.arange(n, embeds.shape[1], device=logits.device)
         states = None
         if hidden_states:
             enc, dec = out.encoder_hidden_states, out.decoder_hidden_states
@@ -247,7 +211,9 @@ class Seq2SeqAdapter(HFAdapter):
                 out.encoder_attentions, out.cross_attentions, out.decoder_attentions, strict=False
             )
             maps = tuple(_whole_map(e, c, d) for e, c, d in layers)
-        return CausalLMOutput(logits=logits, hidden_states=states, attentions=maps)
+        out = CausalLMOutput(logits=logits, hidden_states=states, attentions=maps)
+        out.logits_at = logits_at  # the sequence's positions the logits are at
+        return out
 
 
 def _whole_map(encoder: torch.Tensor, cross: torch.Tensor, decoder: torch.Tensor) -> torch.Tensor:

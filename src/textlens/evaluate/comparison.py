@@ -299,7 +299,7 @@ def compare_methods(
     from textlens.evaluate.naopc import BEAM, EXACT_UP_TO, aopc_bounds
     from textlens.methods import METHODS, get_method
     from textlens.pipeline import explain_many, with_corpus
-    from textlens.targets import as_target, default_follow
+    from textlens.targets import as_target, default_follow, several
 
     every = methods in ("all", ["all"])
     names = [*sorted(METHODS), RANDOM] if every else list(methods)
@@ -320,7 +320,7 @@ def compare_methods(
     if target is None and target_kind is None:
         default_follow(adapter)  # refuses models that have no class or next token
     goal = as_target(adapter, target, target_kind)
-    if getattr(goal, "split", lambda _: None)(adapter):
+    if several(goal, adapter):
         raise TextlensError(
             "the metrics follow one label at a time: give one --target and run once per label"
         )

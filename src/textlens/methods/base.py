@@ -289,7 +289,7 @@ def forward_unique(
     return SimpleNamespace(
         logits=out.logits[source],
         hidden_states=None if not states else tuple(h[source] for h in states),
-        logits_at=logits_at,
+        logits_at=getattr(out, "logits_at", logits_at),
     )
 
 
